@@ -1,0 +1,217 @@
+"""Transactional outbox and its relay.
+
+A use case writes its change and calls `enqueue` on the same connection inside
+the same transaction: either both commit or neither does, so an accepted write
+is never lost and no event announces a change that did not happen. `enqueue`
+also issues `pg_notify`, which Postgres delivers only on commit; the relay
+LISTENs and wakes at once, and polls every `poll_seconds` as a safety net (a
+missed notification, a relay restart, NATS coming back).
+
+The relay claims pending rows with `FOR UPDATE SKIP LOCKED` so several relay
+instances may run; each also takes a transaction-scoped advisory lock per
+aggregate, so two relays never publish events of the same aggregate at once and
+per-aggregate order (outbox `seq` order) is kept. Every message carries
+`Nats-Msg-Id` = event id: if a relay dies after NATS stored the message but
+before the row was marked, the republish is dropped by the stream's duplicate
+window. While NATS is unreachable rows stay pending and the relay backs off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from nats.js import JetStreamContext
+
+from community_shared.events import Envelope, encode_envelope
+from community_shared.metrics import OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
+from community_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def notify_channel(schema: str) -> str:
+    return f"outbox_{schema}"
+
+
+async def enqueue(
+    conn: asyncpg.Connection, schema: str, envelope: Envelope, *, aggregate: str
+) -> None:
+    """Record `envelope` for publication; call inside the use case's transaction.
+
+    `aggregate` names the thing whose events must stay in order (e.g.
+    `post:<id>`). The subject is the envelope's `type`.
+    """
+    await conn.execute(
+        f"INSERT INTO {schema}.outbox (id, subject, aggregate, payload) VALUES ($1, $2, $3, $4)",
+        envelope.id,
+        envelope.type,
+        aggregate,
+        encode_envelope(envelope),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
+
+
+PublishFn = Callable[[str, bytes, str], Awaitable[None]]
+
+
+def jetstream_publisher(js: JetStreamContext, settings: Settings) -> PublishFn:
+    async def publish(subject: str, payload: bytes, msg_id: str) -> None:
+        await js.publish(
+            settings.subject(subject), payload, timeout=2.0, headers={"Nats-Msg-Id": msg_id}
+        )
+
+    return publish
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows of one schema; run one or more per service.
+
+    Guarantees: every committed row is eventually published while NATS is
+    reachable; rows of one aggregate are published in `seq` order; a row is
+    marked published only after JetStream acknowledged it. Not guaranteed:
+    order across different aggregates.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        publish: PublishFn,
+        *,
+        listen_dsn: str,
+        poll_seconds: float = 1.0,
+        batch_size: int = 200,
+        max_backoff: float = 5.0,
+        retention: str = "1 day",
+    ) -> None:
+        self._pool = pool
+        self._listen_dsn = listen_dsn
+        self._schema = schema
+        self._publish = publish
+        self._poll_seconds = poll_seconds
+        self._batch_size = batch_size
+        self._max_backoff = max_backoff
+        self._retention = retention
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_listener()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _ensure_listener(self) -> None:
+        """Keep one dedicated LISTEN connection; without it the relay just polls."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            conn: asyncpg.Connection = await asyncpg.connect(self._listen_dsn, timeout=2)
+            await conn.add_listener(notify_channel(self._schema), self._on_notify)
+        except Exception:
+            log.warning("outbox relay for %s: cannot LISTEN; polling", self._schema)
+            return
+        self._listener = conn
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        last_cleanup = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._ensure_listener()
+                self._wake.clear()
+                try:
+                    published = await self.publish_pending()
+                    backoff = 0.1
+                except Exception:
+                    log.warning("outbox relay for %s: publish failed", self._schema, exc_info=True)
+                    OUTBOX_PUBLISH_ERRORS.labels(schema=self._schema).inc()
+                    await asyncio.sleep(backoff + random.uniform(0, backoff / 2))
+                    backoff = min(backoff * 2, self._max_backoff)
+                    continue
+                if published >= self._batch_size:
+                    continue  # more is waiting
+                if loop.time() - last_cleanup > 600:
+                    last_cleanup = loop.time()
+                    with contextlib.suppress(Exception):
+                        await self.delete_published()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+        finally:
+            await self._close_listener()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending rows; return how many were published.
+
+        Raises when a publish fails; rows published before the failure are
+        marked, the rest stay pending.
+        """
+        schema = self._schema
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"""SELECT seq, id, subject, payload FROM {schema}.outbox
+                    WHERE published_at IS NULL
+                      AND pg_try_advisory_xact_lock(hashtextextended('{schema}:' || aggregate, 0))
+                    ORDER BY seq
+                    LIMIT $1
+                    FOR UPDATE SKIP LOCKED""",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            done: list[int] = []
+            failure: BaseException | None = None
+            for row in rows:
+                try:
+                    await self._publish(row["subject"], bytes(row["payload"]), str(row["id"]))
+                except Exception as exc:
+                    failure = exc
+                    break
+                done.append(row["seq"])
+            if done:
+                await conn.execute(
+                    f"UPDATE {schema}.outbox SET published_at = now()"
+                    " WHERE seq = ANY($1::bigint[])",
+                    done,
+                )
+                OUTBOX_PUBLISHED.labels(schema=schema).inc(len(done))
+            if failure is not None:
+                failed_seq = rows[len(done)]["seq"]
+                await conn.execute(
+                    f"UPDATE {schema}.outbox SET attempts = attempts + 1 WHERE seq = $1",
+                    failed_seq,
+                )
+        if failure is not None:
+            raise failure
+        return len(done)
+
+    async def delete_published(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                f"DELETE FROM {self._schema}.outbox"
+                f" WHERE published_at < now() - interval '{self._retention}'"
+            )

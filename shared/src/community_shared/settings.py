@@ -1,0 +1,78 @@
+"""Typed settings read from the environment (SPEC §1).
+
+Every component reads the same variables. `NATS_SUBJECT_PREFIX` and
+`REDIS_KEY_PREFIX` exist so that several independent copies of the system (test
+sessions, a staging stack) can share one NATS and one Redis server without
+seeing each other's subjects, streams or keys; in production both are empty and
+subjects are exactly the ones in the events catalogue.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+DEFAULT_JWT_SECRET = "community-live-development-secret-change-me"
+"""Development default for `JWT_SECRET`. Any real deployment must override it."""
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/community"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_HOST = "127.0.0.1"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    database_url: str = DEFAULT_DATABASE_URL
+    nats_url: str = DEFAULT_NATS_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    host: str = DEFAULT_HOST
+    port: int = 8000
+    nats_subject_prefix: str = ""
+    redis_key_prefix: str = ""
+    log_level: str = "INFO"
+    run_migrations: bool = True
+    outbox_poll_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls, service: str, default_port: int, **overrides: object) -> Settings:
+        """Build settings for `service` from the process environment.
+
+        Explicit keyword overrides win over the environment (used by tests and
+        by the local runner).
+        """
+        env = os.environ
+        values: dict[str, object] = {
+            "service": service,
+            "database_url": env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            "nats_url": env.get("NATS_URL", DEFAULT_NATS_URL),
+            "redis_url": env.get("REDIS_URL", DEFAULT_REDIS_URL),
+            "jwt_secret": env.get("JWT_SECRET", DEFAULT_JWT_SECRET),
+            "host": env.get("HOST", DEFAULT_HOST),
+            "port": int(env.get("PORT", default_port)),
+            "nats_subject_prefix": env.get("NATS_SUBJECT_PREFIX", ""),
+            "redis_key_prefix": env.get("REDIS_KEY_PREFIX", ""),
+            "log_level": env.get("LOG_LEVEL", "INFO"),
+            "run_migrations": env.get("RUN_MIGRATIONS", "1") not in ("0", "false", "no"),
+            "outbox_poll_seconds": float(env.get("OUTBOX_POLL_SECONDS", "1.0")),
+        }
+        values.update(overrides)
+        return msgspec.convert(values, cls)
+
+    def subject(self, name: str) -> str:
+        """The wire subject for an unprefixed subject such as `posts.post.created`."""
+        return f"{self.nats_subject_prefix}{name}"
+
+    def unprefix(self, subject: str) -> str:
+        """Strip the deployment prefix from a wire subject."""
+        prefix = self.nats_subject_prefix
+        return subject[len(prefix) :] if prefix and subject.startswith(prefix) else subject
+
+    def stream_name(self, name: str) -> str:
+        """A JetStream stream or durable consumer name, prefixed per deployment."""
+        prefix = self.nats_subject_prefix.replace(".", "_").replace("-", "_")
+        return f"{prefix}{name}"
+
+    def redis_key(self, key: str) -> str:
+        return f"{self.redis_key_prefix}{key}"

@@ -1,0 +1,305 @@
+"""Fixtures for the real services, written once for the whole suite.
+
+Postgres, NATS (JetStream) and Redis are used at the configured URLs
+(`DATABASE_URL`'s server, `NATS_URL`, `REDIS_URL`) when they answer. Otherwise,
+where a Docker engine is available, throwaway containers are started with the
+`docker` SDK; otherwise the run stops with a message naming the missing service
+and how to start it.
+
+Isolation without slowing the suite: one fresh database per test session (every
+service migrates its own schema into it once), one NATS subject and stream
+prefix per session, one Redis key prefix per session. Tests that need an empty
+table truncate it; everything else uses fresh user ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import asyncpg
+import msgspec
+import nats
+import pytest
+import redis.asyncio as aioredis
+from litestar.testing import AsyncTestClient
+
+from community_shared.auth import issue_token
+from community_shared.settings import Settings
+
+JWT_SECRET = "test-secret-not-for-production"
+RUN_ID = f"t{uuid.uuid4().hex[:10]}"
+
+SERVICE_PORTS = {"posts": 8001, "resources": 8002, "goals": 8003, "leaderboard": 8004}
+
+
+# --------------------------------------------------------------------------- infra
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+HOW_TO_START = {
+    "postgres": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "redis": "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''",
+    "nats": "nats-server -a 127.0.0.1 -p 4222 -js &",
+}
+
+
+@dataclass(frozen=True)
+class Infra:
+    admin_dsn: str  # a DSN of the server's maintenance database, without the db name
+    nats_url: str
+    redis_url: str
+
+
+def _docker_start(missing: list[str]) -> dict[str, str]:
+    """Start throwaway containers for the missing services; return their URLs."""
+    import docker  # only where a Docker engine is around
+
+    client = docker.from_env()
+    client.ping()
+    urls: dict[str, str] = {}
+    images = {
+        "postgres": ("postgres:16-alpine", 5432, {"POSTGRES_HOST_AUTH_METHOD": "trust"}, None),
+        "nats": ("nats:2.10-alpine", 4222, {}, ["-js"]),
+        "redis": ("redis:7-alpine", 6379, {}, None),
+    }
+    for name in missing:
+        image, port, env, command = images[name]
+        container = client.containers.run(
+            image, command=command, environment=env, ports={f"{port}/tcp": None},
+            detach=True, remove=True, labels={"community-live-tests": RUN_ID},
+        )
+        container.reload()
+        host_port = container.ports[f"{port}/tcp"][0]["HostPort"]
+        scheme = {"postgres": "postgresql://postgres@", "nats": "nats://", "redis": "redis://"}
+        urls[name] = f"{scheme[name]}127.0.0.1:{host_port}" + ("/postgres" if name == "postgres" else "")
+        deadline = time.time() + 30
+        while not _answers(urls[name], port) and time.time() < deadline:
+            time.sleep(0.3)
+        if name == "postgres":
+            time.sleep(2)
+    return urls
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/community")
+    nats_url = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    missing = [
+        name
+        for name, url, port in (
+            ("postgres", database_url, 5432),
+            ("nats", nats_url, 4222),
+            ("redis", redis_url, 6379),
+        )
+        if not _answers(url, port)
+    ]
+    if missing:
+        try:
+            started = _docker_start(missing)
+        except Exception as exc:
+            lines = [f"  {name}: not reachable; start it with: {HOW_TO_START[name]}" for name in missing]
+            pytest.exit(
+                "real services missing and no Docker engine to start them "
+                f"({type(exc).__name__}):\n" + "\n".join(lines),
+                returncode=3,
+            )
+        database_url = started.get("postgres", database_url)
+        nats_url = started.get("nats", nats_url)
+        redis_url = started.get("redis", redis_url)
+    base = database_url.rsplit("/", 1)[0]
+    yield Infra(admin_dsn=base, nats_url=nats_url, redis_url=redis_url)
+
+
+@pytest.fixture(scope="session")
+async def database_url(infra: Infra) -> AsyncIterator[str]:
+    """A fresh database for this test session, dropped at the end."""
+    name = f"cl_{RUN_ID}"
+    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield f"{infra.admin_dsn}/{name}"
+    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
+    with contextlib.suppress(Exception):
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings_for(infra: Infra, database_url: str) -> Callable[..., Settings]:
+    """Settings for a component of this test session (shared prefixes and database)."""
+
+    def make(service: str, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "nats_url": infra.nats_url,
+            "redis_url": infra.redis_url,
+            "jwt_secret": JWT_SECRET,
+            "nats_subject_prefix": f"{RUN_ID}.",
+            "redis_key_prefix": f"{RUN_ID}:",
+            "port": 0,
+            "outbox_poll_seconds": 0.5,
+        }
+        values.update(overrides)
+        return Settings.from_env(service, SERVICE_PORTS.get(service, 8000), **values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def nats_client(infra: Infra) -> AsyncIterator[nats.aio.client.Client]:
+    nc = await nats.connect(infra.nats_url)
+    yield nc
+    js = nc.jetstream()
+    # Remove this session's streams (they are all prefixed with RUN_ID).
+    with contextlib.suppress(Exception):
+        for info in await js.streams_info():
+            if info.config.name and info.config.name.startswith(RUN_ID):
+                await js.delete_stream(info.config.name)
+    await nc.drain()
+
+
+@pytest.fixture(scope="session")
+async def redis_client(infra: Infra) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(infra.redis_url)
+    yield client
+    async for key in client.scan_iter(match=f"{RUN_ID}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the session database, for assertions on what was (not) written."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=5)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+# --------------------------------------------------------------------------- users
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    role: str
+    name: str
+    token: str
+    member: bool = True
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_user(role: str = "student", name: str | None = None, *, member: bool | None = None,
+              ttl: int = 3600) -> User:
+    user_id = uuid.uuid4()
+    name = name or f"{role.title()} {user_id.hex[:6]}"
+    token = issue_token(sub=user_id, role=role, name=name, secret=JWT_SECRET,
+                        ttl_seconds=ttl, member=member)
+    return User(id=user_id, role=role, name=name, token=token,
+                member=member if member is not None else True)
+
+
+@pytest.fixture
+def student() -> User:
+    return make_user("student")
+
+
+@pytest.fixture
+def other_student() -> User:
+    return make_user("student")
+
+
+@pytest.fixture
+def non_member() -> User:
+    return make_user("student", member=False)
+
+
+@pytest.fixture
+def instructor() -> User:
+    return make_user("instructor")
+
+
+@pytest.fixture
+def admin() -> User:
+    return make_user("admin")
+
+
+# --------------------------------------------------------------------------- services
+
+
+async def _service_client(
+    name: str, settings_for: Callable[..., Settings], nats_client: Any, redis_client: Any
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    module = importlib.import_module(f"community_{name}.app")
+    app = module.create_app(settings_for(name))
+    async with AsyncTestClient(app=app, timeout=10) as client:
+        # Wait until NATS hooks ran (stream set up, consumers and responders subscribed).
+        runtime = app.state.runtime
+        await asyncio.wait_for(runtime.nats_ready.wait(), timeout=15)
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def posts_client(settings_for, nats_client, redis_client):  # type: ignore[no-untyped-def]
+    async for client in _service_client("posts", settings_for, nats_client, redis_client):
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def goals_client(settings_for, nats_client, redis_client):  # type: ignore[no-untyped-def]
+    async for client in _service_client("goals", settings_for, nats_client, redis_client):
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def resources_client(settings_for, nats_client, redis_client):  # type: ignore[no-untyped-def]
+    async for client in _service_client("resources", settings_for, nats_client, redis_client):
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def leaderboard_client(settings_for, nats_client, redis_client):  # type: ignore[no-untyped-def]
+    async for client in _service_client("leaderboard", settings_for, nats_client, redis_client):
+        yield client
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0,
+                     interval: float = 0.05) -> None:
+    """Wait until `check()` is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def json_of(payload: bytes) -> Any:
+    return msgspec.json.decode(payload)
