@@ -1,0 +1,1 @@
+"""Running Community Live: the local runner, the demo seed and the demo page."""

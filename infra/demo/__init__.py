@@ -1,0 +1,1 @@
+"""The demo page (`index.html`) and the small server that serves it."""

@@ -1,0 +1,1 @@
+"""The stack as local processes (`./run stack`)."""
