@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from community_shared.auth import decode_token
 from community_shared.settings import Settings
+
 from infra import demo_data
 from infra.demo.server import page_config
 from infra.local import runner
