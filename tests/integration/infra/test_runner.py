@@ -1,0 +1,206 @@
+"""`./run stack` for real: it comes up, seeds, serves the demo page and stops cleanly.
+
+The runner runs as a subprocess with its own database, NATS subject prefix,
+Redis key prefix and ports, so it never touches another stack on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import nats
+import pytest
+import redis.asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parents[3]
+READY = "Community Live is ready."
+PORTS = {"gateway": 8000, "posts": 8001, "resources": 8002, "goals": 8003, "leaderboard": 8004}
+
+
+def free_port_offset() -> int:
+    """An offset whose component ports (and the demo page's) are all free."""
+    for offset in range(21_000, 40_000, 100):
+        ports = [p + offset for p in (*PORTS.values(), 8080)]
+        try:
+            for port in ports:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return offset
+    raise RuntimeError("no free port range")
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[bytes]
+    log: Path
+    offset: int
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def url(self, component: str, path: str) -> str:
+        port = (PORTS[component] if component != "demo" else 8080) + self.offset
+        return f"http://127.0.0.1:{port}{path}"
+
+    def started(self) -> dict[str, int]:
+        """Component name -> pid, from the runner's "started <name> (pid N)" lines."""
+        return {
+            m[0]: int(m[1])
+            for m in re.findall(r"^started (\w+) \(pid (\d+)\)", self.output(), re.M)
+        }
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return False  # a zombie is gone, only not yet reaped by its new parent
+    return True
+
+
+@pytest.fixture
+def isolation(infra: Any) -> Iterator[dict[str, str]]:
+    """The environment of a stack of its own; what it leaves behind is dropped after."""
+    run_id = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{infra.admin_dsn}/cl_runner_{run_id}",
+        "NATS_URL": infra.nats_url,
+        "REDIS_URL": infra.redis_url,
+        "NATS_SUBJECT_PREFIX": f"r{run_id}.",
+        "REDIS_KEY_PREFIX": f"r{run_id}:",
+        "JWT_SECRET": "runner-test-secret-long-enough-for-hs256",
+        "LOG_LEVEL": "WARNING",
+        "OUTBOX_POLL_SECONDS": "0.5",
+    }
+    yield env
+    asyncio.run(_forget(env))
+
+
+async def _forget(env: dict[str, str]) -> None:
+    """Drop what a stack left: its database, streams and Redis keys."""
+    base, _, name = env["DATABASE_URL"].rpartition("/")
+    admin = await asyncpg.connect(f"{base}/postgres")
+    with contextlib.suppress(Exception):
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+    token = env["NATS_SUBJECT_PREFIX"].rstrip(".")
+    nc = await nats.connect(env["NATS_URL"])
+    js = nc.jetstream()
+    with contextlib.suppress(Exception):
+        for info in await js.streams_info():
+            if info.config.name and token in info.config.name:
+                await js.delete_stream(info.config.name)
+    await nc.drain()
+    client = aioredis.Redis.from_url(env["REDIS_URL"])
+    async for key in client.scan_iter(match=f"{env['REDIS_KEY_PREFIX']}*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@contextlib.contextmanager
+def running_stack(env: dict[str, str], log: Path, offset: int) -> Iterator[RunningStack]:
+    """`./run stack` (the same module, without uv) as a subprocess; killed if still up at exit."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infra.local.runner", "--port-offset", str(offset)],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    stack = RunningStack(process, log, offset)
+    try:
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in stack.started().values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def wait_for_line(stack: RunningStack, text: str, within: float = 45) -> None:
+    deadline = time.monotonic() + within
+    while text not in stack.output():
+        if stack.process.poll() is not None:
+            pytest.fail(f"runner exited ({stack.process.returncode}):\n{stack.output()[-4000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {text!r} within {within} s:\n{stack.output()[-4000:]}")
+        time.sleep(0.2)
+
+
+def stop_and_check(stack: RunningStack) -> None:
+    """SIGTERM the runner: it exits 0 and no process it started is left."""
+    started = stack.started()
+    stack.process.send_signal(signal.SIGTERM)
+    assert stack.process.wait(timeout=20) == 0, stack.output()[-4000:]
+    for name, pid in started.items():
+        assert not alive(pid), f"{name} (pid {pid}) still running after the runner stopped"
+        assert f"stopped {name} (pid {pid}" in stack.output()
+
+
+def test_stack_comes_up_seeds_serves_the_demo_and_stops_on_sigterm(
+    isolation: dict[str, str], tmp_path: Path
+) -> None:
+    offset = free_port_offset()
+    with running_stack(isolation, tmp_path / "first.log", offset) as stack:
+        wait_for_line(stack, READY)
+        started = stack.started()
+        out = stack.output()
+        assert started, out
+        with httpx.Client(timeout=5) as client:
+            for name in started:
+                assert client.get(stack.url(name, "/health")).status_code == 200, name
+                ready = client.get(stack.url(name, "/ready"))
+                assert ready.status_code == 200, (name, ready.text)
+
+            page = client.get(stack.url("demo", "/"))
+            assert page.status_code == 200
+            assert "<title>Community Live" in page.text
+            config = client.get(stack.url("demo", "/config.json")).json()
+            assert config["ports"]["posts"] == PORTS["posts"] + offset
+
+            # The seed ran: learning events always, posts once the service takes them.
+            assert "seed: learning events:" in out
+            seeded_posts = "seed: posts: post: 12" in out
+            if seeded_posts:
+                feed = client.get(stack.url("posts", "/posts")).json()
+                assert feed["items"][0]["is_pinned"] is True, feed["items"][0]
+
+        # Connection details a user can act on.
+        assert re.search(r"token=eyJ[\w-]+\.[\w-]+\.[\w-]+", out)
+        for name in started:
+            port = PORTS[name] + offset
+            where = f"ws://127.0.0.1:{port}/ws" if name == "gateway" else f"http://127.0.0.1:{port}"
+            assert where in out, name
+        stop_and_check(stack)
+
+    if not seeded_posts:
+        return
+    # A restart on the same database keeps the demo data as it is.
+    with running_stack(isolation, tmp_path / "second.log", offset) as again:
+        wait_for_line(again, READY)
+        assert "seed: posts: demo posts already there, skipped" in again.output()
+        stop_and_check(again)
