@@ -422,7 +422,10 @@ async def bring_up(options: Options, stack: Stack, main: asyncio.Task[int]) -> i
 
     if options.seed:
         urls = ServiceUrls.local(host, options.port_offset)
-        await seed(urls, settings, force=options.reseed, say=say)
+        try:
+            await seed(urls, settings, force=options.reseed, say=say)
+        except Exception as exc:  # a half-seeded demo is still worth running
+            say(f"seed: stopped early ({type(exc).__name__}: {exc}); the stack keeps running")
 
     demo = serve_in_thread(
         settings.host, DEMO_PORT + options.port_offset, page_config(options.port_offset)
