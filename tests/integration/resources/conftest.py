@@ -1,0 +1,101 @@
+"""Helpers for the resources service tests.
+
+Every test works on resources it creates itself, tagged with a fresh tag when
+it needs to list them, so tests never depend on each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+import nats
+import pytest
+
+from tests.conftest import User, make_user
+
+
+def resource_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": f"Cold outreach playbook {uuid.uuid4().hex[:6]}",
+        "type": "guide",
+        "category": "client-acquisition",
+        "file_url": "https://files.example.com/playbook.pdf",
+        "description": "How to land your first three clients.",
+        "access": "free",
+        "file_size": 123456,
+        "format": "PDF",
+        "mime_type": "application/pdf",
+        "difficulty": "beginner",
+        "tags": ["outreach"],
+    }
+    body.update(overrides)
+    return body
+
+
+CreateResource = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def new_resource(resources_client: Any) -> CreateResource:
+    """Create a resource as a fresh instructor; returns the 201 body."""
+
+    async def create(by: User | None = None, **overrides: Any) -> dict[str, Any]:
+        author = by or make_user("instructor")
+        response = await resources_client.post(
+            "/resources", json=resource_body(**overrides), headers=author.headers
+        )
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    return create
+
+
+@pytest.fixture
+def tag() -> str:
+    """A tag no other test uses: list exactly this test's resources."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+async def download_as(client: Any, resource_id: str, user: User | None = None,
+                      email: str | None = None) -> Any:
+    body = {} if email is None else {"email": email}
+    headers = user.headers if user is not None else {}
+    return await client.post(f"/resources/{resource_id}/download", json=body, headers=headers)
+
+
+class EventTap:
+    """Collects this session's resources events from NATS (core subscription)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def of(self, type_: str, **match: Any) -> list[dict[str, Any]]:
+        return [
+            e for e in self.events
+            if e["type"] == type_ and all(e["data"].get(k) == v for k, v in match.items())
+        ]
+
+
+@pytest.fixture
+async def resource_events(
+    nats_client: nats.aio.client.Client, settings_for: Callable[..., Any]
+) -> AsyncIterator[EventTap]:
+    tap = EventTap()
+    subject = settings_for("resources").subject("resources.>")
+
+    async def on_message(msg: Any) -> None:
+        tap.events.append(msgspec.json.decode(msg.data))
+
+    subscription = await nats_client.subscribe(subject, cb=on_message)
+    await nats_client.flush()
+    yield tap
+    await subscription.unsubscribe()
+
+
+async def gather_limited(coroutines: list[Awaitable[Any]]) -> list[Any]:
+    return await asyncio.gather(*coroutines)
