@@ -6,11 +6,11 @@ it needs to list them, so tests never depend on each other's data.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import msgspec
 import nats
 import pytest
@@ -97,5 +97,36 @@ async def resource_events(
     await subscription.unsubscribe()
 
 
-async def gather_limited(coroutines: list[Awaitable[Any]]) -> list[Any]:
-    return await asyncio.gather(*coroutines)
+TABLES = ("resources", "links", "interactions", "download_days", "outbox")
+
+
+async def table_counts(db: asyncpg.Pool) -> dict[str, int]:
+    """Row counts of every table of the schema: compare before/after a refused request."""
+    async with db.acquire() as conn:
+        return {t: await conn.fetchval(f"SELECT count(*) FROM resources.{t}") for t in TABLES}
+
+
+async def outbox_events(
+    db: asyncpg.Pool, type_: str | None = None, **match: Any
+) -> list[dict[str, Any]]:
+    """Envelopes written to the outbox, oldest first, optionally of one type whose data matches."""
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT payload FROM resources.outbox ORDER BY seq")
+    found = []
+    for row in rows:
+        envelope = msgspec.json.decode(row["payload"])
+        if type_ is not None and envelope["type"] != type_:
+            continue
+        if all(envelope["data"].get(k) == v for k, v in match.items()):
+            found.append(envelope)
+    return found
+
+
+@pytest.fixture
+async def empty_library(db: asyncpg.Pool) -> None:
+    """Start from an empty library (for rules that rank the whole library)."""
+    async with db.acquire() as conn:
+        await conn.execute(
+            "TRUNCATE resources.links, resources.interactions, resources.download_days,"
+            " resources.resources"
+        )
