@@ -7,12 +7,11 @@ it needs to list them, so tests never depend on each other's data.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import msgspec
-import nats
 import pytest
 
 from tests.conftest import User, make_user
@@ -61,40 +60,12 @@ def tag() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-async def download_as(client: Any, resource_id: str, user: User | None = None,
-                      email: str | None = None) -> Any:
+async def download_as(
+    client: Any, resource_id: str, user: User | None = None, email: str | None = None
+) -> Any:
     body = {} if email is None else {"email": email}
     headers = user.headers if user is not None else {}
     return await client.post(f"/resources/{resource_id}/download", json=body, headers=headers)
-
-
-class EventTap:
-    """Collects this session's resources events from NATS (core subscription)."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def of(self, type_: str, **match: Any) -> list[dict[str, Any]]:
-        return [
-            e for e in self.events
-            if e["type"] == type_ and all(e["data"].get(k) == v for k, v in match.items())
-        ]
-
-
-@pytest.fixture
-async def resource_events(
-    nats_client: nats.aio.client.Client, settings_for: Callable[..., Any]
-) -> AsyncIterator[EventTap]:
-    tap = EventTap()
-    subject = settings_for("resources").subject("resources.>")
-
-    async def on_message(msg: Any) -> None:
-        tap.events.append(msgspec.json.decode(msg.data))
-
-    subscription = await nats_client.subscribe(subject, cb=on_message)
-    await nats_client.flush()
-    yield tap
-    await subscription.unsubscribe()
 
 
 TABLES = ("resources", "links", "interactions", "download_days", "outbox")

@@ -17,11 +17,29 @@ from tests.integration.resources.conftest import (
 )
 
 PUBLIC_FIELDS = {
-    "id", "title", "description", "type", "category", "access", "file_size", "format",
-    "mime_type", "difficulty", "tags", "source_type", "source_id", "download_count",
-    "rating_average", "rating_count", "is_new", "is_popular", "is_featured", "created_by",
-    "created_at", "published_at",
-}  # fmt: skip
+    "id",
+    "title",
+    "description",
+    "type",
+    "category",
+    "access",
+    "file_size",
+    "format",
+    "mime_type",
+    "difficulty",
+    "tags",
+    "source_type",
+    "source_id",
+    "download_count",
+    "rating_average",
+    "rating_count",
+    "is_new",
+    "is_popular",
+    "is_featured",
+    "created_by",
+    "created_at",
+    "published_at",
+}
 
 
 async def test_instructor_creates_a_published_resource(
@@ -321,7 +339,9 @@ async def test_only_moderators_write(
     before = await table_counts(db)
     for user, status in ((None, 401), (make_user("student"), 403)):
         headers = user.headers if user else {}
-        assert (await resources_client.patch(path, json={"title": "x"}, headers=headers)).status_code == status
+        assert (
+            await resources_client.patch(path, json={"title": "x"}, headers=headers)
+        ).status_code == status
         assert (await resources_client.delete(path, headers=headers)).status_code == status
     assert await table_counts(db) == before
     bad_token = {"Authorization": "Bearer not.a.token"}
@@ -331,9 +351,13 @@ async def test_only_moderators_write(
 async def test_patch_and_delete_of_missing_resources(resources_client: Any) -> None:
     headers = make_user("instructor").headers
     missing = f"/resources/{uuid.uuid4()}"
-    assert (await resources_client.patch(missing, json={"title": "x"}, headers=headers)).status_code == 404
+    assert (
+        await resources_client.patch(missing, json={"title": "x"}, headers=headers)
+    ).status_code == 404
     assert (await resources_client.delete(missing, headers=headers)).status_code == 404
-    assert (await resources_client.patch("/resources/nope", json={}, headers=headers)).status_code == 400
+    assert (
+        await resources_client.patch("/resources/nope", json={}, headers=headers)
+    ).status_code == 400
 
 
 async def test_soft_delete(
@@ -347,7 +371,9 @@ async def test_soft_delete(
     assert (await resources_client.get(path, headers=instructor.headers)).status_code == 404
     assert (await resources_client.get("/resources", params={"tag": tag})).json()["items"] == []
     assert (await resources_client.delete(path, headers=instructor.headers)).status_code == 404
-    assert (await resources_client.patch(path, json={"title": "x"}, headers=instructor.headers)).status_code == 404
+    assert (
+        await resources_client.patch(path, json={"title": "x"}, headers=instructor.headers)
+    ).status_code == 404
     download = await resources_client.post(
         f"{path}/download", json={}, headers=make_user("student").headers
     )

@@ -53,9 +53,12 @@ async def test_members_download_any_published_resource(
     events = await outbox_events(db, "resources.resource.downloaded", resource_id=members["id"])
     assert [e["data"]["download_count"] for e in events] == [1, 2, 3, 4, 5]
     assert events[-1]["data"] == {
-        "resource_id": members["id"], "user_id": str(student.id), "download_count": 5,
-        "rating_average": None, "rating_count": 0,
-    }  # fmt: skip
+        "resource_id": members["id"],
+        "user_id": str(student.id),
+        "download_count": 5,
+        "rating_average": None,
+        "rating_count": 0,
+    }
     assert events[-1]["actor_id"] == str(student.id)
 
 
@@ -81,7 +84,9 @@ async def test_guests_download_free_resources_with_an_email(
     events = await outbox_events(db, resource_id=free["id"])
     assert events and all("example.com" not in str(e) for e in events)
     assert events[-1]["data"]["user_id"] is None and events[-1]["actor_id"] is None
-    shown = await resources_client.get(f"/resources/{free['id']}", headers=make_user("admin").headers)
+    shown = await resources_client.get(
+        f"/resources/{free['id']}", headers=make_user("admin").headers
+    )
     assert "example.com" not in shown.text
 
 
@@ -193,8 +198,10 @@ async def test_concurrent_guest_downloads(
 ) -> None:
     resource = await new_resource(access="free")
     responses = await asyncio.gather(
-        *(download_as(resources_client, resource["id"], email=f"g{i % 3}@example.com")
-          for i in range(15))
-    )  # fmt: skip
+        *(
+            download_as(resources_client, resource["id"], email=f"g{i % 3}@example.com")
+            for i in range(15)
+        )
+    )
     assert {r.status_code for r in responses} == {200}
     assert await download_count(resources_client, resource["id"]) == 15

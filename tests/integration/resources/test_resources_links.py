@@ -28,19 +28,43 @@ async def test_linked_listing_in_display_order(
     video = str(uuid.uuid4())
     r1, r2, r3, r4 = [await new_resource(title=f"R{i}") for i in range(4)]
     created = await link(
-        resources_client, r1["id"], entity_type="course_video", entity_id=video,
-        timestamp_seconds=300, label="Pricing slide", display_order=0,
-    )  # fmt: skip
+        resources_client,
+        r1["id"],
+        entity_type="course_video",
+        entity_id=video,
+        timestamp_seconds=300,
+        label="Pricing slide",
+        display_order=0,
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["resource_id"] == r1["id"] and body["entity_id"] == video
     assert body["entity_type"] == "course_video" and body["label"] == "Pricing slide"
-    await link(resources_client, r2["id"], entity_type="course_video", entity_id=video,
-               timestamp_seconds=None, display_order=1)  # fmt: skip
-    await link(resources_client, r3["id"], entity_type="course_video", entity_id=video,
-               timestamp_seconds=60, display_order=5)  # fmt: skip
-    await link(resources_client, r4["id"], entity_type="course_video", entity_id=video,
-               timestamp_seconds=None, display_order=0, label="  ")  # fmt: skip
+    await link(
+        resources_client,
+        r2["id"],
+        entity_type="course_video",
+        entity_id=video,
+        timestamp_seconds=None,
+        display_order=1,
+    )
+    await link(
+        resources_client,
+        r3["id"],
+        entity_type="course_video",
+        entity_id=video,
+        timestamp_seconds=60,
+        display_order=5,
+    )
+    await link(
+        resources_client,
+        r4["id"],
+        entity_type="course_video",
+        entity_id=video,
+        timestamp_seconds=None,
+        display_order=0,
+        label="  ",
+    )
     # Another entity's links stay out of this listing.
     await link(resources_client, r1["id"], entity_type="course", entity_id=video)
 
@@ -50,8 +74,11 @@ async def test_linked_listing_in_display_order(
     assert [i["id"] for i in items] == [r3["id"], r1["id"], r4["id"], r2["id"]]
     first = items[1]
     assert first["link"] == {
-        "id": body["id"], "timestamp_seconds": 300, "label": "Pricing slide", "display_order": 0,
-    }  # fmt: skip
+        "id": body["id"],
+        "timestamp_seconds": 300,
+        "label": "Pricing slide",
+        "display_order": 0,
+    }
     assert items[2]["link"]["label"] is None
     assert first["title"] == "R0" and "file_url" not in first and first["my_rating"] is None
     assert set(response.json()) == {"items"}
@@ -65,11 +92,18 @@ async def test_one_link_per_resource_and_entity(
 ) -> None:
     resource = await new_resource()
     post = str(uuid.uuid4())
-    first = await link(resources_client, resource["id"], entity_type="community_post", entity_id=post)
+    first = await link(
+        resources_client, resource["id"], entity_type="community_post", entity_id=post
+    )
     assert first.status_code == 201
     before = await table_counts(db)
-    again = await link(resources_client, resource["id"], entity_type="community_post",
-                       entity_id=post, label="again")  # fmt: skip
+    again = await link(
+        resources_client,
+        resource["id"],
+        entity_type="community_post",
+        entity_id=post,
+        label="again",
+    )
     assert again.status_code == 409
     assert await table_counts(db) == before
     # The same entity id under another type is another entity.
@@ -111,7 +145,9 @@ async def test_link_permissions_and_missing_resources(
     before = await table_counts(db)
     assert (await link(resources_client, resource["id"], headers={}, **body)).status_code == 401
     student = make_user("student").headers
-    assert (await link(resources_client, resource["id"], headers=student, **body)).status_code == 403
+    assert (
+        await link(resources_client, resource["id"], headers=student, **body)
+    ).status_code == 403
     assert (await link(resources_client, str(uuid.uuid4()), **body)).status_code == 404
     assert (await link(resources_client, "nope", **body)).status_code == 400
     assert await table_counts(db) == before
@@ -129,11 +165,14 @@ async def test_unknown_entity_type_or_id_in_the_listing(resources_client: Any) -
 async def test_delete_link(resources_client: Any, new_resource: CreateResource) -> None:
     resource = await new_resource()
     course = str(uuid.uuid4())
-    created = (await link(resources_client, resource["id"], entity_type="course",
-                          entity_id=course)).json()  # fmt: skip
+    created = (
+        await link(resources_client, resource["id"], entity_type="course", entity_id=course)
+    ).json()
     path = f"/resources/{resource['id']}/links/{created['id']}"
     assert (await resources_client.delete(path)).status_code == 401
-    assert (await resources_client.delete(path, headers=make_user("student").headers)).status_code == 403
+    assert (
+        await resources_client.delete(path, headers=make_user("student").headers)
+    ).status_code == 403
     other_resource = await new_resource()
     wrong_owner = f"/resources/{other_resource['id']}/links/{created['id']}"
     instructor = make_user("instructor").headers
@@ -157,8 +196,9 @@ async def test_drafts_and_deleted_resources_in_linked_listings(
     gone = await new_resource()
     live = await new_resource()
     for resource in (draft, gone, live):
-        response = await link(resources_client, resource["id"], entity_type="conversation",
-                              entity_id=conversation)  # fmt: skip
+        response = await link(
+            resources_client, resource["id"], entity_type="conversation", entity_id=conversation
+        )
         assert response.status_code == 201
     instructor = make_user("instructor").headers
     await resources_client.delete(f"/resources/{gone['id']}", headers=instructor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from typing import Any
 
@@ -11,6 +12,10 @@ import pytest
 
 from tests.conftest import User, make_user
 from tests.integration.resources.conftest import CreateResource, download_as
+
+
+def raw_cursor(*key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
 
 
 async def list_ids(client: Any, headers: dict[str, str] | None = None, **params: Any) -> list[str]:
@@ -39,17 +44,31 @@ async def all_pages(client: Any, **params: Any) -> list[dict[str, Any]]:
 
 async def test_filters(resources_client: Any, new_resource: CreateResource, tag: str) -> None:
     a = await new_resource(
-        tags=[tag, "cold email"], type="template", category="marketing", access="free",
-        difficulty="beginner", title="Cold email swipe file",
-    )  # fmt: skip
+        tags=[tag, "cold email"],
+        type="template",
+        category="marketing",
+        access="free",
+        difficulty="beginner",
+        title="Cold email swipe file",
+    )
     b = await new_resource(
-        tags=[tag], type="spreadsheet", category="business", access="members",
-        difficulty="advanced", title="Pricing calculator", description="Work out your retainer",
-    )  # fmt: skip
+        tags=[tag],
+        type="spreadsheet",
+        category="business",
+        access="members",
+        difficulty="advanced",
+        title="Pricing calculator",
+        description="Work out your retainer",
+    )
     c = await new_resource(
-        tags=[tag, "cold email"], type="video", category="marketing", access="members",
-        difficulty=None, title="Follow-up sequences", is_featured=True,
-    )  # fmt: skip
+        tags=[tag, "cold email"],
+        type="video",
+        category="marketing",
+        access="members",
+        difficulty=None,
+        title="Follow-up sequences",
+        is_featured=True,
+    )
     get = resources_client
     assert set(await list_ids(get, tag=tag)) == {a["id"], b["id"], c["id"]}
     assert set(await list_ids(get, tag=tag, category="marketing")) == {a["id"], c["id"]}
@@ -87,15 +106,15 @@ async def test_filters(resources_client: Any, new_resource: CreateResource, tag:
         {"cursor": "!!!"},
         {"cursor": "bm90IGpzb24"},
         {"cursor": base64.urlsafe_b64encode(b'["newest", "yesterday", "x"]').decode()},
-        {"cursor": base64.urlsafe_b64encode(b'["downloads", -1, "' + str(uuid.uuid4()).encode() + b'"]').decode()},
-        {"cursor": base64.urlsafe_b64encode(b'["rating", "NaN", 0, "' + str(uuid.uuid4()).encode() + b'"]').decode()},
-        {"cursor": base64.urlsafe_b64encode(b'["rating", "9", 0, "' + str(uuid.uuid4()).encode() + b'"]').decode()},
-        {"cursor": base64.urlsafe_b64encode(b'["newest", "2024-01-01T00:00:00", "' + str(uuid.uuid4()).encode() + b'"]').decode()},
+        {"cursor": raw_cursor("downloads", -1, str(uuid.uuid4()))},
+        {"cursor": raw_cursor("rating", "NaN", 0, str(uuid.uuid4()))},
+        {"cursor": raw_cursor("rating", "9", 0, str(uuid.uuid4()))},
+        {"cursor": raw_cursor("newest", "2024-01-01T00:00:00", str(uuid.uuid4()))},
         {"tag": "x" * 41},
         {"q": "x" * 201},
         {"q": "nul\x00"},
     ],
-)  # fmt: skip
+)
 async def test_bad_filters_are_400(resources_client: Any, params: dict[str, Any]) -> None:
     response = await resources_client.get("/resources", params=params)
     assert response.status_code == 400, response.text

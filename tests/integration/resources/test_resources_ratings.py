@@ -55,12 +55,18 @@ async def test_rate_after_download_and_update(
 
     events = await outbox_events(db, "resources.resource.rated", resource_id=resource["id"])
     assert [(e["data"]["rating"], e["data"]["rating_average"]) for e in events] == [
-        (5, 5.0), (2, 3.5), (3, 2.5),
-    ]  # fmt: skip
+        (5, 5.0),
+        (2, 3.5),
+        (3, 2.5),
+    ]
     assert events[-1]["data"] == {
-        "resource_id": resource["id"], "user_id": str(ada.id), "rating": 3,
-        "download_count": 2, "rating_average": 2.5, "rating_count": 2,
-    }  # fmt: skip
+        "resource_id": resource["id"],
+        "user_id": str(ada.id),
+        "rating": 3,
+        "download_count": 2,
+        "rating_average": 2.5,
+        "rating_count": 2,
+    }
     assert events[-1]["actor_id"] == str(ada.id)
 
     # The same rating again: 200, nothing changed, nothing announced.
@@ -73,8 +79,7 @@ async def test_rate_after_download_and_update(
     async with db.acquire() as conn:
         assert (
             await conn.fetchval(
-                "SELECT review FROM resources.interactions WHERE resource_id = $1"
-                " AND user_id = $2",
+                "SELECT review FROM resources.interactions WHERE resource_id = $1 AND user_id = $2",
                 uuid.UUID(resource["id"]),
                 ada.id,
             )
@@ -136,7 +141,9 @@ async def test_rating_missing_hidden_or_malformed(
     resources_client: Any, new_resource: CreateResource
 ) -> None:
     student = make_user("student")
-    assert (await rate(resources_client, str(uuid.uuid4()), student, {"rating": 3})).status_code == 404
+    assert (
+        await rate(resources_client, str(uuid.uuid4()), student, {"rating": 3})
+    ).status_code == 404
     assert (await rate(resources_client, "x", student, {"rating": 3})).status_code == 400
     draft = await new_resource(publish=False)
     assert (await rate(resources_client, draft["id"], student, {"rating": 3})).status_code == 404
@@ -152,9 +159,11 @@ async def test_twenty_concurrent_ratings_are_exact(
     for user in users:
         await download_as(resources_client, resource["id"], user)
     responses = await asyncio.gather(
-        *(rate(resources_client, resource["id"], u, {"rating": r})
-          for u, r in zip(users, ratings, strict=True))
-    )  # fmt: skip
+        *(
+            rate(resources_client, resource["id"], u, {"rating": r})
+            for u, r in zip(users, ratings, strict=True)
+        )
+    )
     assert {r.status_code for r in responses} == {200}
     shown = (await resources_client.get(f"/resources/{resource['id']}")).json()
     assert shown["rating_count"] == 20
