@@ -6,9 +6,10 @@ set). Queries
 that read resources for display select `RESOURCE_COLUMNS`, which leaves out
 `file_url`: the file's address only ever leaves through `count_download` /
 `download_target`. Counters are changed only by relative updates under the
-resource's row lock. Lock order, everywhere: the resource row first, then an
-interaction row, then a download bucket; so downloads, ratings and the
-popularity expiry can never deadlock one another.
+resource's row lock. Downloads and ratings lock the resource row first, then
+an interaction row, then today's download bucket; the window expiry locks only
+buckets of past days (which no download touches) and then resource rows. So
+none of them can deadlock another.
 """
 
 from __future__ import annotations
