@@ -109,6 +109,9 @@ async def test_filters(resources_client: Any, new_resource: CreateResource, tag:
         {"cursor": raw_cursor("downloads", -1, str(uuid.uuid4()))},
         {"cursor": raw_cursor("rating", "NaN", 0, str(uuid.uuid4()))},
         {"cursor": raw_cursor("rating", "9", 0, str(uuid.uuid4()))},
+        {"cursor": raw_cursor("rating", "4", 2**31, str(uuid.uuid4()))},
+        {"cursor": raw_cursor("rating", None, 2**40, str(uuid.uuid4()))},
+        {"cursor": raw_cursor("popular", 2**63, 0, str(uuid.uuid4()))},
         {"cursor": raw_cursor("newest", "2024-01-01T00:00:00", str(uuid.uuid4()))},
         {"tag": "x" * 41},
         {"q": "x" * 201},
@@ -237,3 +240,28 @@ async def test_list_queries_use_their_indexes(db: asyncpg.Pool) -> None:
             )
         )
         assert "links_by_entity" in plan, plan
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        raw_cursor("rating", "4", 2**31 - 1, "00000000-0000-0000-0000-000000000000"),
+        raw_cursor("rating", None, 2**31 - 1, "ffffffff-ffff-ffff-ffff-ffffffffffff"),
+        raw_cursor("popular", 2**63 - 1, 2**63 - 1, "ffffffff-ffff-ffff-ffff-ffffffffffff"),
+        raw_cursor("newest", "9999-12-31T23:59:59Z", "ffffffff-ffff-ffff-ffff-ffffffffffff"),
+        raw_cursor("newest", "0001-01-01T00:00:00-14:00", "ffffffff-ffff-ffff-ffff-ffffffffffff"),
+    ],
+)
+async def test_extreme_but_well_formed_cursors(resources_client: Any, cursor: str) -> None:
+    sort = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))[0]
+    response = await resources_client.get("/resources", params={"sort": sort, "cursor": cursor})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_cursor_times_outside_the_calendar_are_400(
+    resources_client: Any, moment: str
+) -> None:
+    cursor = raw_cursor("newest", moment, str(uuid.uuid4()))
+    response = await resources_client.get("/resources", params={"cursor": cursor})
+    assert response.status_code == 400, response.text

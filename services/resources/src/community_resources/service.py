@@ -210,7 +210,8 @@ async def delete_resource(pool: asyncpg.Pool, identity: Identity, resource_id: u
 
 # --------------------------------------------------------------------------- listing
 
-Count = Annotated[int, Meta(ge=0, le=1 << 62)]
+Count = Annotated[int, Meta(ge=0, le=(1 << 63) - 1)]  # bigint counters
+RatingCount = Annotated[int, Meta(ge=0, le=(1 << 31) - 1)]  # integer column
 AwareTime = Annotated[dt.datetime, Meta(tz=True)]
 
 # What a cursor of each sort decodes to: the sort's name (so a cursor of one
@@ -219,7 +220,7 @@ CURSOR_TYPES: Final[dict[str, Any]] = {
     "newest": tuple[Literal["newest"], AwareTime, uuid.UUID],
     "downloads": tuple[Literal["downloads"], Count, uuid.UUID],
     "popular": tuple[Literal["popular"], Count, Count, uuid.UUID],
-    "rating": tuple[Literal["rating"], Decimal | None, Count, uuid.UUID],
+    "rating": tuple[Literal["rating"], Decimal | None, RatingCount, uuid.UUID],
     "drafts": tuple[Literal["drafts"], AwareTime, uuid.UUID],
 }
 
@@ -229,12 +230,23 @@ def decode_position(sort: str, cursor: str | None) -> tuple[Any, ...] | None:
     decoded = decode_cursor(cursor, CURSOR_TYPES[sort])
     if decoded is None:
         return None
-    key = tuple(decoded[1:])
-    if sort == "rating" and key[0] is not None:
-        average = key[0]
-        if not average.is_finite() or not Decimal(1) <= average <= Decimal(5):
-            raise ValidationException(detail="malformed cursor")
+    key: tuple[Any, ...] = tuple(
+        _in_utc(value) if isinstance(value, dt.datetime) else value for value in decoded[1:]
+    )
+    average = key[0]
+    if isinstance(average, Decimal) and not (
+        average.is_finite() and Decimal(1) <= average <= Decimal(5)
+    ):
+        raise ValidationException(detail="malformed cursor")
     return key
+
+
+def _in_utc(moment: dt.datetime) -> dt.datetime:
+    """A cursor's time in UTC; one that falls outside the representable years is malformed."""
+    try:
+        return moment.astimezone(dt.UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValidationException(detail="malformed cursor") from exc
 
 
 def encode_position(sort: str, row: asyncpg.Record) -> str:
