@@ -13,7 +13,7 @@ malformed id is a 400 rather than an unmatched route.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
@@ -28,6 +28,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from community_resources import rules, service, store
+from community_resources.rules import Access, Category, Difficulty, ResourceType, Sort
 from community_resources.schemas import (
     CreateLink,
     CreateResource,
@@ -68,8 +69,8 @@ def parse_id(value: str, what: str) -> uuid.UUID:
         raise ValidationException(detail=f"{what} must be a UUID") from exc
 
 
-def one_of(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:
-    if value is not None and value not in allowed:
+def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
+    if value not in allowed:
         raise ValidationException(detail=f"{name} must be one of: {', '.join(allowed)}")
     return value
 
@@ -126,21 +127,19 @@ class ResourceController(Controller):
         self,
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
-        category: FromQuery[str | None] = None,
-        resource_type: Annotated[str | None, QueryParameter(name="type")] = None,
-        access: FromQuery[str | None] = None,
+        category: FromQuery[Category | None] = None,
+        resource_type: Annotated[ResourceType | None, QueryParameter(name="type")] = None,
+        access: FromQuery[Access | None] = None,
         tag: FromQuery[list[str] | None] = None,
-        difficulty: FromQuery[str | None] = None,
+        difficulty: FromQuery[Difficulty | None] = None,
         q: FromQuery[str | None] = None,
         featured: FromQuery[bool | None] = None,
-        sort: FromQuery[str] = "newest",
-        status: FromQuery[str] = "published",
+        sort: FromQuery[Sort] = "newest",
+        status: FromQuery[Literal["published", "draft"]] = "published",
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> ResourcePage:
         """Published resources, filtered and sorted; moderators list drafts with `status=draft`."""
-        one_of(sort, rules.SORTS, "sort")
-        one_of(status, ("published", "draft"), "status")
         if status == "draft":
             require_moderator(identity)
         try:
@@ -149,10 +148,10 @@ class ResourceController(Controller):
         except ValueError as exc:
             raise _input_error(exc) from exc
         filters = store.ListFilters(
-            category=one_of(category, rules.CATEGORIES, "category"),
-            type=one_of(resource_type, rules.RESOURCE_TYPES, "type"),
-            access=one_of(access, rules.ACCESS_LEVELS, "access"),
-            difficulty=one_of(difficulty, rules.DIFFICULTIES, "difficulty"),
+            category=category,
+            type=resource_type,
+            access=access,
+            difficulty=difficulty,
             tags=tags,
             q=query,
             featured=featured,
