@@ -205,3 +205,24 @@ async def test_concurrent_guest_downloads(
     )
     assert {r.status_code for r in responses} == {200}
     assert await download_count(resources_client, resource["id"]) == 15
+
+
+async def test_edits_during_downloads_keep_the_count(
+    resources_client: Any, new_resource: CreateResource
+) -> None:
+    resource = await new_resource(access="members")
+    editor = make_user("instructor")
+    student = make_user("student")
+    results = await asyncio.gather(
+        *(download_as(resources_client, resource["id"], student) for _ in range(20)),
+        *(
+            resources_client.patch(
+                f"/resources/{resource['id']}",
+                json={"title": f"Edition {i}", "is_featured": i % 2 == 0},
+                headers=editor.headers,
+            )
+            for i in range(10)
+        ),
+    )
+    assert {r.status_code for r in results} == {200}
+    assert await download_count(resources_client, resource["id"]) == 20
