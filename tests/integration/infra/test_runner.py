@@ -32,6 +32,19 @@ READY = "Community Live is ready."
 PORTS = {"gateway": 8000, "posts": 8001, "resources": 8002, "goals": 8003, "leaderboard": 8004}
 
 
+# The seed sections of each service, and a route whose presence means the service is built.
+SEEDED_SECTIONS = {"posts": ["posts"], "resources": ["resources"], "goals": ["goals", "stories"]}
+SEEDED_ROUTES = {"posts": "/posts", "resources": "/resources", "goals": "/goals/me"}
+
+
+def seed_sections(output: str) -> dict[str, str]:
+    """The seed's report per section: its summary line and the failure lines under it."""
+    sections: dict[str, str] = {}
+    for match in re.finditer(r"^seed: ([\w ]+?): (.*(?:\n    .*)*)", output, re.M):
+        sections[match[1]] = match[2]
+    return sections
+
+
 def free_port_offset() -> int:
     """An offset whose component ports (and the demo page's) are all free."""
     for offset in range(21_000, 40_000, 100):
@@ -182,12 +195,23 @@ def test_stack_comes_up_seeds_serves_the_demo_and_stops_on_sigterm(
             config = client.get(stack.url("demo", "/config.json")).json()
             assert config["ports"]["posts"] == PORTS["posts"] + offset
 
-            # The seed ran: learning events always, posts once the service takes them.
+            # The seed ran, and every service that serves its routes took the demo data.
             assert "seed: learning events:" in out
+            sections = seed_sections(out)
+            for service, route in SEEDED_ROUTES.items():
+                if service not in started:
+                    continue
+                paths = client.get(stack.url(service, "/schema/openapi.json")).json()["paths"]
+                for section in SEEDED_SECTIONS[service]:
+                    if route in paths:
+                        assert "failed:" not in sections[section], sections[section]
             seeded_posts = "seed: posts: post: 12" in out
             if seeded_posts:
                 feed = client.get(stack.url("posts", "/posts")).json()
                 assert feed["items"][0]["is_pinned"] is True, feed["items"][0]
+            if "seed: resources: resource: 8" in out:
+                listing = client.get(stack.url("resources", "/resources?limit=100")).json()
+                assert len(listing["items"]) == 7  # the eighth is a draft
 
         # Connection details a user can act on.
         assert re.search(r"token=eyJ[\w-]+\.[\w-]+\.[\w-]+", out)
