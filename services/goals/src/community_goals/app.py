@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from community_shared.settings import Settings
-from community_shared.web import Runtime, create_service_app, run
+from community_shared.web import create_service_app, run, runtime_of
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 
 from community_goals.consumers import profile_responder
@@ -20,8 +21,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env("goals", 8003)
     service = GoalsService()
 
-    async def provide_goals(runtime: Runtime) -> GoalsService:
-        return service.bind(runtime)
+    async def provide_goals(state: State) -> GoalsService:
+        return service.bind(runtime_of(state))
 
     return create_service_app(
         settings,
