@@ -207,9 +207,10 @@ class GoalsService:
         student_id = _user(identity)
         async with self._pool.acquire() as conn:
             profile = await self._profile(conn, student_id)
-            if profile is None or profile.name != identity.name:
+            name = _display_name(identity)
+            if profile is None or profile.name != name:
                 # First use (or a new display name): the profile is created from the token.
-                await store.upsert_student(conn, student_id, identity.name)
+                await store.upsert_student(conn, student_id, name)
                 profile = await self._profile(conn, student_id)
         assert profile is not None
         return profile
@@ -653,7 +654,7 @@ class GoalsService:
     async def _lock_student(self, conn: asyncpg.Connection, identity: Identity) -> asyncpg.Record:
         """Create the caller's profile if needed, keep their name current, and lock it."""
         student_id = _user(identity)
-        await store.upsert_student(conn, student_id, identity.name)
+        await store.upsert_student(conn, student_id, _display_name(identity))
         row = await store.fetch_student(conn, student_id, for_update=True)
         assert row is not None
         return row
@@ -766,6 +767,11 @@ class GoalsService:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _display_name(identity: Identity) -> str:
+    """The token's name as stored: Postgres text cannot hold NUL characters."""
+    return identity.name.replace("\x00", "")
 
 
 def _user(identity: Identity) -> uuid.UUID:
