@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import User, make_user
+from tests.conftest import JWT_SECRET, User, make_user
 from tests.integration.goals.conftest import GoalsApi, counts
 
 BAD_AMOUNTS: list[Any] = [
@@ -266,7 +266,7 @@ async def test_expired_and_forged_tokens_are_401(goals_client: Any) -> None:
         sub=uuid.uuid4(),
         role="student",
         name="x",
-        secret="test-secret-not-for-production",
+        secret=JWT_SECRET,
         ttl_seconds=-10,
     )
     forged = issue_token(

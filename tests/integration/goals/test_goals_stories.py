@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from tests.conftest import User, make_user
+from tests.conftest import JWT_SECRET, User, make_user
 
 
 async def _create(client: Any, author: User, **fields: Any) -> dict[str, Any]:
@@ -151,9 +151,7 @@ async def test_anonymous_authors_get_stable_pseudonyms_and_nothing_leaks(
 def _token_for(user_id: Any, name: str) -> str:
     from community_shared.auth import issue_token
 
-    return issue_token(
-        sub=user_id, role="student", name=name, secret="test-secret-not-for-production"
-    )
+    return issue_token(sub=user_id, role="student", name=name, secret=JWT_SECRET)
 
 
 async def test_a_named_story_by_an_author_with_a_pseudonym_shows_the_name(

@@ -1,6 +1,6 @@
 """The events the goals service publishes (the `data` of each envelope).
 
-Payload names follow the internal contract every component relies on. Money is
+Consumers (the gateway, the leaderboard) rely on these field names. Money is
 a string with two decimals, times are RFC 3339 UTC, ids UUID strings. Every
 event of a student's goals and reviews uses the aggregate `student:<id>`, so a
 student's events are published in the order they were committed.
@@ -145,6 +145,20 @@ class ProfileReply(msgspec.Struct, frozen=True, kw_only=True):
 
 class RpcError(msgspec.Struct, frozen=True, kw_only=True):
     error: str
+
+
+CATALOGUE: dict[str, type[msgspec.Struct]] = {
+    GOAL_REQUESTED: GoalRequested,
+    GOAL_ASSIGNED: GoalAssigned,
+    GOAL_REJECTED: GoalRejected,
+    GOAL_COMPLETED: GoalCompleted,
+    SUBMISSION_CREATED: SubmissionCreated,
+    SUBMISSION_APPROVED: SubmissionApproved,
+    SUBMISSION_REJECTED: SubmissionRejected,
+    STORY_CREATED: StoryCreated,
+    STORY_PUBLISHED: StoryPublished,
+}
+"""Every subject the goals service publishes, with its payload (the events catalogue)."""
 
 
 def student_aggregate(student_id: uuid.UUID) -> str:
