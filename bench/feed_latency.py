@@ -113,7 +113,7 @@ async def run_full(args: argparse.Namespace, env: dict[str, str]) -> dict[str, f
     posts_port, gateway_port = free_port(), free_port()
     with (
         process([python(), "-m", "community_posts.app"], {**env, "PORT": str(posts_port)}),
-        process([python(), "-m", "community_gateway.server"], {**env, "PORT": str(gateway_port)}),
+        process([python(), "-m", "community_gateway.app"], {**env, "PORT": str(gateway_port)}),
     ):
         wait_ready(f"http://127.0.0.1:{posts_port}/ready")
         wait_ready(f"http://127.0.0.1:{gateway_port}/ready")
