@@ -12,7 +12,7 @@ from typing import Any, Literal
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
 from community_shared.pagination import Page, parse_limit
 from community_shared.web import require_moderator, require_student, require_user, runtime_of
-from litestar import Controller, MediaType, Request, Response, get, post, put
+from litestar import Controller, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -54,19 +54,9 @@ def moderators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
     require_moderator(_caller(connection))
 
 
-def undecodable_body(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
-    """A body that is not UTF-8 is the client's mistake: 400, not a server error."""
-    return Response(
-        {"status_code": 400, "detail": "the request body is not valid UTF-8"},
-        status_code=400,
-        media_type=MediaType.JSON,
-    )
-
-
 class GoalsController(Controller):
     path = "/goals"
     tags = ["goals"]
-    exception_handlers = {UnicodeDecodeError: undecodable_body}
 
     @get("/tracks", summary="Tracks and their goals")
     async def tracks(self, identity: Identity, goals: GoalsService) -> TracksOut:
