@@ -1,0 +1,131 @@
+"""The events the posts service publishes, and the few it listens to.
+
+Payloads are exactly the `data` of the envelopes in the events catalogue; the
+gateway and the leaderboard decode them by these field names. Every change of
+a post, reply, like or report is one of these, written to the outbox in the
+transaction that makes the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Final
+
+import msgspec
+
+SOURCE: Final = "posts"
+
+POST_CREATED: Final = "posts.post.created"
+POST_UPDATED: Final = "posts.post.updated"
+POST_DELETED: Final = "posts.post.deleted"
+POST_PINNED: Final = "posts.post.pinned"
+POST_UNPINNED: Final = "posts.post.unpinned"
+POST_LIKED: Final = "posts.post.liked"
+POST_UNLIKED: Final = "posts.post.unliked"
+REPLY_CREATED: Final = "posts.reply.created"
+REPLY_UPDATED: Final = "posts.reply.updated"
+REPLY_DELETED: Final = "posts.reply.deleted"
+REPORT_CREATED: Final = "posts.report.created"
+REPORT_RESOLVED: Final = "posts.report.resolved"
+
+# Goals events after which an author's tagline may have changed (cache eviction).
+GOALS_TAGLINE_CHANGES: Final = ("goals.goal.assigned", "goals.goal.completed")
+# Request/reply subject of the goals service's profile lookup.
+RPC_GOALS_PROFILE: Final = "rpc.goals.profile"
+
+
+class AuthorRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    name: str
+    role: str
+
+
+class PostData(msgspec.Struct, frozen=True, kw_only=True):
+    """posts.post.created | updated | pinned | unpinned."""
+
+    id: uuid.UUID
+    author: AuthorRef
+    content: str
+    visibility: str
+    is_pinned: bool
+    likes_count: int
+    replies_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    edited: bool
+
+
+class PostDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    author_id: uuid.UUID
+    visibility: str
+    removed_by: uuid.UUID
+    reason: str  # "author" | "moderator" | "report"
+
+
+class LikeData(msgspec.Struct, frozen=True, kw_only=True):
+    """posts.post.liked | unliked."""
+
+    post_id: uuid.UUID
+    user_id: uuid.UUID
+    user_name: str
+    likes_count: int
+    post_author_id: uuid.UUID
+    visibility: str
+
+
+class ReplyData(msgspec.Struct, frozen=True, kw_only=True):
+    """posts.reply.created | updated."""
+
+    id: uuid.UUID
+    post_id: uuid.UUID
+    reply_to_id: uuid.UUID | None
+    author: AuthorRef
+    content: str
+    created_at: dt.datetime
+    edited: bool
+    visibility: str
+    post_author_id: uuid.UUID
+    reply_to_author_id: uuid.UUID | None
+    replies_count: int
+
+
+class ReplyDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    post_id: uuid.UUID
+    visibility: str
+    replies_count: int
+
+
+class ReportCreatedData(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    post_id: uuid.UUID
+    reporter_id: uuid.UUID
+    reason: str
+    details: str | None
+
+
+class ReportResolvedData(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    post_id: uuid.UUID
+    action: str  # "dismiss" | "remove"
+    resolved_by: uuid.UUID
+
+
+class GoalsStudentRef(msgspec.Struct, frozen=True):
+    """The part of a goals event the tagline cache needs (whose goal changed)."""
+
+    student_id: uuid.UUID
+
+
+class GoalsProfileRequest(msgspec.Struct, frozen=True):
+    user_id: uuid.UUID
+
+
+class GoalsProfileReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The reply of `rpc.goals.profile`; only `goal_name` (the tagline) is used here."""
+
+    user_id: uuid.UUID | None = None
+    goal_name: str | None = None
+    error: str | None = None
