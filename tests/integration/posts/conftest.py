@@ -1,5 +1,12 @@
 """Fixtures of the posts service's integration tests.
 
+The posts app under test runs its lifespan on the test's own event loop and is
+called through `httpx.ASGITransport`, so requests gathered with
+`asyncio.gather` really run concurrently (litestar's test client hands each
+request to another thread's loop and waits for it, one at a time, which would
+make every concurrency test pass trivially).
+
+- `posts_http`: that client, one app for the session.
 - `api`: small helpers over the session's `posts_client` (create a post, a
   reply, read the outbox) so that tests state behaviour, not plumbing.
 - `isolated_posts_app`: a second posts app with other settings (a dead Redis,
@@ -14,7 +21,6 @@ import asyncio
 import contextlib
 import shutil
 import socket
-import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-
 from community_posts.app import create_app
 from community_shared.settings import Settings
+from litestar import Litestar
+
 from tests.conftest import RUN_ID, Infra, User, make_user
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
@@ -96,9 +102,49 @@ class Api:
         return [msgspec.json.decode(bytes(row["payload"])) for row in rows]
 
 
+@contextlib.asynccontextmanager
+async def serve_in_this_loop(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """Run `app` (lifespan included) on the current loop; yield a client for it."""
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://posts.test", timeout=30
+        ) as client:
+            yield client
+
+
+@pytest.fixture(scope="session")
+async def posts_http(
+    settings_for: Callable[..., Settings], nats_client: Any, redis_client: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for("posts"))
+    started: asyncio.Future[httpx.AsyncClient] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        # The lifespan is entered and exited by this one task (anyio requires
+        # it; a session fixture's setup and teardown run in different tasks).
+        try:
+            async with serve_in_this_loop(app) as client:
+                await nats_hooks_ran(app)
+                started.set_result(client)
+                await stop.wait()
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(serve())
+    try:
+        yield await started
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture
-def api(posts_client: Any, db: asyncpg.Pool) -> Api:
-    return Api(client=posts_client, db=db)
+def api(posts_http: httpx.AsyncClient, db: asyncpg.Pool) -> Api:
+    return Api(client=posts_http, db=db)
 
 
 class Unchanged:
@@ -146,6 +192,11 @@ async def _database(infra: Infra) -> AsyncIterator[str]:
         await admin.close()
 
 
+async def nats_hooks_ran(app: Litestar) -> None:
+    """Wait until the app's NATS hooks ran (stream set up, subscriptions made)."""
+    await asyncio.wait_for(app.state.runtime.nats_ready.wait(), timeout=15)
+
+
 @dataclass
 class IsolatedApp:
     client: Any
@@ -171,9 +222,9 @@ def isolated_posts_app(
                 overrides["database_url"] = await stack.enter_async_context(_database(infra))
             settings = settings_for("posts", **overrides)
             app = create_app(settings)
-            client = await stack.enter_async_context(AsyncTestClient(app=app, timeout=10))
+            client = await stack.enter_async_context(serve_in_this_loop(app))
             if wait_for_nats:
-                await asyncio.wait_for(app.state.runtime.nats_ready.wait(), timeout=15)
+                await nats_hooks_ran(app)
             yield IsolatedApp(client=client, app=app, settings=settings)
 
     return start
@@ -185,40 +236,44 @@ class NatsServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.store = Path(tempfile.mkdtemp(prefix="posts-nats-"))
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self._proc = await asyncio.create_subprocess_exec(
+            NATS_SERVER,
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-sd",
+            str(self.store),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         for _ in range(100):
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return
-            await asyncio.sleep(0.05)
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
         raise RuntimeError("nats-server did not start")
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()
             try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(self._proc.wait(), timeout=5)
+            except TimeoutError:
                 self._proc.kill()
-                self._proc.wait()
+                await self._proc.wait()
             self._proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.store, ignore_errors=True)
 
 
 @pytest.fixture
@@ -228,4 +283,5 @@ async def nats_server() -> AsyncIterator[NatsServer]:
     try:
         yield server
     finally:
-        server.cleanup()
+        await server.stop()
+        shutil.rmtree(server.store, ignore_errors=True)

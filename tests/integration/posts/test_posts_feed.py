@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
-
 from community_shared.pagination import encode_cursor
+
 from tests.conftest import make_user
 
 

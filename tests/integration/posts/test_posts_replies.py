@@ -53,6 +53,7 @@ async def test_reply_events_name_who_to_notify(api: Any, student: Any) -> None:
         "reply_to_author_id": None,
         "replies_count": 1,
     }
+    assert events[1]["data"]["id"] == nested["id"]
     assert events[1]["data"]["reply_to_id"] == top["id"]
     assert events[1]["data"]["reply_to_author_id"] == str(alice.id)
     assert events[1]["data"]["replies_count"] == 2
