@@ -14,6 +14,8 @@ from typing import Final
 
 import msgspec
 
+from community_posts.rules import DeleteReason, ReportReason, ResolveAction, Role, Visibility
+
 SOURCE: Final = "posts"
 
 POST_CREATED: Final = "posts.post.created"
@@ -36,18 +38,20 @@ RPC_GOALS_PROFILE: Final = "rpc.goals.profile"
 
 
 class AuthorRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Who wrote a post or a reply."""
+
     id: uuid.UUID
     name: str
-    role: str
+    role: Role
 
 
 class PostData(msgspec.Struct, frozen=True, kw_only=True):
-    """posts.post.created | updated | pinned | unpinned."""
+    """The post as it is after the change (created, edited, pinned or unpinned)."""
 
     id: uuid.UUID
     author: AuthorRef
     content: str
-    visibility: str
+    visibility: Visibility
     is_pinned: bool
     likes_count: int
     replies_count: int
@@ -57,26 +61,28 @@ class PostData(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PostDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    """A post was deleted by its author, removed by a moderator or removed after a report."""
+
     id: uuid.UUID
     author_id: uuid.UUID
-    visibility: str
+    visibility: Visibility
     removed_by: uuid.UUID
-    reason: str  # "author" | "moderator" | "report"
+    reason: DeleteReason
 
 
 class LikeData(msgspec.Struct, frozen=True, kw_only=True):
-    """posts.post.liked | unliked."""
+    """A like was given or withdrawn; `likes_count` is the post's new count."""
 
     post_id: uuid.UUID
     user_id: uuid.UUID
     user_name: str
     likes_count: int
     post_author_id: uuid.UUID
-    visibility: str
+    visibility: Visibility
 
 
 class ReplyData(msgspec.Struct, frozen=True, kw_only=True):
-    """posts.reply.created | updated."""
+    """A reply as created or edited; `post_author_id`, `reply_to_author_id`: whom to notify."""
 
     id: uuid.UUID
     post_id: uuid.UUID
@@ -85,31 +91,37 @@ class ReplyData(msgspec.Struct, frozen=True, kw_only=True):
     content: str
     created_at: dt.datetime
     edited: bool
-    visibility: str
+    visibility: Visibility
     post_author_id: uuid.UUID
     reply_to_author_id: uuid.UUID | None
     replies_count: int
 
 
 class ReplyDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    """A reply was deleted; `replies_count` is the post's new count of live replies."""
+
     id: uuid.UUID
     post_id: uuid.UUID
-    visibility: str
+    visibility: Visibility
     replies_count: int
 
 
 class ReportCreatedData(msgspec.Struct, frozen=True, kw_only=True):
+    """A member reported a post to the moderators."""
+
     id: uuid.UUID
     post_id: uuid.UUID
     reporter_id: uuid.UUID
-    reason: str
+    reason: ReportReason
     details: str | None
 
 
 class ReportResolvedData(msgspec.Struct, frozen=True, kw_only=True):
+    """A moderator resolved a report (`remove` also deletes the post)."""
+
     id: uuid.UUID
     post_id: uuid.UUID
-    action: str  # "dismiss" | "remove"
+    action: ResolveAction
     resolved_by: uuid.UUID
 
 
@@ -129,3 +141,20 @@ class GoalsProfileReply(msgspec.Struct, frozen=True, kw_only=True):
     user_id: uuid.UUID | None = None
     goal_name: str | None = None
     error: str | None = None
+
+
+CATALOGUE: dict[str, type[msgspec.Struct]] = {
+    POST_CREATED: PostData,
+    POST_UPDATED: PostData,
+    POST_PINNED: PostData,
+    POST_UNPINNED: PostData,
+    POST_DELETED: PostDeletedData,
+    POST_LIKED: LikeData,
+    POST_UNLIKED: LikeData,
+    REPLY_CREATED: ReplyData,
+    REPLY_UPDATED: ReplyData,
+    REPLY_DELETED: ReplyDeletedData,
+    REPORT_CREATED: ReportCreatedData,
+    REPORT_RESOLVED: ReportResolvedData,
+}
+"""Every subject the posts service publishes, with its payload type (docs/events.md)."""

@@ -16,6 +16,7 @@ MAX_CONTENT_CHARS: Final = 5000
 MAX_REPORT_DETAILS_CHARS: Final = 1000
 MAX_QUERY_CHARS: Final = 200
 
+Role = Literal["student", "instructor", "admin"]
 Visibility = Literal["public", "members"]
 FeedFilter = Literal["all", "instructors", "mine"]
 ReportReason = Literal["spam", "abuse", "off_topic", "other"]

@@ -179,7 +179,9 @@ class PostsService:
 
     # ------------------------------------------------------------------ posts
 
-    async def create_post(self, viewer: Identity, content: str, visibility: str) -> Post:
+    async def create_post(
+        self, viewer: Identity, content: str, visibility: rules.Visibility
+    ) -> Post:
         user_id = require_member(viewer)
         text = _content(content)
         async with (
@@ -532,7 +534,11 @@ class PostsService:
         )
 
     async def report_post(
-        self, viewer: Identity, post_id: uuid.UUID, reason: str, details: str | None
+        self,
+        viewer: Identity,
+        post_id: uuid.UUID,
+        reason: rules.ReportReason,
+        details: str | None,
     ) -> Report:
         user_id = require_member(viewer)
         try:
@@ -591,7 +597,9 @@ class PostsService:
             next_cursor = encode_cursor(store.ReportKey(key, last["id"]))
         return ReportPage(items=await self._reports(page), next_cursor=next_cursor)
 
-    async def resolve_report(self, viewer: Identity, report_id: uuid.UUID, action: str) -> Report:
+    async def resolve_report(
+        self, viewer: Identity, report_id: uuid.UUID, action: rules.ResolveAction
+    ) -> Report:
         """Dismiss a report, or remove its post (which resolves every open report of it)."""
         user_id = require_moderator(viewer)
         async with self.pool.acquire() as conn:
