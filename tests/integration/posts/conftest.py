@@ -1,13 +1,10 @@
 """Fixtures of the posts service's integration tests.
 
-The posts app under test runs its lifespan on the test's own event loop and is
-called through `httpx.ASGITransport`, so requests gathered with
-`asyncio.gather` really run concurrently (litestar's test client hands each
-request to another thread's loop and waits for it, one at a time, which would
-make every concurrency test pass trivially).
+The posts app under test runs on the test's own event loop (see `harness`), so
+requests gathered with `asyncio.gather` really run concurrently.
 
-- `posts_http`: that client, one app for the session.
-- `api`: small helpers over the session's `posts_client` (create a post, a
+- `posts_http`: a client of the session's posts app.
+- `api`: small helpers over `posts_http` (create a post, a
   reply, read the outbox) so that tests state behaviour, not plumbing.
 - `isolated_posts_app`: a second posts app with other settings (a dead Redis,
   a NATS server the test starts and stops, another subject prefix), with its
@@ -37,6 +34,11 @@ from community_shared.settings import Settings
 from litestar import Litestar
 
 from tests.conftest import RUN_ID, Infra, User, make_user
+from tests.integration.posts.harness import (
+    nats_hooks_ran,
+    serve_for_a_session,
+    serve_in_this_loop,
+)
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 TABLES = ("posts", "replies", "likes", "reports", "outbox")
@@ -102,44 +104,12 @@ class Api:
         return [msgspec.json.decode(bytes(row["payload"])) for row in rows]
 
 
-@contextlib.asynccontextmanager
-async def serve_in_this_loop(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """Run `app` (lifespan included) on the current loop; yield a client for it."""
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://posts.test", timeout=30
-        ) as client:
-            yield client
-
-
 @pytest.fixture(scope="session")
 async def posts_http(
     settings_for: Callable[..., Settings], nats_client: Any, redis_client: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for("posts"))
-    started: asyncio.Future[httpx.AsyncClient] = asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        # The lifespan is entered and exited by this one task (anyio requires
-        # it; a session fixture's setup and teardown run in different tasks).
-        try:
-            async with serve_in_this_loop(app) as client:
-                await nats_hooks_ran(app)
-                started.set_result(client)
-                await stop.wait()
-        except BaseException as exc:
-            if not started.done():
-                started.set_exception(exc)
-            raise
-
-    task = asyncio.create_task(serve())
-    try:
-        yield await started
-    finally:
-        stop.set()
-        await task
+    async for client in serve_for_a_session(create_app(settings_for("posts"))):
+        yield client
 
 
 @pytest.fixture
@@ -190,11 +160,6 @@ async def _database(infra: Infra) -> AsyncIterator[str]:
         with contextlib.suppress(Exception):
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-
-
-async def nats_hooks_ran(app: Litestar) -> None:
-    """Wait until the app's NATS hooks ran (stream set up, subscriptions made)."""
-    await asyncio.wait_for(app.state.runtime.nats_ready.wait(), timeout=15)
 
 
 @dataclass
