@@ -143,6 +143,11 @@ async def test_reply_routes_refuse_guests_and_non_members(
             await api.client.patch(f"{base}/{reply['id']}", json={"content": "x"})
         ).status_code == 401
         assert (await api.client.delete(f"{base}/{reply['id']}")).status_code == 401
+        assert (
+            await api.client.patch(
+                f"{base}/{reply['id']}", json={"content": "x"}, headers=non_member.headers
+            )
+        ).status_code == 403
 
 
 async def test_edit_reply_by_its_author_only(
