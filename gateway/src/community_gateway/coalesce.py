@@ -20,7 +20,9 @@ H = TypeVar("H")
 
 @dataclasses.dataclass(slots=True)
 class _Slot(Generic[T, H]):
-    last_emit: float
+    # When the next emission is allowed (last emission + interval). Stored, not
+    # recomputed, so that `next_due()` and `due()` agree to the last bit.
+    next_allowed: float
     held: T | None = None
     handles: list[H] = dataclasses.field(default_factory=list)
 
@@ -51,8 +53,8 @@ class Coalescer(Generic[T, H]):
     def offer(self, key: str, item: T, handle: H, now: float) -> bool:
         """True: emit `item` now (and acknowledge `handle`); False: held until `due`."""
         slot = self._slots.get(key)
-        if slot is None or (slot.held is None and now - slot.last_emit >= self.interval):
-            self._slots[key] = _Slot(last_emit=now)
+        if slot is None or (slot.held is None and now >= slot.next_allowed):
+            self._slots[key] = _Slot(next_allowed=now + self.interval)
             return True
         slot.held = item
         slot.handles.append(handle)
@@ -60,7 +62,7 @@ class Coalescer(Generic[T, H]):
 
     def next_due(self) -> float | None:
         """When the earliest held update becomes due (None if nothing is held)."""
-        times = [s.last_emit + self.interval for s in self._slots.values() if s.held is not None]
+        times = [s.next_allowed for s in self._slots.values() if s.held is not None]
         return min(times) if times else None
 
     def due(self, now: float) -> list[Flush[T, H]]:
@@ -68,13 +70,13 @@ class Coalescer(Generic[T, H]):
         flushes: list[Flush[T, H]] = []
         for key in list(self._slots):
             slot = self._slots[key]
-            if slot.held is None:
-                if now - slot.last_emit >= self.interval:
-                    del self._slots[key]
+            if now < slot.next_allowed:
                 continue
-            if now - slot.last_emit >= self.interval:
-                flushes.append(Flush(key, slot.held, slot.handles))
-                self._slots[key] = _Slot(last_emit=now)
+            if slot.held is None:
+                del self._slots[key]
+                continue
+            flushes.append(Flush(key, slot.held, slot.handles))
+            self._slots[key] = _Slot(next_allowed=now + self.interval)
         return flushes
 
     def drain(self) -> list[Flush[T, H]]:

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-
 from community_shared.events import Envelope, encode_envelope, make_event
 from community_shared.settings import Settings
 
