@@ -431,7 +431,7 @@ class WsClient:
             pass
         except TimeoutError:
             raise AssertionError(f"connection still open after {timeout}s") from None
-        rcvd = self.connection.close_rcvd
+        rcvd = self.connection.protocol.close_rcvd
         return None if rcvd is None else int(rcvd.code)
 
 

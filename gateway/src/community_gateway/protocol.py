@@ -26,6 +26,7 @@ is missing, and the `last_seq` rule removes the overlap.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import Any, Final, Literal, NamedTuple
@@ -164,11 +165,19 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
     """
     if isinstance(message, bytes | bytearray | memoryview):
         return BadFrame(BAD_REQUEST, "frames must be JSON text, not binary")
-    if len(message) > SOFT_FRAME_BYTES // 4 and len(message.encode()) > SOFT_FRAME_BYTES:
-        return BadFrame(TOO_LARGE, f"frames may not exceed {SOFT_FRAME_BYTES} bytes")
+    too_large = len(message) > SOFT_FRAME_BYTES // 4 and len(message.encode()) > SOFT_FRAME_BYTES
     try:
         frame = msgspec.json.decode(message)
     except msgspec.DecodeError:
+        frame = None
+    if too_large:
+        # Still echo the id when there is a readable one.
+        op_id = None
+        if isinstance(frame, dict):
+            with contextlib.suppress(_Invalid):
+                op_id = _op_id(frame)
+        return BadFrame(TOO_LARGE, f"frames may not exceed {SOFT_FRAME_BYTES} bytes", op_id)
+    if frame is None:
         return BadFrame(BAD_REQUEST, "frame is not valid JSON")
     if not isinstance(frame, dict):
         return BadFrame(BAD_REQUEST, "frame must be a JSON object")
