@@ -108,6 +108,7 @@ class _Client:
         self._room = asyncio.Event()
         self._low_water = max(1, config.queue_bound // 2)
         self._close_task: asyncio.Task[None] | None = None
+        self._close_timeout = config.close_timeout
 
     @staticmethod
     def _dropped(reason: str) -> None:
@@ -150,7 +151,16 @@ class _Client:
         self.queue.clear()
         self._wakeup.set()
         self._room.set()
-        self._close_task = asyncio.create_task(self.ws.close(code, reason))
+        self._close_task = asyncio.create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        # websockets' close() waits, without a time limit, for the write buffer
+        # to drain before its own close timeout starts: a client that reads
+        # nothing would hold the connection until the ping timeout. Bound it.
+        try:
+            await asyncio.wait_for(self.ws.close(code, reason), self._close_timeout)
+        except TimeoutError:
+            self.ws.transport.abort()
 
     async def write_loop(self) -> None:
         try:
@@ -240,7 +250,8 @@ class GatewayServer:
 
     @property
     def connection_count(self) -> int:
-        return len(self._clients)
+        """Open connections, not counting those being closed."""
+        return sum(1 for client in self._clients if not client.closing)
 
     async def start(self) -> None:
         self._server = await serve(
