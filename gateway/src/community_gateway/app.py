@@ -9,6 +9,7 @@ Reads the shared settings (`NATS_URL`, `REDIS_URL`, `JWT_SECRET`, `HOST`,
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 from community_shared.logs import configure_logging
@@ -32,6 +33,9 @@ def main() -> None:
     settings = Settings.from_env("gateway", DEFAULT_PORT)
     config = GatewayConfig.from_env()
     configure_logging("gateway", settings.log_level)
+    # One line per connection opened and closed is noise at this scale; the
+    # metrics count them.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency where it exists

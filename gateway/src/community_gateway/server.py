@@ -251,7 +251,9 @@ class GatewayServer:
     @property
     def connection_count(self) -> int:
         """Open connections, not counting those being closed."""
-        return sum(1 for client in self._clients if not client.closing)
+        return sum(
+            1 for client in self._clients if not client.closing and client.ws.state is State.OPEN
+        )
 
     async def start(self) -> None:
         self._server = await serve(

@@ -100,3 +100,26 @@ async def test_router_fails_over_to_the_next_instance(
         await publish(after)
         frame = await ws.recv_until(lambda f: f.get("op") == "event")
         assert frame["data"]["id"] == after["id"]
+
+
+async def test_a_client_that_answers_no_ping_is_closed(gateway_factory: Any) -> None:
+    """A peer that completes the handshake and then goes silent (no pongs) is dropped."""
+    server = await gateway_factory(config=GatewayConfig(ping_interval=0.2, ping_timeout=0.4))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await writer.drain()
+    status = await reader.readline()
+    assert b"101" in status
+
+    async def connected() -> bool:
+        return server.connection_count == 1
+
+    async def dropped() -> bool:
+        return server.connection_count == 0
+
+    await eventually(connected)
+    await eventually(dropped, timeout=5)
+    writer.close()
