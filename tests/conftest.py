@@ -372,7 +372,7 @@ class WsClient:
     async def send_raw(self, message: str | bytes) -> None:
         await self.connection.send(message)
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         try:
             message = await asyncio.wait_for(self.connection.recv(), timeout)
         except TimeoutError:
@@ -381,7 +381,7 @@ class WsClient:
         return frame
 
     async def recv_until(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0  # noqa: ASYNC109
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
     ) -> dict[str, Any]:
         """The first frame satisfying `predicate`; earlier frames go to `skipped`."""
         deadline = time.monotonic() + timeout
@@ -404,16 +404,14 @@ class WsClient:
                 return frames
             frames.append(msgspec.json.decode(message))
 
-    async def request(
-        self, frame: dict[str, Any], timeout: float = 5.0  # noqa: ASYNC109
-    ) -> dict[str, Any]:
+    async def request(self, frame: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
         """Send an op with a fresh `id` and return the answer carrying that id."""
         op_id = uuid.uuid4().hex[:8]
         await self.send({**frame, "id": op_id})
         return await self.recv_until(lambda f: f.get("id") == op_id, timeout)
 
     async def subscribe(
-        self, channel: str, since: int | None = None, timeout: float = 5.0  # noqa: ASYNC109
+        self, channel: str, since: int | None = None, timeout: float = 5.0
     ) -> dict[str, Any]:
         """Subscribe and return the answer (`subscribed`, or an `error`)."""
         frame: dict[str, Any] = {"op": "subscribe", "channel": channel}
@@ -421,9 +419,7 @@ class WsClient:
             frame["since"] = since
         return await self.request(frame, timeout)
 
-    async def events(
-        self, channel: str, count: int, timeout: float = 5.0  # noqa: ASYNC109
-    ) -> list[dict[str, Any]]:
+    async def events(self, channel: str, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """The next `count` event frames of `channel` (other frames go to `skipped`)."""
         return [
             await self.recv_until(
@@ -432,7 +428,7 @@ class WsClient:
             for _ in range(count)
         ]
 
-    async def wait_closed(self, timeout: float = 10.0) -> int | None:  # noqa: ASYNC109
+    async def wait_closed(self, timeout: float = 10.0) -> int | None:
         """Read until the server closes; the close code it sent."""
         from websockets.exceptions import ConnectionClosed
 
@@ -450,7 +446,10 @@ class WsClient:
 
 @contextlib.asynccontextmanager
 async def open_ws(
-    target: Any, token: str | None = None, *, headers: dict[str, str] | None = None,
+    target: Any,
+    token: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
     **connect_options: Any,
 ) -> AsyncIterator[WsClient]:
     """Connect to a gateway (a started GatewayServer or a ws:// URL) and read its `hello`.
