@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 
 def item(name: str, key: str | None = None, sheddable: bool = False) -> Outgoing:
-    return Outgoing(name, key, sheddable)
+    return Outgoing(name.encode(), key, sheddable)
 
 
 def pop_all(queue: SendQueue) -> list[str]:
     out = []
     while (next_item := queue.pop()) is not None:
-        out.append(next_item.payload)
+        out.append(next_item.payload.decode())
     return out
 
 
@@ -103,7 +103,7 @@ def test_queue_invariants(bound: int, script: list[Push | str]) -> None:
             continue
         assert isinstance(op, Push)
         frame = Outgoing(
-            f"{n}",
+            f"{n}".encode(),
             f"k{op.key}" if op.kind == "counter" else None,
             sheddable=op.kind == "activity",
         )

@@ -218,8 +218,8 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
 _encoder = msgspec.json.Encoder()
 
 
-def _encode(frame: dict[str, Any]) -> str:
-    return _encoder.encode(frame).decode()
+def _encode(frame: dict[str, Any]) -> bytes:
+    return _encoder.encode(frame)
 
 
 def _with_id(frame: dict[str, Any], op_id: OpId) -> dict[str, Any]:
@@ -228,7 +228,7 @@ def _with_id(frame: dict[str, Any], op_id: OpId) -> dict[str, Any]:
     return frame
 
 
-def hello_frame(identity: Identity, channels: list[str], unread: int) -> str:
+def hello_frame(identity: Identity, channels: list[str], unread: int) -> bytes:
     return _encode(
         {
             "op": "hello",
@@ -240,31 +240,31 @@ def hello_frame(identity: Identity, channels: list[str], unread: int) -> str:
     )
 
 
-def subscribed_frame(channel: str, seq: int, recovered: bool, op_id: OpId = None) -> str:
+def subscribed_frame(channel: str, seq: int, recovered: bool, op_id: OpId = None) -> bytes:
     frame = {"op": "subscribed", "channel": channel, "seq": seq, "recovered": recovered}
     return _encode(_with_id(frame, op_id))
 
 
-def unsubscribed_frame(channel: str, op_id: OpId = None) -> str:
+def unsubscribed_frame(channel: str, op_id: OpId = None) -> bytes:
     return _encode(_with_id({"op": "unsubscribed", "channel": channel}, op_id))
 
 
-def ok_frame(op_id: OpId = None) -> str:
+def ok_frame(op_id: OpId = None) -> bytes:
     return _encode(_with_id({"op": "ok"}, op_id))
 
 
-def pong_frame(op_id: OpId = None) -> str:
+def pong_frame(op_id: OpId = None) -> bytes:
     return _encode(_with_id({"op": "pong"}, op_id))
 
 
-def error_frame(code: str, message: str, op_id: OpId = None, channel: str | None = None) -> str:
+def error_frame(code: str, message: str, op_id: OpId = None, channel: str | None = None) -> bytes:
     frame: dict[str, Any] = {"op": "error", "code": code, "message": message}
     if channel is not None:
         frame["channel"] = channel
     return _encode(_with_id(frame, op_id))
 
 
-def control(payload: str) -> Outgoing:
+def control(payload: bytes) -> Outgoing:
     """A frame that is never merged or shed (answers to ops, hello)."""
     return Outgoing(payload)
 

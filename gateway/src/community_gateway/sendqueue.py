@@ -31,9 +31,9 @@ SHED: Final = "shed"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One frame ready to send (`payload` is the encoded JSON text)."""
+    """One frame ready to send (`payload` is the UTF-8 JSON text, encoded once)."""
 
-    payload: str
+    payload: bytes
     coalesce_key: str | None = None
     sheddable: bool = False
 

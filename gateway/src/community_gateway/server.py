@@ -84,6 +84,8 @@ CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_RESTART = 1012
 CLOSE_TRY_AGAIN = 1013
 READ_CURSOR_TTL_SECONDS = 60 * 24 * 3600
+WRITE_LIMIT = 32 * 1024
+"""websockets' high-water mark for a connection's socket buffer (its default, set explicitly)."""
 
 # Moves the read cursor forward only: SET key max(current, new).
 _ADVANCE_CURSOR = """
@@ -109,13 +111,39 @@ class _Client:
         self._low_water = max(1, config.queue_bound // 2)
         self._close_task: asyncio.Task[None] | None = None
         self._close_timeout = config.close_timeout
+        self._write_limit = WRITE_LIMIT
+        self._writer_idle = False
 
     @staticmethod
     def _dropped(reason: str) -> None:
         metrics.DROPS.labels(reason).inc()
 
     def push(self, item: Outgoing) -> bool:
-        """Queue a frame without waiting; on overflow the connection is closed (4008)."""
+        """Send or queue a frame without waiting; on overflow the connection is closed (4008)."""
+        if self._write_now(item):
+            metrics.FRAMES_SENT.inc()
+            return True
+        return self._enqueue(item)
+
+    def _write_now(self, item: Outgoing) -> bool:
+        """Write the frame at once if this client keeps up; False if it must be queued.
+
+        A client that keeps up (nothing queued, its writer idle, the socket
+        buffer below websockets' high-water mark) gets the frame written
+        directly, as `websockets.broadcast` would: no task switch per frame.
+        Any other client's frames go through its queue and writer task, so the
+        order is the same either way.
+        """
+        if self.closing or not self._writer_idle or self.queue or not self._can_write_now():
+            return False
+        try:
+            self.ws.protocol.send_text(item.payload)
+            self.ws.send_data()
+        except Exception:  # the connection is going away: queue it, the reader will notice
+            return False
+        return True
+
+    def _enqueue(self, item: Outgoing) -> bool:
         if self.closing:
             return False
         if not self.queue.push(item):
@@ -124,6 +152,14 @@ class _Client:
         self._wakeup.set()
         return True
 
+    def _can_write_now(self) -> bool:
+        ws = self.ws
+        return (
+            ws.protocol.state is State.OPEN
+            and ws.send_in_progress is None
+            and ws.transport.get_write_buffer_size() < self._write_limit
+        )
+
     async def push_paced(self, item: Outgoing) -> bool:
         """Queue a frame, first waiting until the queue is below its bound (history replay)."""
         while not self.closing and len(self.queue) >= self.queue.bound:
@@ -131,17 +167,25 @@ class _Client:
             await self._room.wait()
         return self.push(item)
 
-    def deliver(self, event: StoredEvent) -> None:
-        """Offer a live channel event (called by fan-out; never blocks)."""
+    def deliver(self, event: StoredEvent) -> bool:
+        """Offer a live channel event (fan-out; never blocks). True if written at once.
+
+        Frames written at once are left for the caller to count, so that
+        fan-out updates the metrics once per event rather than once per frame.
+        """
         if self.closing:
-            return
+            return False
         try:
             item = self.session.offer(event)
         except RecoveryBufferFull:
             self.close(CLOSE_TOO_SLOW, "client too slow")
-            return
-        if item is not None:
-            self.push(item)
+            return False
+        if item is None:
+            return False
+        if self._write_now(item):
+            return True
+        self._enqueue(item)
+        return False
 
     def close(self, code: int, reason: str) -> None:
         """Start closing (idempotent); queued frames are discarded."""
@@ -169,11 +213,16 @@ class _Client:
                 if item is None:
                     self._room.set()
                     self._wakeup.clear()
-                    await self._wakeup.wait()
+                    self._writer_idle = True
+                    try:
+                        await self._wakeup.wait()
+                    finally:
+                        self._writer_idle = False
                     continue
                 if len(self.queue) < self._low_water:
                     self._room.set()
-                await self.ws.send(item.payload)
+                # Waits while the socket buffer is above the high-water mark.
+                await self.ws.send(item.payload, text=True)
                 metrics.FRAMES_SENT.inc()
         except ConnectionClosed:
             pass
@@ -267,6 +316,7 @@ class GatewayServer:
             close_timeout=self.config.close_timeout,
             # Frames go to many clients: no per-connection compression state.
             compression=None,
+            write_limit=WRITE_LIMIT,
             server_header=None,
         )
         log.info("gateway listening on %s:%s", self.settings.host, self.port)
@@ -631,8 +681,12 @@ class GatewayServer:
             return
         metrics.FANOUT_EVENTS.inc()
         subscribers: Iterable[_Client] = self._by_channel.get(channel, ())
+        written = 0
         for client in tuple(subscribers):
-            client.deliver(event)
+            if client.deliver(event):
+                written += 1
+        if written:
+            metrics.FRAMES_SENT.inc(written)
 
 
 async def run_until_stopped(settings: Settings, config: GatewayConfig, stop: asyncio.Event) -> None:
