@@ -358,7 +358,11 @@ class GatewayServer:
         self._stopping = True
         self._ready.clear()
         if self._server is not None:
-            self._server.close(close_connections=True, code=CLOSE_RESTART, reason="server restart")
+            # Our own close (bounded, see _Client.close) rather than websockets',
+            # which can wait forever on a client that stopped reading.
+            self._server.close(close_connections=False)
+            for client in list(self._clients):
+                client.close(CLOSE_RESTART, "server restart")
             await self._server.wait_closed()
         if self._router is not None:
             await self._router.stop()
@@ -454,12 +458,14 @@ class GatewayServer:
         )
         client = _Client(ws, session, self.config)
         self._clients.add(client)
+        if self._stopping:  # accepted while stop() was closing the others
+            client.close(CLOSE_RESTART, "server restart")
         metrics.CONNECTIONS.inc()
         metrics.CONNECTIONS_OPENED.inc()
         writer = asyncio.create_task(client.write_loop())
         watcher = asyncio.create_task(self._expire(client)) if identity.exp else None
         try:
-            if await self._greet(client):
+            if not client.closing and await self._greet(client):
                 async for message in ws:
                     await self._on_message(client, message)
                     if client.closing:
