@@ -118,7 +118,9 @@ class Router:
         except BadRequestError:  # exists with another config (e.g. a different start)
             log.info("router consumer %s already exists", self.durable)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Try for the lease once (a lone instance routes as soon as it is up), then hold on."""
+        await self._renew_lease()
         self._lease_task = asyncio.create_task(self._hold_lease(), name="gateway-router-lease")
 
     async def stop(self) -> None:
@@ -137,33 +139,38 @@ class Router:
     # -- the lease ------------------------------------------------------------
 
     async def _hold_lease(self) -> None:
-        renew_every = max(0.05, self.config.router_lease_seconds / 4)
         while not self._stopping:
-            try:
-                expected = str(self._lease_seq or 0)
-                ack = await self.js.publish(
-                    self.lease_subject,
-                    self.instance_id.encode(),
-                    headers={"Nats-Expected-Last-Subject-Sequence": expected},
-                    timeout=renew_every,
-                )
-                if self._lease_seq is None:
-                    log.info("this instance now routes events (lease %s)", ack.seq)
-                self._lease_seq = ack.seq
-                if self._route_task is None:
-                    self._start_routing()
-            except BadRequestError as exc:
-                if exc.err_code != WRONG_LAST_SEQUENCE:
-                    log.warning("router lease: %s", exc)
-                if self._lease_seq is not None:
-                    log.warning("router lease lost; standing by")
-                    self._lease_seq = None
-                    await self._stop_routing()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            await asyncio.sleep(self._renew_every)
+            await self._renew_lease()
+
+    @property
+    def _renew_every(self) -> float:
+        return max(0.05, self.config.router_lease_seconds / 4)
+
+    async def _renew_lease(self) -> None:
+        """Acquire or renew the lease; start or stop routing accordingly. Never raises."""
+        try:
+            expected = str(self._lease_seq or 0)
+            ack = await self.js.publish(
+                self.lease_subject,
+                self.instance_id.encode(),
+                headers={"Nats-Expected-Last-Subject-Sequence": expected},
+                timeout=self._renew_every,
+            )
+            if self._lease_seq is None:
+                log.info("this instance now routes events (lease %s)", ack.seq)
+            self._lease_seq = ack.seq
+            if self._route_task is None:
+                self._start_routing()
+        except BadRequestError as exc:
+            if exc.err_code != WRONG_LAST_SEQUENCE:
                 log.warning("router lease: %s", exc)
-            await asyncio.sleep(renew_every)
+            if self._lease_seq is not None:
+                log.warning("router lease lost; standing by")
+                self._lease_seq = None
+                await self._stop_routing()
+        except Exception as exc:
+            log.warning("router lease: %s", exc)
 
     # -- routing --------------------------------------------------------------
 

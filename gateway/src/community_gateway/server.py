@@ -349,7 +349,7 @@ class GatewayServer:
                 idle_heartbeat=2.0,
             )
             self._fanout.append(subscription)
-        self._router.start()
+        await self._router.start()
         self._redis = create_redis(self.settings)
         self._ready.set()
 
