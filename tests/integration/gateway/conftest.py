@@ -65,3 +65,25 @@ def post_data(
         "updated_at": "2025-01-01T00:00:00Z",
         "edited": False,
     }
+
+
+def is_event(
+    channel: str, type_: str | None = None, ids: set[str] | None = None
+) -> Callable[[dict[str, Any]], bool]:
+    """A `recv_until` predicate: an event of `channel` (and `type_`) about one of `ids`.
+
+    Other tests' events may share the session's channels; `ids` (matched
+    against `data.id` or `data.post_id`) keeps a test to its own.
+    """
+
+    def matches(frame: dict[str, Any]) -> bool:
+        if frame.get("op") != "event" or frame.get("channel") != channel:
+            return False
+        if type_ is not None and frame.get("type") != type_:
+            return False
+        if ids is not None:
+            data = frame.get("data") or {}
+            return data.get("id") in ids or data.get("post_id") in ids
+        return True
+
+    return matches

@@ -7,13 +7,7 @@ import uuid
 from typing import Any
 
 from tests.conftest import make_user
-from tests.integration.gateway.conftest import post_data
-
-
-def is_event(channel: str, type_: str | None = None) -> Any:
-    return lambda f: (
-        f.get("op") == "event" and f["channel"] == channel and (type_ is None or f["type"] == type_)
-    )
+from tests.integration.gateway.conftest import is_event, post_data
 
 
 async def test_subscribe_feed_and_receive_post_created(
@@ -28,7 +22,7 @@ async def test_subscribe_feed_and_receive_post_created(
         assert subscribed["recovered"] is False
         data = post_data(author_id=author.id, content="first!")
         envelope = await publish_event("posts.post.created", data, actor_id=author.id)
-        frame = await ws.recv_until(is_event("feed", "post.created"))
+        frame = await ws.recv_until(is_event("feed", "post.created", {data["id"]}))
         assert frame["seq"] > subscribed["seq"]
         assert frame["data"] == data
         assert frame["ts"].endswith("Z")
@@ -51,11 +45,12 @@ async def test_members_only_posts_reach_members_only(
         public = post_data(content="for everyone")
         await publish_event("posts.post.created", secret)
         await publish_event("posts.post.created", public)
-        got = await member_ws.recv_until(is_event("feed"))
+        ours = is_event("feed", ids={secret["id"], public["id"]})
+        got = await member_ws.recv_until(ours)
         assert got["data"]["id"] == secret["id"]
-        assert (await member_ws.recv_until(is_event("feed")))["data"]["id"] == public["id"]
+        assert (await member_ws.recv_until(ours))["data"]["id"] == public["id"]
         for ws in (guest_ws, lapsed_ws):
-            frame = await ws.recv_until(is_event("feed"))
+            frame = await ws.recv_until(ours)
             assert frame["data"]["id"] == public["id"]
             assert all(f.get("data", {}).get("id") != secret["id"] for f in ws.skipped)
 
@@ -79,7 +74,7 @@ async def test_likes_update_the_feed_and_notify_the_author(
     ):
         await liker_ws.subscribe("feed")
         await publish_event("posts.post.liked", like, actor_id=liker.id)
-        feed = await liker_ws.recv_until(is_event("feed", "post.liked"))
+        feed = await liker_ws.recv_until(is_event("feed", "post.liked", {post["id"]}))
         assert feed["data"] == {"post_id": post["id"], "likes_count": 1}
         note = await author_ws.recv_until(is_event(f"user:{author.id}"))
         assert note["type"] == "like.received"
@@ -231,9 +226,9 @@ async def test_background_mode_delivers_only_reviews_and_inbox(
         await publish_event("goals.goal.requested", review)
         frame = await ws.recv_until(lambda f: f.get("op") == "event")
         assert frame["channel"] == "reviews"
+        assert frame["data"]["review_id"] == review["review_id"]
         assert not [f for f in await ws.drain(0.3) if f.get("channel") == "feed"]
         assert (await ws.request({"op": "mode", "mode": "foreground"}))["op"] == "ok"
         post = post_data()
         await publish_event("posts.post.created", post)
-        frame = await ws.recv_until(is_event("feed"))
-        assert frame["data"]["id"] == post["id"]
+        await ws.recv_until(is_event("feed", ids={post["id"]}))
