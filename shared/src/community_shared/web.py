@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import redis.asyncio as aioredis
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.cors import CORSConfig
@@ -158,6 +159,14 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
             body["extra"] = exc.extra
         return Response(
             body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON
+        )
+    if isinstance(exc, UnicodeDecodeError | msgspec.DecodeError | msgspec.ValidationError):
+        # A body that is not UTF-8 JSON of the expected shape, caught outside a
+        # handler's own validation: the client's mistake, never a 500.
+        return Response(
+            {"status_code": 400, "detail": f"invalid request body: {exc}"},
+            status_code=400,
+            media_type=MediaType.JSON,
         )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(

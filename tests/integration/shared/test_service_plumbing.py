@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.conftest import make_user
+
 
 async def test_health_ready_metrics_openapi(posts_client: Any) -> None:
     assert (await posts_client.get("/health")).status_code == 200
@@ -18,3 +20,12 @@ async def test_health_ready_metrics_openapi(posts_client: Any) -> None:
 async def test_request_id_is_echoed(posts_client: Any) -> None:
     response = await posts_client.get("/health", headers={"X-Request-ID": "abc123"})
     assert response.headers["x-request-id"] == "abc123"
+
+
+async def test_a_body_that_is_not_utf8_is_a_400(posts_client: Any) -> None:
+    response = await posts_client.post(
+        "/posts",
+        content=b'{"content": "\xed\xa0\x80"}',
+        headers={"Content-Type": "application/json", **make_user("student").headers},
+    )
+    assert response.status_code == 400, response.text
