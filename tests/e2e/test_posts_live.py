@@ -19,9 +19,6 @@ from community_shared.settings import Settings
 from tests.conftest import User, make_user
 from tests.integration.posts.harness import serve_for_a_session
 
-# Runs once the gateway (and its `gateway`/`ws_connect` fixtures) is on this branch.
-pytest.importorskip("community_gateway.server")
-
 
 @pytest.fixture(scope="module")
 async def posts(
