@@ -33,7 +33,6 @@ import pytest
 import redis.asyncio as aioredis
 from community_shared.auth import issue_token
 from community_shared.settings import Settings
-from litestar.testing import AsyncTestClient
 
 JWT_SECRET = "test-secret-not-for-production-use-only"
 # One id per test run, stable even if this module is imported twice.
@@ -264,13 +263,17 @@ def admin() -> User:
 
 async def _service_client(
     name: str, settings_for: Callable[..., Settings], nats_client: Any, redis_client: Any
-) -> AsyncIterator[AsyncTestClient[Any]]:
+) -> AsyncIterator[Any]:
+    """Serve a service app on the test's own loop for the whole session.
+
+    Requests go through `httpx.ASGITransport`, so requests gathered with
+    `asyncio.gather` really run concurrently, and the app's relay and NATS
+    hooks share the loop with the test's websocket clients and gateways.
+    """
+    from tests.harness import serve_for_a_session
+
     module = importlib.import_module(f"community_{name}.app")
-    app = module.create_app(settings_for(name))
-    async with AsyncTestClient(app=app, timeout=10) as client:
-        # Wait until NATS hooks ran (stream set up, consumers and responders subscribed).
-        runtime = app.state.runtime
-        await asyncio.wait_for(runtime.nats_ready.wait(), timeout=15)
+    async for client in serve_for_a_session(module.create_app(settings_for(name))):
         yield client
 
 

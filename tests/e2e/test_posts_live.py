@@ -17,7 +17,7 @@ from community_posts.app import create_app
 from community_shared.settings import Settings
 
 from tests.conftest import User, make_user
-from tests.integration.posts.harness import serve_for_a_session
+from tests.harness import serve_for_a_session
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from community_shared.settings import Settings
 from litestar import Litestar
 
 from tests.conftest import RUN_ID, Infra, User, make_user
-from tests.integration.posts.harness import (
+from tests.harness import (
     nats_hooks_ran,
     serve_for_a_session,
     serve_in_this_loop,

@@ -1,4 +1,4 @@
-"""Run a posts app on the current event loop and talk to it over ASGI.
+"""Run a service app on the current event loop and talk to it over ASGI.
 
 Litestar's test client hands every request to another thread's event loop and
 waits for it, one request at a time: requests gathered with `asyncio.gather`
@@ -30,7 +30,7 @@ async def serve_in_this_loop(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://posts.test", timeout=30
+            transport=transport, base_url="http://service.test", timeout=30
         ) as client:
             yield client
 
