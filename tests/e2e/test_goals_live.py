@@ -5,12 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from tests.conftest import make_user
 from tests.integration.goals.conftest import GoalsApi
-
-pytest.importorskip("community_gateway.server", reason="needs the websocket gateway")
 
 
 def _event(channel: str, type_: str, **data: Any) -> Any:
