@@ -33,7 +33,6 @@ import pytest
 import redis.asyncio as aioredis
 from community_shared.auth import issue_token
 from community_shared.settings import Settings
-from litestar.testing import AsyncTestClient
 
 JWT_SECRET = "test-secret-not-for-production-use-only"
 # One id per test run, stable even if this module is imported twice.
@@ -264,13 +263,17 @@ def admin() -> User:
 
 async def _service_client(
     name: str, settings_for: Callable[..., Settings], nats_client: Any, redis_client: Any
-) -> AsyncIterator[AsyncTestClient[Any]]:
+) -> AsyncIterator[Any]:
+    """Serve a service app on the test's own loop for the whole session.
+
+    Requests go through `httpx.ASGITransport`, so requests gathered with
+    `asyncio.gather` really run concurrently, and the app's relay and NATS
+    hooks share the loop with the test's websocket clients and gateways.
+    """
+    from tests.harness import serve_for_a_session
+
     module = importlib.import_module(f"community_{name}.app")
-    app = module.create_app(settings_for(name))
-    async with AsyncTestClient(app=app, timeout=10) as client:
-        # Wait until NATS hooks ran (stream set up, consumers and responders subscribed).
-        runtime = app.state.runtime
-        await asyncio.wait_for(runtime.nats_ready.wait(), timeout=15)
+    async for client in serve_for_a_session(module.create_app(settings_for(name))):
         yield client
 
 
@@ -316,3 +319,163 @@ async def eventually(
 
 def json_of(payload: bytes) -> Any:
     return msgspec.json.decode(payload)
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+@pytest.fixture(scope="session")
+async def gateway(settings_for, nats_client, redis_client):  # type: ignore[no-untyped-def]
+    """A started gateway instance for the whole session (`gateway.url`, `gateway.port`)."""
+    from community_gateway.server import GatewayServer
+
+    server = GatewayServer(settings_for("gateway"))
+    await asyncio.wait_for(server.start(), timeout=30)
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def gateway_factory(settings_for, gateway):  # type: ignore[no-untyped-def]
+    """Start extra gateway instances (`await gateway_factory(config=GatewayConfig(...))`).
+
+    They share the session's streams and router with `gateway`; each is stopped
+    at the end of the test (stopping one yourself first is fine).
+    """
+    from community_gateway.server import GatewayServer
+
+    started: list[Any] = []
+
+    async def start(config: Any = None, **settings_overrides: Any) -> Any:
+        server = GatewayServer(settings_for("gateway", **settings_overrides), config)
+        await asyncio.wait_for(server.start(), timeout=30)
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        await server.stop()
+
+
+class WsClient:
+    """A test's websocket connection to a gateway; frames are dicts.
+
+    `hello` holds the server's first frame. Frames skipped by `recv_until`
+    are kept in `skipped` so a test can still look at them.
+    """
+
+    def __init__(self, connection: Any, hello: dict[str, Any]) -> None:
+        self.connection = connection
+        self.hello = hello
+        self.skipped: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.connection.send(msgspec.json.encode(frame).decode())
+
+    async def send_raw(self, message: str | bytes) -> None:
+        await self.connection.send(message)
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        try:
+            message = await asyncio.wait_for(self.connection.recv(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no frame within {timeout}s") from None
+        frame: dict[str, Any] = msgspec.json.decode(message)
+        return frame
+
+    async def recv_until(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """The first frame satisfying `predicate`; earlier frames go to `skipped`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching frame within {timeout}s")
+            frame = await self.recv(remaining)
+            if predicate(frame):
+                return frame
+            self.skipped.append(frame)
+
+    async def drain(self, quiet: float = 0.3) -> list[dict[str, Any]]:
+        """Every frame that arrives until none has come for `quiet` seconds."""
+        frames: list[dict[str, Any]] = []
+        while True:
+            try:
+                message = await asyncio.wait_for(self.connection.recv(), quiet)
+            except TimeoutError:
+                return frames
+            frames.append(msgspec.json.decode(message))
+
+    async def request(self, frame: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Send an op with a fresh `id` and return the answer carrying that id."""
+        op_id = uuid.uuid4().hex[:8]
+        await self.send({**frame, "id": op_id})
+        return await self.recv_until(lambda f: f.get("id") == op_id, timeout)
+
+    async def subscribe(
+        self, channel: str, since: int | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Subscribe and return the answer (`subscribed`, or an `error`)."""
+        frame: dict[str, Any] = {"op": "subscribe", "channel": channel}
+        if since is not None:
+            frame["since"] = since
+        return await self.request(frame, timeout)
+
+    async def events(self, channel: str, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The next `count` event frames of `channel` (other frames go to `skipped`)."""
+        return [
+            await self.recv_until(
+                lambda f: f.get("op") == "event" and f.get("channel") == channel, timeout
+            )
+            for _ in range(count)
+        ]
+
+    async def wait_closed(self, timeout: float = 10.0) -> int | None:
+        """Read until the server closes; the close code it sent."""
+        from websockets.exceptions import ConnectionClosed
+
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                await asyncio.wait_for(self.connection.recv(), deadline - time.monotonic())
+        except ConnectionClosed:
+            pass
+        except TimeoutError:
+            raise AssertionError(f"connection still open after {timeout}s") from None
+        rcvd = self.connection.protocol.close_rcvd
+        return None if rcvd is None else int(rcvd.code)
+
+
+@contextlib.asynccontextmanager
+async def open_ws(
+    target: Any,
+    token: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **connect_options: Any,
+) -> AsyncIterator[WsClient]:
+    """Connect to a gateway (a started GatewayServer or a ws:// URL) and read its `hello`.
+
+    `token` goes in `?token=`; pass `headers={"Authorization": ...}` for the
+    header form. A refused handshake raises websockets' `InvalidStatus`.
+    """
+    from urllib.parse import quote
+
+    from websockets.asyncio.client import connect
+
+    url = target if isinstance(target, str) else target.url
+    if token is not None:
+        url = f"{url}?token={quote(token)}"
+    connect_options.setdefault("open_timeout", 5)
+    async with connect(url, additional_headers=headers, **connect_options) as connection:
+        message = await asyncio.wait_for(connection.recv(), 5)
+        hello = msgspec.json.decode(message)
+        assert hello.get("op") == "hello", hello
+        yield WsClient(connection, hello)
+
+
+@pytest.fixture(scope="session")
+def ws_connect() -> Callable[..., Any]:
+    """`async with ws_connect(gateway, user.token) as ws:` — see `open_ws`."""
+    return open_ws

@@ -102,3 +102,8 @@ def test_malformed_authorization_headers_are_refused(header: str) -> None:
 def test_no_authorization_is_the_guest(header: str | None) -> None:
     assert identity_from_authorization(header, SECRET) == GUEST
     assert GUEST.is_guest and not GUEST.is_member
+
+
+def test_control_characters_are_dropped_from_names() -> None:
+    token = issue_token(sub=uuid.uuid4(), role="student", name="A\x00d\x07a", secret=SECRET)
+    assert decode_token(token, SECRET).name == "Ada"

@@ -89,7 +89,9 @@ def decode_token(token: str, secret: str, *, now: float | None = None) -> Identi
         raise InvalidToken("member must be a boolean")
     if role != "student":
         member = True
-    return Identity(user_id=user_id, role=role, name=name[:200], member=member, exp=int(exp))
+    # Postgres text cannot hold NUL; a display name never needs control characters.
+    name = "".join(ch for ch in name if ch >= " " or ch == "\t")[:200]
+    return Identity(user_id=user_id, role=role, name=name, member=member, exp=int(exp))
 
 
 def identity_from_authorization(header: str | None, secret: str) -> Identity:

@@ -1,0 +1,1 @@
+"""Community Live goals service: tracks, revenue goals, instructor reviews and success stories."""

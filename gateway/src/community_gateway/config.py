@@ -1,0 +1,101 @@
+"""The gateway's tunables, with documented defaults, overridable by environment variables.
+
+Connection settings (NATS, Redis, JWT secret, host, port) come from the shared
+`Settings`; everything specific to the websocket gateway lives here so that a
+test can start an instance with, say, a tiny outbound queue without touching the
+environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+MAX_FRAME_BYTES = 64 * 1024
+"""Client frames over this size close the connection with 1009 (SPEC §9); not configurable."""
+
+SOFT_FRAME_BYTES = 16 * 1024
+"""No valid op needs more than this; a larger frame (up to `MAX_FRAME_BYTES`) gets `too_large`."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    """Tunables of one gateway instance.
+
+    Environment variables (all optional) and defaults:
+
+    | variable | default | meaning |
+    |---|---|---|
+    | `GATEWAY_QUEUE_BOUND` | 1000 | frames queued per client before merging, shedding, 4008 |
+    | `GATEWAY_OP_RATE` | 20 | client ops per second (token bucket refill rate) |
+    | `GATEWAY_OP_BURST` | 50 | token bucket capacity |
+    | `GATEWAY_MAX_SUBSCRIPTIONS` | 100 | subscriptions per connection |
+    | `GATEWAY_COALESCE_MS` | 300 | at most one `resource.stats` per resource per interval |
+    | `GATEWAY_PING_INTERVAL` | 20 | seconds between server pings |
+    | `GATEWAY_PING_TIMEOUT` | 30 | seconds without a pong before the connection is closed |
+    | `GATEWAY_CLOSE_TIMEOUT` | 5 | seconds to wait for a client's closing handshake |
+    | `GATEWAY_CHANNEL_MAX_AGE_HOURS` | 48 | history kept per public channel (SPEC: at least 24 h) |
+    | `GATEWAY_CHANNEL_MAX_MSGS` | 10000 | history bound per public channel |
+    | `GATEWAY_INBOX_MAX_AGE_DAYS` | 30 | notification inbox history (`user:<id>`) |
+    | `GATEWAY_INBOX_MAX_MSGS` | 1000 | inbox bound per user |
+    | `GATEWAY_ROUTER_LEASE_SECONDS` | 5 | routing lease; a crashed router is replaced within it |
+    """
+
+    queue_bound: int = 1000
+    op_rate: float = 20.0
+    op_burst: int = 50
+    max_subscriptions: int = 100
+    coalesce_seconds: float = 0.3
+    ping_interval: float = 20.0
+    ping_timeout: float = 30.0
+    close_timeout: float = 5.0
+    channel_max_age_seconds: float = 48 * 3600.0
+    channel_max_msgs: int = 10_000
+    inbox_max_age_seconds: float = 30 * 24 * 3600.0
+    inbox_max_msgs: int = 1000
+    router_lease_seconds: float = 5.0
+    router_batch: int = 100
+
+    def __post_init__(self) -> None:
+        if self.queue_bound < 1:
+            raise ValueError("queue_bound must be at least 1")
+        if self.op_rate <= 0 or self.op_burst < 1:
+            raise ValueError("op_rate must be positive and op_burst at least 1")
+        if self.max_subscriptions < 1:
+            raise ValueError("max_subscriptions must be at least 1")
+        if self.coalesce_seconds < 0:
+            raise ValueError("coalesce_seconds must not be negative")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
+        """Defaults overridden by the `GATEWAY_*` variables present in `env` (or os.environ)."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+
+        def number(
+            name: str, field: str, convert: type[int] | type[float], scale: float = 1
+        ) -> None:
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                return
+            try:
+                value = float(raw) * scale
+            except ValueError as exc:
+                raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+            values[field] = int(value) if convert is int else value
+
+        number("GATEWAY_QUEUE_BOUND", "queue_bound", int)
+        number("GATEWAY_OP_RATE", "op_rate", float)
+        number("GATEWAY_OP_BURST", "op_burst", int)
+        number("GATEWAY_MAX_SUBSCRIPTIONS", "max_subscriptions", int)
+        number("GATEWAY_COALESCE_MS", "coalesce_seconds", float, 0.001)
+        number("GATEWAY_PING_INTERVAL", "ping_interval", float)
+        number("GATEWAY_PING_TIMEOUT", "ping_timeout", float)
+        number("GATEWAY_CLOSE_TIMEOUT", "close_timeout", float)
+        number("GATEWAY_CHANNEL_MAX_AGE_HOURS", "channel_max_age_seconds", float, 3600)
+        number("GATEWAY_CHANNEL_MAX_MSGS", "channel_max_msgs", int)
+        number("GATEWAY_INBOX_MAX_AGE_DAYS", "inbox_max_age_seconds", float, 24 * 3600)
+        number("GATEWAY_INBOX_MAX_MSGS", "inbox_max_msgs", int)
+        number("GATEWAY_ROUTER_LEASE_SECONDS", "router_lease_seconds", float)
+        return cls(**values)  # type: ignore[arg-type]

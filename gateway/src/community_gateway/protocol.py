@@ -1,0 +1,583 @@
+"""The websocket protocol of SPEC §9 as plain code: frames in, frames out, no I/O.
+
+- `decode_client_frame` turns one client message into an op or a `BadFrame`
+  (always answerable: the connection stays open).
+- The `*_frame` builders produce the server's JSON text frames.
+- `Session` is the state of one connection: who it is, what it subscribed
+  to, its mode, its op budget, and the bookkeeping that makes a subscription
+  with `since` deliver every retained event after `since` exactly once and in
+  order, even though live events keep arriving while history is being read.
+
+The I/O layer (server.py) reads history and sequence numbers from JetStream
+and hands them to the session; it never decides what a client may see.
+
+Recovery bookkeeping. For each subscribed channel the session remembers
+`last_seq`, the highest sequence number already accounted for (delivered or
+deliberately skipped). Every frame of a channel is emitted only if its seq is
+above `last_seq`, and emitting moves `last_seq` up. A subscription starts in
+the *recovering* state, in which live events are buffered rather than sent;
+the server then reads `L` (the channel's latest seq) and the history
+`(since, L]`, the session emits `subscribed` and the history, sets `last_seq`
+to `L`, and finally replays the buffered live events above `L` and turns
+live. Since the buffer was opened before `L` was read, every event above `L`
+is either buffered or arrives later; since history covers `(since, L]`, none
+is missing, and the `last_seq` rule removes the overlap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from typing import Any, Final, Literal, NamedTuple
+
+import msgspec
+from community_shared.auth import Identity
+
+from community_gateway.channels import (
+    FORBIDDEN,
+    UNKNOWN_CHANNEL,
+    can_subscribe,
+    channel_user_id,
+    decode_channel_message,
+    is_priority,
+    is_sheddable,
+    may_receive,
+    parse_channel,
+)
+from community_gateway.config import SOFT_FRAME_BYTES
+from community_gateway.sendqueue import Outgoing
+
+BAD_REQUEST: Final = "bad_request"
+RATE_LIMITED: Final = "rate_limited"
+TOO_LARGE: Final = "too_large"
+UNAVAILABLE: Final = "unavailable"
+"""Not in SPEC's list: the gateway cannot reach its history store right now; retry later."""
+
+MAX_SEQ: Final = 2**63 - 1
+MAX_ID_LENGTH: Final = 128
+MAX_CHANNEL_LENGTH: Final = 100
+MAX_TOKEN_LENGTH: Final = 8192
+
+Mode = Literal["foreground", "background"]
+OpId = str | int | None
+
+# --------------------------------------------------------------------------- client frames
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Subscribe:
+    channel: str
+    since: int | None = None
+    id: OpId = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    channel: str
+    id: OpId = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refresh:
+    token: str
+    id: OpId = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Read:
+    channel: str
+    seq: int
+    id: OpId = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SetMode:
+    mode: Mode
+    id: OpId = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ping:
+    id: OpId = None
+
+
+ClientOp = Subscribe | Unsubscribe | Refresh | Read | SetMode | Ping
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A client frame the server answers with `error` (the connection stays open)."""
+
+    code: str
+    message: str
+    id: OpId = None
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _seq(frame: dict[str, Any], name: str, *, required: bool) -> int | None:
+    if name not in frame or (frame[name] is None and not required):
+        if required:
+            raise _Invalid(f"'{name}' is required")
+        return None
+    value = frame[name]
+    if not _is_int(value) or not 0 <= value <= MAX_SEQ:
+        raise _Invalid(f"'{name}' must be a non-negative integer")
+    return int(value)
+
+
+def _string(frame: dict[str, Any], name: str, max_length: int) -> str:
+    value = frame.get(name)
+    if not isinstance(value, str) or not value:
+        raise _Invalid(f"'{name}' must be a non-empty string")
+    if len(value) > max_length:
+        raise _Invalid(f"'{name}' is longer than {max_length} characters")
+    return value
+
+
+def _op_id(frame: dict[str, Any]) -> OpId:
+    value = frame.get("id")
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH:
+        return value
+    if _is_int(value) and -(2**53) <= value <= 2**53:
+        return int(value)
+    raise _Invalid(f"'id' must be a string (at most {MAX_ID_LENGTH} characters) or an integer")
+
+
+def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
+    """Parse one client message.
+
+    Guarantees: never raises; anything that is not a JSON text object with a
+    known `op` and well-typed fields is a `BadFrame` (`bad_request`, or
+    `too_large` above 16 KiB, which no valid op needs). A valid `id` is
+    echoed in the `BadFrame` when the rest of the frame is wrong. Fields an op
+    does not know are ignored. It does not check that a channel exists or
+    that the caller may use it (see `Session`).
+    """
+    if isinstance(message, bytes | bytearray | memoryview):
+        return BadFrame(BAD_REQUEST, "frames must be JSON text, not binary")
+    too_large = len(message) > SOFT_FRAME_BYTES // 4 and len(message.encode()) > SOFT_FRAME_BYTES
+    try:
+        frame = msgspec.json.decode(message)
+    except msgspec.DecodeError:
+        frame = None
+    if too_large:
+        # Still echo the id when there is a readable one.
+        op_id = None
+        if isinstance(frame, dict):
+            with contextlib.suppress(_Invalid):
+                op_id = _op_id(frame)
+        return BadFrame(TOO_LARGE, f"frames may not exceed {SOFT_FRAME_BYTES} bytes", op_id)
+    if frame is None:
+        return BadFrame(BAD_REQUEST, "frame is not valid JSON")
+    if not isinstance(frame, dict):
+        return BadFrame(BAD_REQUEST, "frame must be a JSON object")
+    try:
+        op_id = _op_id(frame)
+    except _Invalid as exc:
+        return BadFrame(BAD_REQUEST, str(exc))
+    op = frame.get("op")
+    try:
+        if op == "subscribe":
+            channel = _string(frame, "channel", MAX_CHANNEL_LENGTH)
+            return Subscribe(channel, _seq(frame, "since", required=False), op_id)
+        if op == "unsubscribe":
+            return Unsubscribe(_string(frame, "channel", MAX_CHANNEL_LENGTH), op_id)
+        if op == "refresh":
+            return Refresh(_string(frame, "token", MAX_TOKEN_LENGTH), op_id)
+        if op == "read":
+            channel = _string(frame, "channel", MAX_CHANNEL_LENGTH)
+            seq = _seq(frame, "seq", required=True)
+            assert seq is not None
+            return Read(channel, seq, op_id)
+        if op == "mode":
+            mode = frame.get("mode")
+            if mode == "foreground" or mode == "background":
+                return SetMode(mode, op_id)
+            raise _Invalid("'mode' must be 'foreground' or 'background'")
+        if op == "ping":
+            return Ping(op_id)
+    except _Invalid as exc:
+        return BadFrame(BAD_REQUEST, str(exc), op_id)
+    if not isinstance(op, str):
+        return BadFrame(BAD_REQUEST, "'op' must be a string", op_id)
+    return BadFrame(BAD_REQUEST, f"unknown op {op[:40]!r}", op_id)
+
+
+# --------------------------------------------------------------------------- server frames
+
+_encoder = msgspec.json.Encoder()
+
+
+def _encode(frame: dict[str, Any]) -> bytes:
+    return _encoder.encode(frame)
+
+
+def _with_id(frame: dict[str, Any], op_id: OpId) -> dict[str, Any]:
+    if op_id is not None:
+        frame["id"] = op_id
+    return frame
+
+
+def hello_frame(identity: Identity, channels: list[str], unread: int) -> bytes:
+    return _encode(
+        {
+            "op": "hello",
+            "user_id": None if identity.user_id is None else str(identity.user_id),
+            "role": identity.role,
+            "channels": channels,
+            "unread": unread,
+        }
+    )
+
+
+def subscribed_frame(channel: str, seq: int, recovered: bool, op_id: OpId = None) -> bytes:
+    frame = {"op": "subscribed", "channel": channel, "seq": seq, "recovered": recovered}
+    return _encode(_with_id(frame, op_id))
+
+
+def unsubscribed_frame(channel: str, op_id: OpId = None) -> bytes:
+    return _encode(_with_id({"op": "unsubscribed", "channel": channel}, op_id))
+
+
+def ok_frame(op_id: OpId = None) -> bytes:
+    return _encode(_with_id({"op": "ok"}, op_id))
+
+
+def pong_frame(op_id: OpId = None) -> bytes:
+    return _encode(_with_id({"op": "pong"}, op_id))
+
+
+def error_frame(code: str, message: str, op_id: OpId = None, channel: str | None = None) -> bytes:
+    frame: dict[str, Any] = {"op": "error", "code": code, "message": message}
+    if channel is not None:
+        frame["channel"] = channel
+    return _encode(_with_id(frame, op_id))
+
+
+def control(payload: bytes) -> Outgoing:
+    """A frame that is never merged or shed (answers to ops, hello)."""
+    return Outgoing(payload)
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class StoredEvent:
+    """One event of a channel's history (live or replayed), with its frame encoded once.
+
+    The same object is offered to every connection subscribed to the channel,
+    so the JSON text of the `event` frame is built at most once per instance.
+    """
+
+    channel: str
+    seq: int
+    type: str
+    data: msgspec.Raw
+    ts: str
+    audience: str = "public"
+    coalesce_key: str | None = None
+    _outgoing: Outgoing | None = None
+
+    @classmethod
+    def decode(cls, channel: str, seq: int, payload: bytes) -> StoredEvent:
+        """Raises `msgspec.DecodeError` (a ValueError) for a body that is no channel message."""
+        message = decode_channel_message(payload)
+        return cls(
+            channel, seq, message.type, message.data, message.ts, message.audience, message.key
+        )
+
+    def outgoing(self) -> Outgoing:
+        if self._outgoing is None:
+            frame = {
+                "op": "event",
+                "channel": self.channel,
+                "seq": self.seq,
+                "type": self.type,
+                "data": self.data,
+                "ts": self.ts,
+            }
+            self._outgoing = Outgoing(
+                _encode(frame), self.coalesce_key, sheddable=is_sheddable(self.channel)
+            )
+        return self._outgoing
+
+
+# --------------------------------------------------------------------------- recovery rule
+
+
+def history_reaches_back(
+    *,
+    since: int,
+    latest: int,
+    first_retained: int | None,
+    stream_first_seq: int | None = None,
+    subject_count: int | None = None,
+    max_msgs_per_subject: int | None = None,
+) -> bool:
+    """Whether no event of a channel after `since` can have left its history.
+
+    Arguments, all about the channel's subject in its stream: `latest` is the
+    seq of its last message (0 if none); `first_retained` the seq of its first
+    retained message at or after `since` (None if none); optionally the
+    stream's first seq, the subject's message count and its per-subject limit.
+
+    The history of a subject only ever loses its *oldest* messages (age and
+    count limits; the gateway never deletes messages), so what is retained is
+    a suffix of everything ever published on it. Hence it reaches back to
+    `since` when: nothing was published after `since` (`since == latest`); or
+    the message at `since` itself is still retained (`first_retained ==
+    since`); or the first retained one is `since + 1`; or no message at or
+    after `since + 1` has aged out of the whole stream (stream first seq
+    <= since + 1) while the subject is below its count limit (a count-limit
+    removal leaves the subject at its limit until something ages out).
+    A `since` above `latest` is a seq this channel never had (a client bug, or
+    a history that was reset): not recovered.
+    """
+    if since == latest:
+        return True
+    if since > latest:
+        return False
+    if first_retained is None:
+        return False
+    if first_retained in (since, since + 1):
+        return True
+    return (
+        stream_first_seq is not None
+        and subject_count is not None
+        and max_msgs_per_subject is not None
+        and stream_first_seq <= since + 1
+        and subject_count < max_msgs_per_subject
+    )
+
+
+# --------------------------------------------------------------------------- session
+
+
+class Refused(NamedTuple):
+    """An op the session turns down: the `error` frame's code and message."""
+
+    code: str
+    message: str
+
+
+class RecoveryBufferFull(Exception):
+    """Live events piled up beyond the queue bound while history was replayed."""
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `burst` saved up; one op costs one token."""
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._updated = now
+
+    def take(self, now: float) -> bool:
+        elapsed = max(0.0, now - self._updated)
+        self._updated = now
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+@dataclasses.dataclass(slots=True)
+class _Subscription:
+    last_seq: int = 0
+    recovering: bool = True
+    buffer: list[StoredEvent] = dataclasses.field(default_factory=list)
+
+
+class Session:
+    """Everything the gateway knows about one connection, and its rules.
+
+    Not thread-safe; meant to be driven by one connection's tasks on one event
+    loop. Methods never block and never do I/O.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        max_subscriptions: int = 100,
+        op_rate: float = 20.0,
+        op_burst: int = 50,
+        buffer_bound: int = 1000,
+        now: float | None = None,
+    ) -> None:
+        self.identity = identity
+        self.mode: Mode = "foreground"
+        self.max_subscriptions = max_subscriptions
+        self.buffer_bound = buffer_bound
+        self._bucket = TokenBucket(op_rate, op_burst, time.monotonic() if now is None else now)
+        self._subs: dict[str, _Subscription] = {}
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self._subs)
+
+    def is_subscribed(self, channel: str) -> bool:
+        return channel in self._subs
+
+    def last_seq(self, channel: str) -> int | None:
+        sub = self._subs.get(channel)
+        return None if sub is None else sub.last_seq
+
+    def allow_op(self, now: float) -> bool:
+        """Take one op from the budget; False means answer `rate_limited` and do nothing."""
+        return self._bucket.take(now)
+
+    # -- subscribe ----------------------------------------------------------
+
+    def begin_subscribe(self, channel_name: str) -> str | Refused:
+        """Authorize and open (or reopen) a subscription in the recovering state.
+
+        Returns the canonical channel name. From now on live events of the
+        channel are buffered until `finish_subscribe`. Subscribing again to a
+        channel already subscribed restarts its bookkeeping (used to recover
+        with a new `since`) and does not count against the limit.
+        """
+        code = can_subscribe(self.identity, channel_name)
+        if code == UNKNOWN_CHANNEL:
+            return Refused(code, f"no such channel: {channel_name[:MAX_CHANNEL_LENGTH]}")
+        if code is not None:
+            return Refused(code, "you may not subscribe to this channel")
+        channel = parse_channel(channel_name)
+        assert channel is not None
+        if channel not in self._subs and len(self._subs) >= self.max_subscriptions:
+            return Refused(RATE_LIMITED, f"at most {self.max_subscriptions} subscriptions")
+        self._subs[channel] = _Subscription()
+        return channel
+
+    def replay(
+        self,
+        channel: str,
+        *,
+        latest: int,
+        since: int | None,
+        history: list[StoredEvent],
+        recovered: bool,
+        op_id: OpId = None,
+    ) -> list[Outgoing]:
+        """The `subscribed` frame, then the history frames this client may see.
+
+        `history` is what the store returned for `(since, latest]`, in seq
+        order; events outside that range or already accounted for are
+        ignored, so overlapping or duplicated input is harmless. Without
+        `since` no history is sent. The channel keeps buffering live events:
+        call `finish_subscribe` once these frames are queued.
+        """
+        sub = self._subs[channel]
+        frames = [control(subscribed_frame(channel, latest, recovered, op_id))]
+        if since is not None and since < latest:
+            sub.last_seq = since
+            for event in history:
+                if event.channel != channel or not sub.last_seq < event.seq <= latest:
+                    continue
+                sub.last_seq = event.seq
+                if self._deliverable(event):
+                    frames.append(event.outgoing())
+        sub.last_seq = latest
+        return frames
+
+    def finish_subscribe(self, channel: str) -> list[Outgoing]:
+        """Turn the channel live; returns the buffered live events still due, in order."""
+        sub = self._subs.get(channel)
+        if sub is None:
+            return []
+        frames: list[Outgoing] = []
+        for event in sub.buffer:
+            if event.seq > sub.last_seq:
+                sub.last_seq = event.seq
+                if self._deliverable(event):
+                    frames.append(event.outgoing())
+        sub.buffer.clear()
+        sub.recovering = False
+        return frames
+
+    def abort_subscribe(self, channel: str) -> None:
+        """Forget a subscription whose history could not be read (the client was told)."""
+        self._subs.pop(channel, None)
+
+    # -- other ops ----------------------------------------------------------
+
+    def unsubscribe(self, channel_name: str) -> str | Refused:
+        """Drop a subscription (idempotent); the canonical name to answer with."""
+        channel = parse_channel(channel_name)
+        if channel is None:
+            return Refused(UNKNOWN_CHANNEL, f"no such channel: {channel_name[:MAX_CHANNEL_LENGTH]}")
+        self._subs.pop(channel, None)
+        return channel
+
+    def check_read(self, channel_name: str) -> str | Refused:
+        """The caller's own inbox channel named by a `read` op, or why not."""
+        channel = parse_channel(channel_name)
+        if channel is None:
+            return Refused(UNKNOWN_CHANNEL, f"no such channel: {channel_name[:MAX_CHANNEL_LENGTH]}")
+        owner = channel_user_id(channel)
+        if owner is None:
+            return Refused(BAD_REQUEST, "only user:<id> channels have a read cursor")
+        if owner != self.identity.user_id:
+            return Refused(FORBIDDEN, "not your inbox")
+        return channel
+
+    def set_mode(self, mode: Mode) -> None:
+        """In background only `reviews` and `user:` events are delivered; the rest is skipped.
+
+        Skipped events are not replayed when the client returns to the
+        foreground: it resubscribes with `since` to catch up.
+        """
+        self.mode = mode
+
+    def refresh(self, identity: Identity) -> list[str] | Refused:
+        """Adopt a newer identity of the same user (a refreshed token).
+
+        Returns the channels the new identity may no longer read (they are
+        unsubscribed); `forbidden` if the token is not the same user's.
+        """
+        if self.identity.user_id is None or identity.user_id != self.identity.user_id:
+            return Refused(FORBIDDEN, "the token must belong to the connected user")
+        self.identity = identity
+        dropped = [c for c in self._subs if can_subscribe(identity, c) is not None]
+        for channel in dropped:
+            del self._subs[channel]
+        return dropped
+
+    # -- live events ----------------------------------------------------------
+
+    def offer(self, event: StoredEvent) -> Outgoing | None:
+        """A live event of a channel: the frame to queue, or None.
+
+        None when the client is not subscribed, the event was already
+        accounted for (seq not above `last_seq`), the client may not see it
+        (audience) or does not want it now (background mode), or the channel
+        is recovering (then it is buffered). Raises `RecoveryBufferFull` when
+        the recovery buffer passes the queue bound.
+        """
+        sub = self._subs.get(event.channel)
+        if sub is None:
+            return None
+        if sub.recovering:
+            if len(sub.buffer) >= self.buffer_bound:
+                raise RecoveryBufferFull(event.channel)
+            sub.buffer.append(event)
+            return None
+        if event.seq <= sub.last_seq:
+            return None
+        sub.last_seq = event.seq
+        return event.outgoing() if self._deliverable(event) else None
+
+    def _deliverable(self, event: StoredEvent) -> bool:
+        if not may_receive(self.identity, event.audience):
+            return False
+        return self.mode == "foreground" or is_priority(event.channel)

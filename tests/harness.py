@@ -1,0 +1,63 @@
+"""Run a service app on the current event loop and talk to it over ASGI.
+
+Litestar's test client hands every request to another thread's event loop and
+waits for it, one request at a time: requests gathered with `asyncio.gather`
+would not run concurrently, and anything else living on the test's loop (a
+websocket client, a gateway) would stand still meanwhile. Here the app's
+lifespan (pool, relay, NATS) runs on the test's own loop and requests go
+through `httpx.ASGITransport`, so concurrent requests are really concurrent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from litestar import Litestar
+
+
+async def nats_hooks_ran(app: Litestar) -> None:
+    """Wait until the app's NATS hooks ran (stream set up, subscriptions made)."""
+    await asyncio.wait_for(app.state.runtime.nats_ready.wait(), timeout=15)
+
+
+@contextlib.asynccontextmanager
+async def serve_in_this_loop(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """Run `app` (lifespan included) on the current loop; yield a client for it."""
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://service.test", timeout=30
+        ) as client:
+            yield client
+
+
+async def serve_for_a_session(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """Body of a session-scoped async fixture serving `app` until the session ends.
+
+    The lifespan is entered and exited by one dedicated task (anyio requires
+    it; a session fixture's setup and teardown run in different tasks).
+    """
+    started: asyncio.Future[httpx.AsyncClient] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        try:
+            async with serve_in_this_loop(app) as client:
+                await nats_hooks_ran(app)
+                started.set_result(client)
+                await stop.wait()
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    task: asyncio.Task[Any] = asyncio.create_task(serve())
+    try:
+        yield await started
+    finally:
+        stop.set()
+        await task

@@ -1,0 +1,252 @@
+"""Fixtures of the posts service's integration tests.
+
+The posts app under test runs on the test's own event loop (see `harness`), so
+requests gathered with `asyncio.gather` really run concurrently.
+
+- `posts_http`: a client of the session's posts app.
+- `api`: small helpers over `posts_http` (create a post, a
+  reply, read the outbox) so that tests state behaviour, not plumbing.
+- `isolated_posts_app`: a second posts app with other settings (a dead Redis,
+  a NATS server the test starts and stops, another subject prefix), with its
+  own database when its outbox relay must not share the session's outbox.
+- `nats_server`: a throwaway `nats-server -js` process on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+from community_posts.app import create_app
+from community_shared.settings import Settings
+from litestar import Litestar
+
+from tests.conftest import RUN_ID, Infra, User, make_user
+from tests.harness import (
+    nats_hooks_ran,
+    serve_for_a_session,
+    serve_in_this_loop,
+)
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+TABLES = ("posts", "replies", "likes", "reports", "outbox")
+
+
+@dataclass
+class Api:
+    client: Any
+    db: asyncpg.Pool
+
+    async def create_post(
+        self, user: User | None = None, content: str | None = None, visibility: str = "public"
+    ) -> dict[str, Any]:
+        user = user or make_user()
+        body = {"content": content or f"post {uuid.uuid4().hex}", "visibility": visibility}
+        response = await self.client.post("/posts", json=body, headers=user.headers)
+        assert response.status_code == 201, response.text
+        post: dict[str, Any] = response.json()
+        return post
+
+    async def create_reply(
+        self,
+        post_id: str,
+        user: User | None = None,
+        content: str | None = None,
+        reply_to_id: str | None = None,
+    ) -> dict[str, Any]:
+        user = user or make_user()
+        body: dict[str, Any] = {"content": content or f"reply {uuid.uuid4().hex}"}
+        if reply_to_id is not None:
+            body["reply_to_id"] = reply_to_id
+        response = await self.client.post(
+            f"/posts/{post_id}/replies", json=body, headers=user.headers
+        )
+        assert response.status_code == 201, response.text
+        reply: dict[str, Any] = response.json()
+        return reply
+
+    async def get_post(self, post_id: str, user: User | None = None) -> dict[str, Any]:
+        response = await self.client.get(
+            f"/posts/{post_id}", headers=user.headers if user else None
+        )
+        assert response.status_code == 200, response.text
+        post: dict[str, Any] = response.json()
+        return post
+
+    async def counts(self) -> dict[str, int]:
+        """Row counts of every posts table (the outbox included)."""
+        async with self.db.acquire() as conn:
+            return {t: await conn.fetchval(f"SELECT count(*) FROM posts.{t}") for t in TABLES}
+
+    async def outbox_mark(self) -> int:
+        async with self.db.acquire() as conn:
+            mark: int = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM posts.outbox")
+            return mark
+
+    async def events_since(self, mark: int) -> list[dict[str, Any]]:
+        """Envelopes written to the outbox after `mark`, in order."""
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT payload FROM posts.outbox WHERE seq > $1 ORDER BY seq", mark
+            )
+        return [msgspec.json.decode(bytes(row["payload"])) for row in rows]
+
+
+@pytest.fixture(scope="session")
+async def posts_http(
+    settings_for: Callable[..., Settings], nats_client: Any, redis_client: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in serve_for_a_session(create_app(settings_for("posts"))):
+        yield client
+
+
+@pytest.fixture
+def api(posts_http: httpx.AsyncClient, db: asyncpg.Pool) -> Api:
+    return Api(client=posts_http, db=db)
+
+
+class Unchanged:
+    """`async with unchanged(api):` asserts that a block wrote no row and no event."""
+
+    def __init__(self, api: Api) -> None:
+        self._api = api
+        self._before: dict[str, int] = {}
+
+    async def __aenter__(self) -> None:
+        self._before = await self._api.counts()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            assert await self._api.counts() == self._before
+
+
+@pytest.fixture
+def unchanged(api: Api) -> Callable[[], Unchanged]:
+    return lambda: Unchanged(api)
+
+
+# --------------------------------------------------------------------------- other apps
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def _database(infra: Infra) -> AsyncIterator[str]:
+    name = f"cl_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield f"{infra.admin_dsn}/{name}"
+    finally:
+        admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
+        with contextlib.suppress(Exception):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@dataclass
+class IsolatedApp:
+    client: Any
+    app: Litestar
+    settings: Settings
+
+
+@pytest.fixture
+def isolated_posts_app(
+    infra: Infra, settings_for: Callable[..., Settings]
+) -> Callable[..., contextlib.AbstractAsyncContextManager[IsolatedApp]]:
+    """Start another posts app: `async with isolated_posts_app(own_database=True, **overrides)`.
+
+    With `wait_for_nats` it returns once its NATS hooks ran.
+    """
+
+    @contextlib.asynccontextmanager
+    async def start(
+        *, own_database: bool = False, wait_for_nats: bool = True, **overrides: Any
+    ) -> AsyncIterator[IsolatedApp]:
+        async with contextlib.AsyncExitStack() as stack:
+            if own_database:
+                overrides["database_url"] = await stack.enter_async_context(_database(infra))
+            settings = settings_for("posts", **overrides)
+            app = create_app(settings)
+            client = await stack.enter_async_context(serve_in_this_loop(app))
+            if wait_for_nats:
+                await nats_hooks_ran(app)
+            yield IsolatedApp(client=client, app=app, settings=settings)
+
+    return start
+
+
+class NatsServer:
+    """A JetStream-enabled nats-server process that a test can stop and restart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.store = Path(tempfile.mkdtemp(prefix="posts-nats-"))
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            NATS_SERVER,
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-sd",
+            str(self.store),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+        raise RuntimeError("nats-server did not start")
+
+    async def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                await asyncio.wait_for(self._proc.wait(), timeout=5)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+            self._proc = None
+
+
+@pytest.fixture
+async def nats_server() -> AsyncIterator[NatsServer]:
+    server = NatsServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        shutil.rmtree(server.store, ignore_errors=True)

@@ -1,0 +1,43 @@
+"""Gateway tunables from the environment."""
+
+from __future__ import annotations
+
+import pytest
+from community_gateway.config import GatewayConfig
+
+
+def test_defaults() -> None:
+    config = GatewayConfig.from_env({})
+    assert (config.queue_bound, config.op_rate, config.op_burst) == (1000, 20.0, 50)
+    assert (config.max_subscriptions, config.coalesce_seconds) == (100, 0.3)
+    assert (config.ping_interval, config.ping_timeout) == (20.0, 30.0)
+    assert config.channel_max_age_seconds >= 24 * 3600
+    assert config.inbox_max_age_seconds == 30 * 24 * 3600
+
+
+def test_overrides() -> None:
+    config = GatewayConfig.from_env(
+        {
+            "GATEWAY_QUEUE_BOUND": "16",
+            "GATEWAY_OP_RATE": "5.5",
+            "GATEWAY_COALESCE_MS": "100",
+            "GATEWAY_CHANNEL_MAX_AGE_HOURS": "24",
+            "GATEWAY_INBOX_MAX_AGE_DAYS": "7",
+            "GATEWAY_PING_TIMEOUT": "",
+        }
+    )
+    assert config.queue_bound == 16
+    assert config.op_rate == 5.5
+    assert config.coalesce_seconds == pytest.approx(0.1)
+    assert config.channel_max_age_seconds == 24 * 3600
+    assert config.inbox_max_age_seconds == 7 * 24 * 3600
+    assert config.ping_timeout == 30.0
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"GATEWAY_QUEUE_BOUND": "many"}, {"GATEWAY_QUEUE_BOUND": "0"}, {"GATEWAY_OP_RATE": "-1"}],
+)
+def test_invalid_values_are_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        GatewayConfig.from_env(env)

@@ -1,0 +1,146 @@
+"""A slow client's outbound queue: merge counters, shed activity, never drop the rest (pure)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from community_gateway.sendqueue import Outgoing, SendQueue
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def item(name: str, key: str | None = None, sheddable: bool = False) -> Outgoing:
+    return Outgoing(name.encode(), key, sheddable)
+
+
+def pop_all(queue: SendQueue) -> list[str]:
+    out = []
+    while (next_item := queue.pop()) is not None:
+        out.append(next_item.payload.decode())
+    return out
+
+
+def test_fifo_within_bound() -> None:
+    queue = SendQueue(3)
+    for name in "abc":
+        assert queue.push(item(name))
+    assert len(queue) == 3
+    assert pop_all(queue) == ["a", "b", "c"]
+    assert queue.pop() is None
+
+
+def test_counter_updates_merge_first_keeping_the_latest_in_place() -> None:
+    drops: list[str] = []
+    queue = SendQueue(3, on_drop=drops.append)
+    assert queue.push(item("like1", "likes:p"))
+    assert queue.push(item("post", None))
+    assert queue.push(item("like2", "likes:p"))
+    assert queue.push(item("like3", "likes:p"))  # over the bound: like1 goes
+    assert pop_all(queue) == ["post", "like2", "like3"]
+    assert drops == ["merged"]
+
+
+def test_merge_then_shed_then_overflow() -> None:
+    drops: list[str] = []
+    queue = SendQueue(3, on_drop=drops.append)
+    assert queue.push(item("a1", sheddable=True))
+    assert queue.push(item("s1", "stats:r"))
+    assert queue.push(item("s2", "stats:r"))
+    assert queue.push(item("review"))  # merge s1
+    assert drops == ["merged"]
+    assert queue.push(item("inbox"))  # shed a1
+    assert drops == ["merged", "shed"]
+    assert not queue.push(item("feed"))  # nothing left to drop
+    assert queue.overflowed
+    assert not queue.push(item("more"))
+
+
+def test_nothing_is_dropped_while_within_bound() -> None:
+    queue = SendQueue(10)
+    names = [f"l{i}" for i in range(5)]
+    for name in names:
+        queue.push(item(name, "likes:p"))
+    queue.push(item("act", sheddable=True))
+    assert pop_all(queue) == [*names, "act"]
+
+
+def test_bound_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        SendQueue(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Push:
+    kind: str  # "keep" | "counter" | "activity"
+    key: int
+
+
+ops = st.lists(
+    st.one_of(
+        st.builds(Push, st.sampled_from(["keep", "counter", "activity"]), st.integers(0, 3)),
+        st.just("pop"),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=400)
+@given(bound=st.integers(1, 8), script=ops)
+def test_queue_invariants(bound: int, script: list[Push | str]) -> None:
+    """Never drops a `keep` frame (reviews, user:, answers, feed); the newest counter value
+    of each key always reaches the client; order is kept; size stays within the bound; an
+    overflow is reported only when nothing droppable is left."""
+    queue = SendQueue(bound)
+    pushed: list[Outgoing] = []
+    delivered: list[Outgoing] = []
+    overflow_at: int | None = None
+    for n, op in enumerate(script):
+        if op == "pop":
+            got = queue.pop()
+            if got is not None:
+                delivered.append(got)
+            continue
+        assert isinstance(op, Push)
+        frame = Outgoing(
+            f"{n}".encode(),
+            f"k{op.key}" if op.kind == "counter" else None,
+            sheddable=op.kind == "activity",
+        )
+        accepted = queue.push(frame)
+        if overflow_at is None:
+            pushed.append(frame)
+        if not accepted:
+            if overflow_at is None:
+                overflow_at = n
+                # Overflow only when everything queued is undroppable.
+                remaining: list[Outgoing] = []
+                while (rest := queue.pop()) is not None:
+                    remaining.append(rest)
+                assert len(remaining) > bound
+                assert not any(r.sheddable for r in remaining)
+                keys = [r.coalesce_key for r in remaining if r.coalesce_key]
+                assert len(keys) == len(set(keys))
+                delivered.extend(remaining)
+            break
+        assert len(queue) <= bound
+    if overflow_at is None:
+        while (rest := queue.pop()) is not None:
+            delivered.append(rest)
+    else:
+        return  # the connection closes; the client recovers with `since`
+
+    order = {id(f): i for i, f in enumerate(pushed)}
+    positions = [order[id(f)] for f in delivered]
+    assert positions == sorted(positions), "frames were reordered"
+    assert len(set(positions)) == len(positions), "a frame was sent twice"
+    delivered_ids = {id(f) for f in delivered}
+    for frame in pushed:
+        if frame.coalesce_key is None and not frame.sheddable:
+            assert id(frame) in delivered_ids, "an undroppable frame was dropped"
+    latest: dict[str, Outgoing] = {}
+    for frame in pushed:
+        if frame.coalesce_key:
+            latest[frame.coalesce_key] = frame
+    for frame in latest.values():
+        assert id(frame) in delivered_ids, "the newest counter value was lost"
