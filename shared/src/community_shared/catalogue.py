@@ -63,7 +63,7 @@ def _struct_section(cls: type[msgspec.Struct], seen: set[type[Any]]) -> list[str
     nested: list[type[msgspec.Struct]] = []
     for field in info.fields:
         lines.append(
-            f"| `{field.encode_name}` | {_type_name(field.type)} | "
+            f"| `{field.encode_name}` | {_type_name(field.type).replace('|', '\\|')} | "
             f"{'yes' if field.required else 'no'} |"
         )
         stack = [field.type]
