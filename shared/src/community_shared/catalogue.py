@@ -62,8 +62,9 @@ def _struct_section(cls: type[msgspec.Struct], seen: set[type[Any]]) -> list[str
     lines = ["| field | type | required |", "|---|---|---|"]
     nested: list[type[msgspec.Struct]] = []
     for field in info.fields:
+        type_cell = _type_name(field.type).replace("|", "\\|")  # a pipe would end the cell
         lines.append(
-            f"| `{field.encode_name}` | {_type_name(field.type).replace('|', '\\|')} | "
+            f"| `{field.encode_name}` | {type_cell} | "
             f"{'yes' if field.required else 'no'} |"
         )
         stack = [field.type]
