@@ -64,8 +64,7 @@ def _struct_section(cls: type[msgspec.Struct], seen: set[type[Any]]) -> list[str
     for field in info.fields:
         type_cell = _type_name(field.type).replace("|", "\\|")  # a pipe would end the cell
         lines.append(
-            f"| `{field.encode_name}` | {type_cell} | "
-            f"{'yes' if field.required else 'no'} |"
+            f"| `{field.encode_name}` | {type_cell} | {'yes' if field.required else 'no'} |"
         )
         stack = [field.type]
         while stack:
