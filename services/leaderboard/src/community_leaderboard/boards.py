@@ -1,0 +1,219 @@
+"""The boards in Redis: one sorted set per board and sort.
+
+For every board (`<window>:<track>`) four sorted sets hold its members (the
+16 bytes of the student's UUID): `rank` (score = points with the tie-break of
+`rules.board_score`), `earned` (cents), `actions` and `learn_rate`. Postgres is
+the source of truth; these sets are a projection that `replace_all` can
+rebuild at any time.
+
+`apply` moves students with one Lua script per chunk, so each student's old
+and new rank are read around their own update atomically and in order: a
+student who moves gets exactly one (old, new) pair, and the students they
+passed are not reported.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from community_shared.settings import Settings
+
+from community_leaderboard.rules import BOARDS
+
+METRICS: tuple[str, ...] = ("rank", "earned", "actions", "learn_rate")
+LUA_CHUNK = 4000
+
+_APPLY = """
+local out = {}
+local n = 0
+local i = 1
+while i <= #ARGV do
+  local prefix = ARGV[i]
+  local member = ARGV[i + 1]
+  local rank_key = prefix .. 'rank'
+  local old = redis.call('ZREVRANK', rank_key, member)
+  if ARGV[i + 2] == 's' then
+    redis.call('ZADD', rank_key, ARGV[i + 3], member)
+    redis.call('ZADD', prefix .. 'earned', ARGV[i + 4], member)
+    redis.call('ZADD', prefix .. 'actions', ARGV[i + 5], member)
+    redis.call('ZADD', prefix .. 'learn_rate', ARGV[i + 6], member)
+  elseif old then
+    redis.call('ZREM', rank_key, member)
+    redis.call('ZREM', prefix .. 'earned', member)
+    redis.call('ZREM', prefix .. 'actions', member)
+    redis.call('ZREM', prefix .. 'learn_rate', member)
+  end
+  local new = redis.call('ZREVRANK', rank_key, member)
+  out[n + 1] = old or -1
+  out[n + 2] = new or -1
+  n = n + 2
+  i = i + 7
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BoardEntry:
+    """A student's place-defining numbers on one board."""
+
+    score: int
+    points: int
+    earned_cents: int
+    actions: int
+    learn_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class BoardOp:
+    """Put `user_id` on `board` with `entry`, or take them off it (`entry` None)."""
+
+    board: str
+    user_id: uuid.UUID
+    entry: BoardEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    op: BoardOp
+    old_rank: int | None  # 1-based; None = was not on the board
+    new_rank: int | None
+
+    @property
+    def moved(self) -> bool:
+        return self.old_rank != self.new_rank
+
+
+class Boards:
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._apply = redis.register_script(_APPLY)
+
+    def prefix(self, board: str) -> str:
+        return self._settings.redis_key(f"lb:board:{board}:")
+
+    def key(self, board: str, metric: str) -> str:
+        return f"{self.prefix(board)}{metric}"
+
+    async def apply(self, ops: Sequence[BoardOp]) -> list[Move]:
+        """Apply the ops in order; return each op's old and new rank."""
+        moves: list[Move] = []
+        for start in range(0, len(ops), LUA_CHUNK):
+            chunk = ops[start : start + LUA_CHUNK]
+            args: list[bytes | str | int | float] = []
+            for op in chunk:
+                args.append(self.prefix(op.board))
+                args.append(op.user_id.bytes)
+                if op.entry is None:
+                    args.extend(("r", 0, 0, 0, 0))
+                else:
+                    e = op.entry
+                    args.extend(("s", e.score, e.earned_cents, e.actions, repr(e.learn_rate)))
+            result = await self._apply(args=args)
+            for index, op in enumerate(chunk):
+                old, new = int(result[2 * index]), int(result[2 * index + 1])
+                moves.append(Move(op, old + 1 if old >= 0 else None, new + 1 if new >= 0 else None))
+        return moves
+
+    async def page(self, board: str, metric: str, offset: int, limit: int) -> list[uuid.UUID]:
+        members = await self._redis.zrevrange(self.key(board, metric), offset, offset + limit - 1)
+        return [_member(m) for m in members]
+
+    async def total(self, board: str) -> int:
+        count: int = await self._redis.zcard(self.key(board, "rank"))
+        return count
+
+    async def ranks(self, board: str, user_ids: Sequence[uuid.UUID]) -> list[int | None]:
+        if not user_ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
+        found = await pipe.execute()
+        return [int(r) + 1 if r is not None else None for r in found]
+
+    async def ranks_everywhere(self, user_id: uuid.UUID) -> dict[str, int | None]:
+        pipe = self._redis.pipeline(transaction=False)
+        for board in BOARDS:
+            pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
+        found = await pipe.execute()
+        return {
+            b: int(r) + 1 if r is not None else None for b, r in zip(BOARDS, found, strict=True)
+        }
+
+    async def snapshot(self) -> dict[str, list[tuple[bytes, float]]]:
+        """Every board and sort, in order (tests and the rebuild check)."""
+        pipe = self._redis.pipeline(transaction=False)
+        keys = [self.key(b, m) for b in BOARDS for m in METRICS]
+        for key in keys:
+            pipe.zrevrange(key, 0, -1, withscores=True)
+        found = await pipe.execute()
+        return {
+            key: [(bytes(m), float(s)) for m, s in entries]
+            for key, entries in zip(keys, found, strict=True)
+        }
+
+    def staging(self) -> Staging:
+        """Build a complete new set of boards beside the live ones (see `Staging`)."""
+        return Staging(self)
+
+
+class Staging:
+    """New boards staged under temporary keys, then swapped in with one MULTI,
+    so readers see either the old boards or the new ones, never a mix."""
+
+    def __init__(self, boards: Boards) -> None:
+        self._boards = boards
+        self._redis = boards._redis
+        self._token = uuid.uuid4().hex[:8]
+        self._filled: set[str] = set()
+
+    def _temp(self, board: str, metric: str) -> str:
+        return f"{self._boards.key(board, metric)}:staging:{self._token}"
+
+    async def add(self, entries: Sequence[tuple[str, uuid.UUID, BoardEntry]]) -> None:
+        by_key: dict[str, dict[bytes, float]] = {}
+        for board, user_id, e in entries:
+            self._filled.add(board)
+            for metric in METRICS:
+                by_key.setdefault(self._temp(board, metric), {})[user_id.bytes] = _metric_score(
+                    e, metric
+                )
+        pipe = self._redis.pipeline(transaction=False)
+        for key, mapping in by_key.items():
+            pipe.zadd(key, mapping)
+        await pipe.execute()
+
+    async def commit(self) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        for board in BOARDS:
+            for metric in METRICS:
+                final = self._boards.key(board, metric)
+                if board in self._filled:
+                    pipe.rename(self._temp(board, metric), final)
+                else:
+                    pipe.delete(final)
+        await pipe.execute()
+
+    async def discard(self) -> None:
+        await self._redis.delete(*(self._temp(b, m) for b in BOARDS for m in METRICS))
+
+
+def _member(value: object) -> uuid.UUID:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return uuid.UUID(bytes=bytes(value))
+    raise TypeError(f"unexpected board member {value!r}")
+
+
+def _metric_score(e: BoardEntry, metric: str) -> float:
+    if metric == "rank":
+        return float(e.score)
+    if metric == "earned":
+        return float(e.earned_cents)
+    if metric == "actions":
+        return float(e.actions)
+    return e.learn_rate
