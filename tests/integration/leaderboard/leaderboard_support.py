@@ -5,10 +5,12 @@ until they are applied, and reading the API.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from community_shared.events import Envelope, encode_envelope, make_event
@@ -16,6 +18,15 @@ from community_shared.settings import Settings
 from litestar.testing import AsyncTestClient
 
 from tests.conftest import User, eventually
+
+T = TypeVar("T")
+
+
+async def in_app(client: AsyncTestClient[Any], fn: Callable[[], Awaitable[T]]) -> T:
+    """Run `fn` on the app's own event loop (the test client runs the app in a
+    thread of its own; its pools and connections belong to that loop)."""
+    portal = client.blocking_portal
+    return await asyncio.to_thread(portal.call, fn)
 
 
 def now() -> dt.datetime:

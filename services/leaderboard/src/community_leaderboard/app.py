@@ -74,7 +74,7 @@ def create_app(
         assert parts.service is not None
         parts.consumers = EventConsumers(runtime.jetstream(), parts.service, settings, config)
         await parts.consumers.start()
-        runtime.closers.append(parts.consumers.stop)
+        runtime.closers.append(parts.consumers.close)
 
     app = create_service_app(
         settings,

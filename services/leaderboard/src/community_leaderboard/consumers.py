@@ -1,14 +1,14 @@
 """The leaderboard's durable JetStream consumers and its periodic chores.
 
-One durable push consumer per source (`posts.>`, `goals.>`, `learning.>`) on
-the EVENTS stream, explicit acks, a deliver group named like the durable so
-several instances share the work. Messages are queued as they arrive; the
-consumer takes whatever has arrived (up to `batch_size`) and applies it in one
-transaction, so a single event goes through at once (low latency) and a
-backlog goes through in large batches (throughput). Acks are sent only after
-the transaction committed; events are idempotent by envelope id, so a
-redelivery after a crash changes nothing. A stopped consumer keeps its place
-on the server and catches up when started again.
+One durable pull consumer per source (`posts.>`, `goals.>`, `learning.>`) on
+the EVENTS stream, explicit acks; several instances may pull from the same
+durable. A consumer waits for the next event with a single long pull, so one
+event goes through at once (low latency); the `num_pending` that event
+carries says how many more are waiting, and those are fetched and applied in
+batches of up to `batch_size`, one transaction each (throughput). Acks are
+sent only after the transaction committed; events are idempotent by envelope
+id, so a redelivery after a crash changes nothing. A stopped consumer keeps
+its place on the server and catches up when started again.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import msgspec
+import nats.errors
 from community_shared.events import Envelope, decode_envelope
 from community_shared.metrics import EVENTS_CONSUMED
 from community_shared.settings import Settings
@@ -32,6 +33,10 @@ from community_leaderboard.events import CONSUMED_SUBJECTS
 from community_leaderboard.service import LeaderboardService
 
 log = logging.getLogger(__name__)
+
+WAIT_SECONDS = 5.0
+"""How long one long pull waits for the next event before asking again."""
+BATCH_FETCH_SECONDS = 1.0
 
 
 def durable_name(settings: Settings, subject: str) -> str:
@@ -57,61 +62,72 @@ class SourceConsumer:
         self._config = config
         self.subject = subject
         self.durable = durable_name(settings, subject)
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self._sub: JetStreamContext.PushSubscription | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._busy = asyncio.Lock()
 
     async def start(self) -> None:
         if self._task is not None:
             return
-        config = ConsumerConfig(
-            durable_name=self.durable,
-            deliver_group=self.durable,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self._config.ack_wait_seconds,
-            max_ack_pending=self._config.max_ack_pending,
-            filter_subject=self._settings.subject(self.subject),
-        )
-        self._sub = await self._js.subscribe(
-            self._settings.subject(self.subject),
-            queue=self.durable,
-            durable=self.durable,
-            stream=self._settings.stream_name(EVENTS_STREAM),
-            cb=self._received,
-            manual_ack=True,
-            config=config,
-        )
+        if self._sub is None:
+            self._sub = await self._js.pull_subscribe(
+                self._settings.subject(self.subject),
+                durable=self.durable,
+                stream=self._settings.stream_name(EVENTS_STREAM),
+                config=ConsumerConfig(
+                    durable_name=self.durable,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=self._config.ack_wait_seconds,
+                    max_ack_pending=self._config.max_ack_pending,
+                    filter_subject=self._settings.subject(self.subject),
+                ),
+            )
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.durable}")
 
     async def stop(self) -> None:
-        """Stop taking events; the current batch finishes, queued ones go back."""
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        """Stop applying events; a batch under way finishes first. Events that
+        arrive meanwhile wait in the subscription (or on the server) for `start`."""
         if self._task is not None:
             async with self._busy:
                 self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
             self._task = None
-        while not self._queue.empty():
-            msg = self._queue.get_nowait()
-            with contextlib.suppress(Exception):
-                await msg.nak()
 
-    async def _received(self, msg: Msg) -> None:
-        self._queue.put_nowait(msg)
+    async def close(self) -> None:
+        await self.stop()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
 
     async def _run(self) -> None:
+        assert self._sub is not None
+        sub = self._sub
+        waiting = 0  # events the server still holds for us, as of the last one received
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._config.batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            async with self._busy:
-                await self._handle(batch)
+            try:
+                if waiting > 0:
+                    async with self._busy:
+                        batch = await sub.fetch(
+                            min(waiting, self._config.batch_size), timeout=BATCH_FETCH_SECONDS
+                        )
+                        waiting = batch[-1].metadata.num_pending
+                        await self._handle(batch)
+                else:
+                    batch = await sub.fetch(1, timeout=WAIT_SECONDS)
+                    waiting = batch[-1].metadata.num_pending
+                    async with self._busy:
+                        await self._handle(batch)
+            except (TimeoutError, nats.errors.TimeoutError):
+                waiting = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("consumer %s: fetch failed; retrying", self.durable, exc_info=True)
+                waiting = 0
+                await asyncio.sleep(1.0)
 
     async def _handle(self, batch: list[Msg]) -> None:
         envelopes: list[Envelope] = []
@@ -179,8 +195,13 @@ class EventConsumers:
             await consumer.start()
 
     async def stop(self) -> None:
+        """Pause (see `SourceConsumer.stop`); `start` resumes."""
         for consumer in self.consumers:
             await consumer.stop()
+
+    async def close(self) -> None:
+        for consumer in self.consumers:
+            await consumer.close()
 
 
 class Chores:

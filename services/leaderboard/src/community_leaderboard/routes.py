@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from community_shared.auth import Identity
 from community_shared.pagination import parse_limit
 from community_shared.web import require_student
-from litestar import Controller, get, put
+from litestar import Controller, Request, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException, ValidationException
@@ -73,10 +76,16 @@ class LeaderboardController(Controller):
         self,
         service: NamedDependency[LeaderboardService],
         identity: NamedDependency[Identity],
+        request: Request[Any, Any, Any],
         data: JSONBody[Privacy],
     ) -> Privacy:
         require_student(identity)
-        return await service.set_privacy(identity, data)
+        # The framework converts leniently (1 -> true); a privacy switch takes JSON booleans only.
+        try:
+            choice = msgspec.json.decode(await request.body(), type=Privacy)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValidationException(detail=f"invalid privacy settings: {exc}") from exc
+        return await service.set_privacy(identity, choice)
 
     @get("/stats", summary="Community totals")
     async def stats(self, service: NamedDependency[LeaderboardService]) -> CommunityStats:
