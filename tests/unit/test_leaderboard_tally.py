@@ -179,3 +179,10 @@ def test_malformed_payloads_are_rejected(type_: str, data: dict[str, Any]) -> No
 def test_types_the_leaderboard_does_not_use_are_ignored() -> None:
     envelope = make_event("posts.report.created", {"id": "x"}, source="posts", actor_id=None)
     assert tally.parse(envelope) is None
+
+
+def test_a_post_created_and_deleted_in_one_batch_leaves_no_activity() -> None:
+    p = uuid.uuid4()
+    f = fold([post(ANA, p), event("posts.post.deleted", {"id": str(p)})])
+    assert f.activities == []
+    assert f.students[ANA].counters.posts == 0

@@ -41,7 +41,7 @@ CREATE TABLE students (
 CREATE INDEX students_top_earners ON students (track, earned DESC, earned_at, user_id)
     WHERE earned > 0 AND role = 'student';
 -- GET /leaderboard?sort=name
-CREATE INDEX students_by_name ON students (lower(name), user_id)
+CREATE INDEX students_by_name ON students (lower(coalesce(name, 'Student')), user_id)
     WHERE role = 'student' AND first_event_day IS NOT NULL;
 -- community stats (active this week) and the daily window roll-over.
 CREATE INDEX students_last_active ON students (last_active_day);

@@ -170,3 +170,15 @@ async def test_privacy_needs_a_student_and_a_valid_body(leaderboard_client: Any)
         "show_on_leaderboard": True,
         "show_earnings": True,
     }
+
+
+async def test_a_student_no_event_names_shows_under_their_token_name(
+    leaderboard_client: Any, events: Events
+) -> None:
+    learner = make_user("student", name="Quiet Learner")
+    await events.video(learner, 60, 120)  # learning events carry no name
+    board = await whole_board(leaderboard_client)
+    assert next(i for i in board if i["user_id"] == str(learner.id))["name"] == "Student"
+    await put_privacy(leaderboard_client, learner, show_on_leaderboard=True, show_earnings=True)
+    board = await whole_board(leaderboard_client)
+    assert next(i for i in board if i["user_id"] == str(learner.id))["name"] == "Quiet Learner"

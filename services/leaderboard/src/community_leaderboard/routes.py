@@ -48,6 +48,7 @@ class LeaderboardController(Controller):
     async def board(
         self,
         service: NamedDependency[LeaderboardService],
+        identity: NamedDependency[Identity],  # anyone may read; a bad token is still a 401
         window: FromQuery[str] = "all",
         track: FromQuery[str] = "all",
         sort: FromQuery[str] = "rank",
@@ -88,13 +89,16 @@ class LeaderboardController(Controller):
         return await service.set_privacy(identity, choice)
 
     @get("/stats", summary="Community totals")
-    async def stats(self, service: NamedDependency[LeaderboardService]) -> CommunityStats:
+    async def stats(
+        self, service: NamedDependency[LeaderboardService], identity: NamedDependency[Identity]
+    ) -> CommunityStats:
         return await service.stats()
 
     @get("/activity", summary="Recent community activity, newest first")
     async def activity(
         self,
         service: NamedDependency[LeaderboardService],
+        identity: NamedDependency[Identity],
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
     ) -> ActivityPage:

@@ -470,13 +470,16 @@ class LeaderboardService:
                 async with conn.transaction():
                     await store.lock_ingest_shared(conn)
                     await store.ensure_student(conn, user_id)
+                    token_name = identity.name.strip()[:200] or None
                     await store.put_privacy(
                         conn,
                         user_id,
                         show_on_leaderboard=choice.show_on_leaderboard,
                         show_earnings=choice.show_earnings,
-                        token_name=identity.name.strip()[:200] or None,
+                        token_name=token_name,
                     )
+                    if token_name:
+                        await store.name_if_unnamed(conn, user_id, token_name)
                     out: Outgoing = []
                     await self._refresh(conn, [user_id], today, out, moved)
                     await store.enqueue_events(conn, out)

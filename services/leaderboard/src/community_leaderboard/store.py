@@ -379,7 +379,7 @@ _WINDOW_SUMS = ", ".join(
 )
 
 _PROFILE_COLUMNS = f"""s.*, coalesce(p.show_on_leaderboard, true) AS visible,
-       coalesce(p.show_earnings, true) AS show_earnings, p.token_name,
+       coalesce(p.show_earnings, true) AS show_earnings,
        array(SELECT b.badge FROM {S}.badges b WHERE b.user_id = s.user_id) AS badges"""
 
 _PROFILES_BY_ID = f"""
@@ -422,7 +422,7 @@ def _profile_from(r: Any) -> Profile:
         )
     return Profile(
         user_id=r["user_id"],
-        name=r["name"] or r["token_name"],
+        name=r["name"],
         role=r["role"],
         track=r["track"],
         goal_slug=r["goal_slug"],
@@ -514,7 +514,7 @@ async def board_by_name(
               AND ($2::text IS NULL OR s.track = $2)
               AND NOT EXISTS (SELECT 1 FROM {S}.privacy p
                               WHERE p.user_id = s.user_id AND NOT p.show_on_leaderboard)
-            ORDER BY lower(s.name), s.user_id
+            ORDER BY lower(coalesce(s.name, 'Student')), s.user_id
             LIMIT $3 OFFSET $4""",
         since,
         track,
@@ -593,6 +593,21 @@ async def revoke_badges(conn: asyncpg.Connection, revokes: Sequence[tuple[uuid.U
 class PrivacyRow:
     show_on_leaderboard: bool
     show_earnings: bool
+
+
+async def name_if_unnamed(conn: asyncpg.Connection, user_id: uuid.UUID, name: str) -> None:
+    """A student no event has named yet shows under the name of their token."""
+    await conn.execute(
+        f"UPDATE {S}.students SET name = $2 WHERE user_id = $1 AND name IS NULL", user_id, name
+    )
+
+
+async def names_from_tokens(conn: asyncpg.Connection) -> None:
+    """After a rebuild: token names for the students no event names."""
+    await conn.execute(
+        f"""UPDATE {S}.students s SET name = p.token_name FROM {S}.privacy p
+            WHERE s.user_id = p.user_id AND s.name IS NULL AND p.token_name IS NOT NULL"""
+    )
 
 
 async def get_privacy(conn: asyncpg.Connection, user_id: uuid.UUID) -> PrivacyRow:
@@ -697,7 +712,7 @@ async def recent_activity(
 ) -> list[ActivityView]:
     """Newest first; items of opted-out students and of non-students are left out."""
     rows = await conn.fetch(
-        f"""SELECT a.id, a.kind, a.user_id, coalesce(s.name, p.token_name) AS name, a.occurred_at,
+        f"""SELECT a.id, a.kind, a.user_id, s.name, a.occurred_at,
                    a.amount, a.detail, a.ref, coalesce(p.show_earnings, true) AS show_earnings
             FROM {S}.activity a
             JOIN {S}.students s ON s.user_id = a.user_id

@@ -431,6 +431,9 @@ class Fold:
         elif isinstance(d, ev.PostDeleted):
             self._uncount(("post", str(d.id)), "posts", p.at)
             self.removed_subjects.add(str(d.id))
+            self.activities = [
+                a for a in self.activities if (a.kind, a.subject_id) != ("post.created", str(d.id))
+            ]
         elif isinstance(d, ev.PostLike):
             self._name(d.user_id, d.user_name, p.at)
             key = ("like", f"{d.post_id}:{d.user_id}")
