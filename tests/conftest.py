@@ -31,13 +31,13 @@ import msgspec
 import nats
 import pytest
 import redis.asyncio as aioredis
-from litestar.testing import AsyncTestClient
-
 from community_shared.auth import issue_token
 from community_shared.settings import Settings
+from litestar.testing import AsyncTestClient
 
-JWT_SECRET = "test-secret-not-for-production"
-RUN_ID = f"t{uuid.uuid4().hex[:10]}"
+JWT_SECRET = "test-secret-not-for-production-use-only"
+# One id per test run, stable even if this module is imported twice.
+RUN_ID = os.environ.setdefault("COMMUNITY_TEST_RUN_ID", f"t{uuid.uuid4().hex[:10]}")
 
 SERVICE_PORTS = {"posts": 8001, "resources": 8002, "goals": 8003, "leaderboard": 8004}
 
@@ -84,13 +84,20 @@ def _docker_start(missing: list[str]) -> dict[str, str]:
     for name in missing:
         image, port, env, command = images[name]
         container = client.containers.run(
-            image, command=command, environment=env, ports={f"{port}/tcp": None},
-            detach=True, remove=True, labels={"community-live-tests": RUN_ID},
+            image,
+            command=command,
+            environment=env,
+            ports={f"{port}/tcp": None},
+            detach=True,
+            remove=True,
+            labels={"community-live-tests": RUN_ID},
         )
         container.reload()
         host_port = container.ports[f"{port}/tcp"][0]["HostPort"]
         scheme = {"postgres": "postgresql://postgres@", "nats": "nats://", "redis": "redis://"}
-        urls[name] = f"{scheme[name]}127.0.0.1:{host_port}" + ("/postgres" if name == "postgres" else "")
+        urls[name] = f"{scheme[name]}127.0.0.1:{host_port}" + (
+            "/postgres" if name == "postgres" else ""
+        )
         deadline = time.time() + 30
         while not _answers(urls[name], port) and time.time() < deadline:
             time.sleep(0.3)
@@ -117,7 +124,9 @@ def infra() -> Iterator[Infra]:
         try:
             started = _docker_start(missing)
         except Exception as exc:
-            lines = [f"  {name}: not reachable; start it with: {HOW_TO_START[name]}" for name in missing]
+            lines = [
+                f"  {name}: not reachable; start it with: {HOW_TO_START[name]}" for name in missing
+            ]
             pytest.exit(
                 "real services missing and no Docker engine to start them "
                 f"({type(exc).__name__}):\n" + "\n".join(lines),
@@ -212,14 +221,17 @@ class User:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def make_user(role: str = "student", name: str | None = None, *, member: bool | None = None,
-              ttl: int = 3600) -> User:
+def make_user(
+    role: str = "student", name: str | None = None, *, member: bool | None = None, ttl: int = 3600
+) -> User:
     user_id = uuid.uuid4()
     name = name or f"{role.title()} {user_id.hex[:6]}"
-    token = issue_token(sub=user_id, role=role, name=name, secret=JWT_SECRET,
-                        ttl_seconds=ttl, member=member)
-    return User(id=user_id, role=role, name=name, token=token,
-                member=member if member is not None else True)
+    token = issue_token(
+        sub=user_id, role=role, name=name, secret=JWT_SECRET, ttl_seconds=ttl, member=member
+    )
+    return User(
+        id=user_id, role=role, name=name, token=token, member=member if member is not None else True
+    )
 
 
 @pytest.fixture
@@ -289,8 +301,9 @@ async def leaderboard_client(settings_for, nats_client, redis_client):  # type: 
 # --------------------------------------------------------------------------- helpers
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0,
-                     interval: float = 0.05) -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 5.0, interval: float = 0.05
+) -> None:
     """Wait until `check()` is true; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

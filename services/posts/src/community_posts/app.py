@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import Litestar
-
 from community_shared.settings import Settings
 from community_shared.web import create_service_app, run
+from litestar import Litestar
 
 SCHEMA = "posts"
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"

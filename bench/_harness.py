@@ -1,0 +1,195 @@
+"""Shared pieces of the benchmark scripts: processes, ports, websocket listeners.
+
+The listener side runs in its own process so that measuring does not steal the
+event loop of the process that sends; timestamps are wall-clock
+(`time.time()`), comparable across processes on one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import connect
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready within {timeout}s")
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a component as a subprocess for the duration of the block."""
+    log = open(os.devnull, "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        args, env={**os.environ, **env}, stdout=log, stderr=log, start_new_session=True
+    )
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def summary(latencies_ms: list[float]) -> dict[str, float]:
+    return {
+        "n": len(latencies_ms),
+        "p50": percentile(latencies_ms, 50),
+        "p90": percentile(latencies_ms, 90),
+        "p99": percentile(latencies_ms, 99),
+        "max": max(latencies_ms) if latencies_ms else float("nan"),
+        "mean": statistics.fmean(latencies_ms) if latencies_ms else float("nan"),
+    }
+
+
+# ----------------------------------------------------------------- listeners
+
+
+async def _listen(
+    url: str,
+    clients: int,
+    subscribe: dict[str, Any] | None,
+    ready: Any,
+    stop: Any,
+    out: Any,
+    marker: str,
+) -> None:
+    arrivals: list[tuple[str, float]] = []
+    connections = []
+
+    async def one(index: int) -> None:
+        ws = await connect(url, max_size=2**20, open_timeout=60, ping_interval=None)
+        connections.append(ws)
+        if subscribe is not None:
+            await ws.send(json.dumps(subscribe))
+        keep = index < clients  # every client records; parsing is cheap string search
+        async for frame in ws:
+            now = time.time()
+            if keep and isinstance(frame, str):
+                at = frame.find(marker)
+                if at >= 0:
+                    start = at + len(marker)
+                    arrivals.append((frame[start : start + 36], now))
+
+    tasks = []
+    for i in range(clients):
+        tasks.append(asyncio.create_task(one(i)))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)
+    while len(connections) < clients:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # subscriptions settle
+    ready.set()
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # stragglers
+    for task in tasks:
+        task.cancel()
+    out.send(arrivals)
+
+
+def _listener_main(
+    url: str,
+    clients: int,
+    subscribe: dict[str, Any] | None,
+    ready: Any,
+    stop: Any,
+    out: Any,
+    marker: str,
+) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_listen(url, clients, subscribe, ready, stop, out, marker))
+
+
+class Listeners:
+    """`clients` websocket connections in a separate process, recording arrivals.
+
+    An arrival is (id, wall time) for every text frame containing `marker`
+    followed by a 36-character id.
+    """
+
+    def __init__(
+        self, url: str, clients: int, subscribe: dict[str, Any] | None, marker: str
+    ) -> None:
+        ctx = mp.get_context("spawn")
+        self._ready = ctx.Event()
+        self._stop = ctx.Event()
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=_listener_main,
+            args=(url, clients, subscribe, self._ready, self._stop, send, marker),
+            daemon=True,
+        )
+
+    def __enter__(self) -> Listeners:
+        self._proc.start()
+        if not self._ready.wait(timeout=180):
+            raise RuntimeError("listeners did not connect in time")
+        return self
+
+    def finish(self) -> list[tuple[str, float]]:
+        self._stop.set()
+        arrivals: list[tuple[str, float]] = self._recv.recv()
+        self._proc.join(timeout=10)
+        return arrivals
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc.is_alive():
+            self._proc.kill()
+
+
+def latencies(sent: dict[str, float], arrivals: list[tuple[str, float]]) -> list[float]:
+    return [(t - sent[i]) * 1000 for i, t in arrivals if i in sent]
+
+
+def python() -> str:
+    return sys.executable
+
+
+__all__ = ["websockets"]

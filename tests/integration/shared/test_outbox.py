@@ -1,0 +1,195 @@
+"""The transactional outbox and its relay against real Postgres and NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+from community_shared.events import decode_envelope, make_event
+from community_shared.migrations import SHARED_MIGRATIONS, load_migrations, migrate
+from community_shared.outbox import OutboxRelay, enqueue
+from community_shared.streams import ensure_stream
+from nats.js.api import StreamConfig
+
+from tests.conftest import eventually
+
+from .conftest import PrivateNats
+
+
+@pytest.fixture
+async def schema(db: asyncpg.Pool) -> str:
+    name = f"obx_{uuid.uuid4().hex[:12]}"
+    async with db.acquire() as conn:
+        await migrate(conn, name, load_migrations(SHARED_MIGRATIONS, namespace="shared:"))
+    return name
+
+
+def _subject_prefix() -> str:
+    return f"obx{uuid.uuid4().hex[:8]}"
+
+
+async def _stream(js: Any, prefix: str) -> str:
+    name = f"{prefix}_OUTBOX"
+    await ensure_stream(js, StreamConfig(name=name, subjects=[f"{prefix}.>"], duplicate_window=600))
+    return name
+
+
+def _publisher(js: Any, prefix: str) -> Any:
+    async def publish(subject: str, payload: bytes, msg_id: str) -> None:
+        await js.publish(
+            f"{prefix}.{subject}", payload, timeout=1.0, headers={"Nats-Msg-Id": msg_id}
+        )
+
+    return publish
+
+
+async def _write_events(db: asyncpg.Pool, schema: str, aggregate: str, n: int) -> list[uuid.UUID]:
+    ids = []
+    for i in range(n):
+        event = make_event("posts.post.liked", {"n": i}, source="posts", actor_id=None)
+        async with db.acquire() as conn, conn.transaction():
+            await enqueue(conn, schema, event, aggregate=aggregate)
+        ids.append(event.id)
+    return ids
+
+
+async def _stream_messages(js: Any, stream: str) -> list[Any]:
+    info = await js.stream_info(stream)
+    msgs = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msgs.append(await js.get_msg(stream, seq))
+    return msgs
+
+
+async def test_relay_publishes_on_commit_without_waiting_for_a_poll(
+    db: asyncpg.Pool, schema: str, nats_client: Any, database_url: str
+) -> None:
+    js = nats_client.jetstream()
+    prefix = _subject_prefix()
+    stream = await _stream(js, prefix)
+    relay = OutboxRelay(
+        db, schema, _publisher(js, prefix), listen_dsn=database_url, poll_seconds=30
+    )
+    await relay.start()
+    try:
+        await asyncio.sleep(0.3)  # the listener is up
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        [event_id] = await _write_events(db, schema, "post:1", 1)
+        while (await js.stream_info(stream)).state.messages < 1:
+            assert loop.time() - started < 2, "not woken by NOTIFY"
+            await asyncio.sleep(0.01)
+        [msg] = await _stream_messages(js, stream)
+        assert msg.headers["Nats-Msg-Id"] == str(event_id)
+        assert decode_envelope(msg.data).id == event_id
+
+        async def marked() -> bool:
+            async with db.acquire() as conn:
+                return bool(
+                    await conn.fetchval(
+                        f"SELECT published_at IS NOT NULL FROM {schema}.outbox WHERE id = $1",
+                        event_id,
+                    )
+                )
+
+        await eventually(marked, timeout=2)
+    finally:
+        await relay.stop()
+        await js.delete_stream(stream)
+
+
+async def test_a_write_while_nats_is_down_is_published_once_when_it_returns(
+    db: asyncpg.Pool, schema: str, database_url: str, private_nats: PrivateNats
+) -> None:
+    """NATS is unreachable when the write commits; the event goes out exactly once later."""
+    private_nats.start()
+    nc = await nats.connect(private_nats.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    js = nc.jetstream()
+    prefix = _subject_prefix()
+    stream = await _stream(js, prefix)
+    relay = OutboxRelay(
+        db,
+        schema,
+        _publisher(js, prefix),
+        listen_dsn=database_url,
+        poll_seconds=0.2,
+        max_backoff=0.5,
+    )
+    await relay.start()
+    try:
+        private_nats.stop()
+        ids = await _write_events(db, schema, "post:2", 3)  # commits fine without NATS
+        await asyncio.sleep(1.0)
+        async with db.acquire() as conn:
+            pending = await conn.fetchval(
+                f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"
+            )
+        assert pending == 3
+        private_nats.start()
+        for _ in range(200):
+            async with db.acquire() as conn:
+                left = await conn.fetchval(
+                    f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"
+                )
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert left == 0
+        # Republishing the same rows (a relay that died before marking them) is dropped.
+        async with db.acquire() as conn:
+            await conn.execute(f"UPDATE {schema}.outbox SET published_at = NULL")
+        relay.wake()
+        await asyncio.sleep(0.5)
+        msgs = await _stream_messages(js, stream)
+        assert [decode_envelope(m.data).id for m in msgs] == ids
+    finally:
+        await relay.stop()
+        await nc.close()
+
+
+async def test_several_relays_keep_per_aggregate_order_and_publish_each_once(
+    db: asyncpg.Pool, schema: str, nats_client: Any, database_url: str
+) -> None:
+    js = nats_client.jetstream()
+    prefix = _subject_prefix()
+    stream = await _stream(js, prefix)
+    # Write first, then let three relays race over the backlog.
+    written: dict[str, list[uuid.UUID]] = {}
+    for aggregate in ("post:a", "post:b", "post:c", "post:d"):
+        written[aggregate] = await _write_events(db, schema, aggregate, 25)
+    aggregate_of = {eid: agg for agg, ids in written.items() for eid in ids}
+    relays = [
+        OutboxRelay(
+            db,
+            schema,
+            _publisher(js, prefix),
+            listen_dsn=database_url,
+            poll_seconds=0.1,
+            batch_size=7,
+        )
+        for _ in range(3)
+    ]
+    for relay in relays:
+        await relay.start()
+    try:
+        for _ in range(200):
+            if (await js.stream_info(stream)).state.messages >= 100:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        msgs = await _stream_messages(js, stream)
+        seen: dict[str, list[uuid.UUID]] = defaultdict(list)
+        for m in msgs:
+            event_id = decode_envelope(m.data).id
+            seen[aggregate_of[event_id]].append(event_id)
+        assert len(msgs) == 100
+        assert dict(seen) == written
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await js.delete_stream(stream)
