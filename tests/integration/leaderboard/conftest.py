@@ -9,8 +9,9 @@ import asyncpg
 import msgspec
 import pytest
 from community_shared.settings import Settings
-from leaderboard_support import Events
 from litestar.testing import AsyncTestClient
+
+from tests.integration.leaderboard.leaderboard_support import Events
 
 
 @pytest.fixture(scope="session")

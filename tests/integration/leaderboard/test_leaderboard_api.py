@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from leaderboard_support import Events, days_ago, me
 
 from tests.conftest import eventually, make_user
+from tests.integration.leaderboard.leaderboard_support import Events, days_ago, me
 
 
 async def test_stats_count_students_earnings_and_tracks(

@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from leaderboard_support import Events, days_ago, me
 
 from tests.conftest import User, eventually, make_user
+from tests.integration.leaderboard.leaderboard_support import Events, days_ago, me
 
 
 @pytest.fixture

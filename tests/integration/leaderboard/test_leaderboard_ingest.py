@@ -7,9 +7,15 @@ import uuid
 from typing import Any
 
 from community_shared.events import make_event
-from leaderboard_support import Events, days_ago, in_app, me, whole_board
 
 from tests.conftest import eventually, make_user
+from tests.integration.leaderboard.leaderboard_support import (
+    Events,
+    days_ago,
+    in_app,
+    me,
+    whole_board,
+)
 
 
 async def test_the_same_event_delivered_twice_counts_once(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from leaderboard_support import Events, me, whole_board
-
 from tests.conftest import User, eventually, make_user
+from tests.integration.leaderboard.leaderboard_support import Events, me, whole_board
 
 BOARDS = [f"{w}:{t}" for w in ("all", "30d", "7d") for t in ("all", "agency", "saas")]
 

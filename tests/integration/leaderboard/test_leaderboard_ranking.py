@@ -6,9 +6,15 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from leaderboard_support import Events, days_ago, in_app, me, now, whole_board
-
 from tests.conftest import eventually, make_user
+from tests.integration.leaderboard.leaderboard_support import (
+    Events,
+    days_ago,
+    in_app,
+    me,
+    now,
+    whole_board,
+)
 
 
 def moves_of(changes: list[dict[str, Any]], user_id: object, board: str) -> list[dict[str, Any]]:

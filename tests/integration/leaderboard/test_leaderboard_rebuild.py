@@ -8,9 +8,9 @@ from typing import Any
 from community_leaderboard.boards import Boards
 from community_leaderboard.config import LeaderboardConfig
 from community_leaderboard.rebuild import rebuild
-from leaderboard_support import Events, days_ago, me
 
 from tests.conftest import make_user
+from tests.integration.leaderboard.leaderboard_support import Events, days_ago, me
 
 STATISTICS = {
     "students": "SELECT * FROM leaderboard.students ORDER BY user_id",

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leaderboard_support import Events, me
-
 from tests.conftest import make_user
+from tests.integration.leaderboard.leaderboard_support import Events, me
 
 
 async def test_a_post_puts_a_student_on_the_board(leaderboard_client: Any, events: Events) -> None:

@@ -1,9 +1,12 @@
-"""The events the leaderboard consumes and publishes (the `data` of each envelope).
+"""The events the leaderboard publishes, and the course platform's events it consumes.
 
-Consumed payloads declare only the fields the leaderboard reads; unknown fields
-are ignored so publishers may add to their payloads. Money arrives as a
-decimal string (numbers are tolerated). The `learning.*` payloads are the
-integration point for the course platform (SPEC section 7).
+`leaderboard.*` events are published by the leaderboard (source
+`leaderboard`). `learning.*` events are published by the course platform
+(source `learning`) into the same stream and envelope; the leaderboard is
+their consumer, so their payloads are documented here. The leaderboard also
+consumes `posts.>` and `goals.>`, whose payloads are their publishers'.
+Consumed payloads declare only the fields the leaderboard reads; unknown
+fields are ignored so publishers may add to their payloads.
 """
 
 from __future__ import annotations
@@ -155,7 +158,9 @@ class StoryPublished(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VideoWatched(msgspec.Struct, frozen=True, kw_only=True):
-    """learning.video.watched: one viewing of a video within a platform session."""
+    """A student watched a video: `watched_seconds` of it, during a platform session
+    of `session_seconds` (learn rate = 60 x watched / session, in minutes per hour).
+    Both are whole seconds, 0 or more."""
 
     user_id: uuid.UUID
     video_id: str | int
@@ -164,11 +169,15 @@ class VideoWatched(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TaskAssigned(msgspec.Struct, frozen=True, kw_only=True):
+    """A task was assigned to a student; a task counts once per (user, task)."""
+
     user_id: uuid.UUID
     task_id: str | int
 
 
 class TaskCompleted(msgspec.Struct, frozen=True, kw_only=True):
+    """A student completed a task; a task counts once per (user, task)."""
+
     user_id: uuid.UUID
     task_id: str | int
 
@@ -177,7 +186,10 @@ class TaskCompleted(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RankChanged(msgspec.Struct, frozen=True, kw_only=True):
-    """A student's rank on one board changed (`null` rank = not on the board)."""
+    """A student's rank on one board (`<window>:<track>`) changed: one event for the
+    student who moved, none for those shifted by it. A null rank means not on the
+    board (joined: `old_rank` null; left, e.g. opted out: `new_rank` null). Ranks
+    of one board are announced in the order the moves happened."""
 
     board: str
     user_id: uuid.UUID
@@ -187,7 +199,9 @@ class RankChanged(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class BadgeChanged(msgspec.Struct, frozen=True, kw_only=True):
-    """leaderboard.badge.awarded / leaderboard.badge.revoked."""
+    """A badge was awarded to (or, by rule, revoked from) a student. `badge`:
+    top-performer | consistent | fast-learner | goal-crusher; `name` is the
+    student's. Not announced for a student who opted out of the leaderboard."""
 
     user_id: uuid.UUID
     name: str
@@ -195,6 +209,8 @@ class BadgeChanged(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StatsUpdated(msgspec.Struct, frozen=True, kw_only=True):
+    """Community totals changed; published at most once per second."""
+
     total_students: int
     active_this_week: int
     total_earnings: str
@@ -203,6 +219,11 @@ class StatsUpdated(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ActivityRecorded(msgspec.Struct, frozen=True, kw_only=True):
+    """A line for the live activity ticker (never for an opted-out student).
+    `type`: post.created | goal.completed | submission.approved | badge.awarded |
+    story.published; `ref` names the thing (post_id, goal_slug, review_id, badge,
+    story_id)."""
+
     id: uuid.UUID
     type: str
     user_id: uuid.UUID
@@ -210,3 +231,15 @@ class ActivityRecorded(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     occurred_at: dt.datetime
     ref: dict[str, str]
+
+
+CATALOGUE: dict[str, type[msgspec.Struct]] = {
+    RANK_CHANGED: RankChanged,
+    BADGE_AWARDED: BadgeChanged,
+    BADGE_REVOKED: BadgeChanged,
+    STATS_UPDATED: StatsUpdated,
+    ACTIVITY_RECORDED: ActivityRecorded,
+    VIDEO_WATCHED: VideoWatched,
+    TASK_ASSIGNED: TaskAssigned,
+    TASK_COMPLETED: TaskCompleted,
+}
