@@ -14,6 +14,7 @@ passed are not reported.
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,34 +27,43 @@ from community_leaderboard.rules import BOARDS
 METRICS: tuple[str, ...] = ("rank", "earned", "actions", "learn_rate")
 LUA_CHUNK = 4000
 
+# ARGV[1]: the key prefix of the boards; ARGV[2]: the ops, fixed-size records
+# (board index, set/remove, member, score, earned, actions, learn rate);
+# ARGV[3..]: the board names by index. Returns (old, new) 0-based ranks as
+# int32 pairs, -1 for "not on the board". One packed argument and one packed
+# reply keep the client's per-argument encoding out of the hot path.
 _APPLY = """
+local prefix = ARGV[1]
+local blob = ARGV[2]
+local boards = {}
+for i = 3, #ARGV do boards[i - 3] = prefix .. ARGV[i] .. ':' end
 local out = {}
-local n = 0
-local i = 1
-while i <= #ARGV do
-  local prefix = ARGV[i]
-  local member = ARGV[i + 1]
-  local rank_key = prefix .. 'rank'
+local pos = 1
+while pos <= #blob do
+  local board, kind, member, score, earned, actions, learn
+  board, kind, member, score, earned, actions, learn, pos =
+    struct.unpack('<BBc16dddd', blob, pos)
+  local key = boards[board]
+  local rank_key = key .. 'rank'
   local old = redis.call('ZREVRANK', rank_key, member)
-  if ARGV[i + 2] == 's' then
-    redis.call('ZADD', rank_key, ARGV[i + 3], member)
-    redis.call('ZADD', prefix .. 'earned', ARGV[i + 4], member)
-    redis.call('ZADD', prefix .. 'actions', ARGV[i + 5], member)
-    redis.call('ZADD', prefix .. 'learn_rate', ARGV[i + 6], member)
+  if kind == 1 then
+    redis.call('ZADD', rank_key, score, member)
+    redis.call('ZADD', key .. 'earned', earned, member)
+    redis.call('ZADD', key .. 'actions', actions, member)
+    redis.call('ZADD', key .. 'learn_rate', learn, member)
   elseif old then
     redis.call('ZREM', rank_key, member)
-    redis.call('ZREM', prefix .. 'earned', member)
-    redis.call('ZREM', prefix .. 'actions', member)
-    redis.call('ZREM', prefix .. 'learn_rate', member)
+    redis.call('ZREM', key .. 'earned', member)
+    redis.call('ZREM', key .. 'actions', member)
+    redis.call('ZREM', key .. 'learn_rate', member)
   end
   local new = redis.call('ZREVRANK', rank_key, member)
-  out[n + 1] = old or -1
-  out[n + 2] = new or -1
-  n = n + 2
-  i = i + 7
+  out[#out + 1] = struct.pack('<ii', old or -1, new or -1)
 end
-return out
+return table.concat(out)
 """
+_OP = struct.Struct("<BB16sdddd")
+_BOARD_INDEX = {board: i for i, board in enumerate(BOARDS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +103,12 @@ class Boards:
         self._settings = settings
         self._apply = redis.register_script(_APPLY)
 
+    @property
+    def _key_prefix(self) -> str:
+        return self._settings.redis_key("lb:board:")
+
     def prefix(self, board: str) -> str:
-        return self._settings.redis_key(f"lb:board:{board}:")
+        return f"{self._key_prefix}{board}:"
 
     def key(self, board: str, metric: str) -> str:
         return f"{self.prefix(board)}{metric}"
@@ -104,18 +118,25 @@ class Boards:
         moves: list[Move] = []
         for start in range(0, len(ops), LUA_CHUNK):
             chunk = ops[start : start + LUA_CHUNK]
-            args: list[bytes | str | int | float] = []
+            blob = bytearray()
             for op in chunk:
-                args.append(self.prefix(op.board))
-                args.append(op.user_id.bytes)
-                if op.entry is None:
-                    args.extend(("r", 0, 0, 0, 0))
+                e = op.entry
+                if e is None:
+                    blob += _OP.pack(_BOARD_INDEX[op.board], 0, op.user_id.bytes, 0, 0, 0, 0)
                 else:
-                    e = op.entry
-                    args.extend(("s", e.score, e.earned_cents, e.actions, repr(e.learn_rate)))
-            result = await self._apply(args=args)
+                    blob += _OP.pack(
+                        _BOARD_INDEX[op.board],
+                        1,
+                        op.user_id.bytes,
+                        float(e.score),
+                        float(e.earned_cents),
+                        float(e.actions),
+                        e.learn_rate,
+                    )
+            reply = await self._apply(args=[self._key_prefix, bytes(blob), *BOARDS])
+            ranks = struct.unpack(f"<{2 * len(chunk)}i", reply)
             for index, op in enumerate(chunk):
-                old, new = int(result[2 * index]), int(result[2 * index + 1])
+                old, new = ranks[2 * index], ranks[2 * index + 1]
                 moves.append(Move(op, old + 1 if old >= 0 else None, new + 1 if new >= 0 else None))
         return moves
 

@@ -181,7 +181,9 @@ class LeaderboardService:
             return result
 
         out: Outgoing = []
-        await self._refresh(conn, fold.ranked, today, out, moved)
+        await self._refresh(
+            conn, fold.ranked, today, out, moved, previous_tracks=fold.previous_tracks
+        )
         await self._announce_activity(
             conn, [a for a in fold.activities if a.id in new_activity], fold.students, out
         )
@@ -228,14 +230,22 @@ class LeaderboardService:
         today: dt.date,
         out: Outgoing,
         moved: set[uuid.UUID],
+        *,
+        previous_tracks: dict[uuid.UUID, str | None] | None = None,
+        everywhere: bool = False,
     ) -> None:
         """Put `users` where they now belong on every board, announce each student
-        whose rank changed, and settle badges."""
+        whose rank changed, and settle badges.
+
+        Only the boards of a student's track (and of the track they just left)
+        are touched, unless `everywhere`."""
         users = sorted(set(users))
         if not users:
             return
         profiles = await store.load_profiles(conn, users, today)
-        ops = self._board_ops(users, profiles, today)
+        ops = self._board_ops(
+            users, profiles, today, previous_tracks=previous_tracks, everywhere=everywhere
+        )
         moved.update(users)
         moves = await self.boards.apply(ops)
         for move in moves:
@@ -244,13 +254,27 @@ class LeaderboardService:
         await self._settle_badges(conn, profiles, today, out)
 
     def _board_ops(
-        self, users: Sequence[uuid.UUID], profiles: dict[uuid.UUID, Profile], today: dt.date
+        self,
+        users: Sequence[uuid.UUID],
+        profiles: dict[uuid.UUID, Profile],
+        today: dt.date,
+        *,
+        previous_tracks: dict[uuid.UUID, str | None] | None = None,
+        everywhere: bool = False,
     ) -> list[BoardOp]:
         ops: list[BoardOp] = []
+        previous_tracks = previous_tracks or {}
         for user_id in users:
             profile = profiles.get(user_id)
             entries = board_entries(profile, today, self.weights) if profile else {}
-            for board in rules.BOARDS:
+            if everywhere or profile is None:
+                boards = rules.BOARDS
+            else:
+                wanted = set(rules.boards_of(profile.track))
+                if user_id in previous_tracks:
+                    wanted.update(rules.boards_of(previous_tracks[user_id]))
+                boards = tuple(b for b in rules.BOARDS if b in wanted)
+            for board in boards:
                 ops.append(BoardOp(board, user_id, entries.get(board)))
         return ops
 
@@ -279,7 +303,7 @@ class LeaderboardService:
             ids = sorted(set(users))
             async with self.pool.acquire() as conn:
                 profiles = await store.load_profiles(conn, ids, today)
-            await self.boards.apply(self._board_ops(ids, profiles, today))
+            await self.boards.apply(self._board_ops(ids, profiles, today, everywhere=True))
         except Exception:
             log.exception("could not repair board entries; they are rebuilt at the next start")
 
@@ -481,7 +505,7 @@ class LeaderboardService:
                     if token_name:
                         await store.name_if_unnamed(conn, user_id, token_name)
                     out: Outgoing = []
-                    await self._refresh(conn, [user_id], today, out, moved)
+                    await self._refresh(conn, [user_id], today, out, moved, everywhere=True)
                     await store.enqueue_events(conn, out)
             except BaseException:
                 if moved:

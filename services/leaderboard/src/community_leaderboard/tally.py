@@ -275,6 +275,7 @@ class Fold:
         self.activities: list[ActivityRow] = []
         self.removed_subjects: set[str] = set()
         self.streak_recompute: set[uuid.UUID] = set()
+        self.previous_tracks: dict[uuid.UUID, str | None] = {}
 
     # ----------------------------------------------------------------- helpers
 
@@ -314,6 +315,7 @@ class Fold:
     def _track(self, user_id: uuid.UUID, track: str | None) -> None:
         st = self.student(user_id)
         if track in STUDENT_TRACKS and track != st.track:
+            self.previous_tracks.setdefault(user_id, st.track)
             st.track = track
             self.touched.add(user_id)
             self.ranked.add(user_id)
