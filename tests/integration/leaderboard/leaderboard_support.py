@@ -144,6 +144,18 @@ class Events:
             actor_id=user.id,
         )
 
+    async def video_event(self, user: User, watched: int = 60, session: int = 120) -> Envelope:
+        """Publish a video watched without waiting for it to be applied."""
+        return await self.publish(
+            "learning.video.watched",
+            {
+                "user_id": str(user.id),
+                "video_id": str(uuid.uuid4()),
+                "watched_seconds": watched,
+                "session_seconds": session,
+            },
+        )
+
     async def video(
         self, user: User, watched: int, session: int, *, at: dt.datetime | None = None
     ) -> Envelope:

@@ -159,3 +159,59 @@ async def test_names_come_from_the_events(leaderboard_client: Any, events: Event
     await events.applied(envelope)
     board = await whole_board(leaderboard_client)
     assert next(i for i in board if i["user_id"] == str(student.id))["name"] == "New Name"
+
+
+async def test_a_backlog_announces_each_students_net_move_once(
+    leaderboard_client: Any, events: Events, rank_changes: list[dict[str, Any]]
+) -> None:
+    consumers = leaderboard_client.app.state.leaderboard.consumers
+    climber = make_user("student")
+    crowd = [make_user("student") for _ in range(40)]
+    for student in crowd:
+        await events.publish(
+            "learning.video.watched",
+            {"user_id": str(student.id), "video_id": "intro", "watched_seconds": 30,
+             "session_seconds": 60},
+        )  # fmt: skip
+        await events.publish(
+            "learning.video.watched",
+            {"user_id": str(student.id), "video_id": "intro-2", "watched_seconds": 30,
+             "session_seconds": 60},
+        )  # fmt: skip
+    await events.video(climber, 60, 600)  # below the whole crowd
+    before = await me(leaderboard_client, climber)
+    await in_app(leaderboard_client, consumers.stop)
+    try:
+        # The stopped consumer's last long pull may still take one event: let it be
+        # someone else's, so that all of the climber's events are in the backlog.
+        backlog = [await events.video_event(make_user("student"))]
+        for i in range(1300):  # more than the catch-up threshold is waiting
+            student = climber if i % 10 == 0 else crowd[i % len(crowd)]
+            backlog.append(
+                await events.publish(
+                    "learning.video.watched",
+                    {"user_id": str(student.id), "video_id": f"v{i}", "watched_seconds": 30,
+                     "session_seconds": 60},
+                )
+            )  # fmt: skip
+        rank_changes.clear()
+    finally:
+        await in_app(leaderboard_client, consumers.start)
+    await events.applied(*backlog, within=30)
+    after = await me(leaderboard_client, climber)
+    assert after["rank"] < before["rank"]
+
+    async def announced() -> bool:
+        return any(
+            c["user_id"] == str(climber.id) and c["board"] == "all:all" for c in rank_changes
+        )
+
+    await eventually(announced, timeout=10)
+    await asyncio.sleep(0.5)
+    mine = [c for c in rank_changes if c["user_id"] == str(climber.id) and c["board"] == "all:all"]
+    assert len(mine) == 1  # 131 moves in the backlog, one announcement
+    assert mine[0]["old_rank"] == before["rank"]
+    assert mine[0]["new_rank"] == after["rank"]
+    assert mine[0]["points"] == after["points"]
+    pending = await events.db.fetchval("SELECT count(*) FROM leaderboard.pending_moves")
+    assert pending == 0

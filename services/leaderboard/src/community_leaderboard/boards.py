@@ -17,8 +17,8 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+import msgspec
 import redis.asyncio as aioredis
 from community_shared.settings import Settings
 
@@ -66,8 +66,7 @@ _OP = struct.Struct("<BB16sdddd")
 _BOARD_INDEX = {board: i for i, board in enumerate(BOARDS)}
 
 
-@dataclass(frozen=True, slots=True)
-class BoardEntry:
+class BoardEntry(msgspec.Struct, frozen=True):
     """A student's place-defining numbers on one board."""
 
     score: int
@@ -77,8 +76,7 @@ class BoardEntry:
     learn_rate: float
 
 
-@dataclass(frozen=True, slots=True)
-class BoardOp:
+class BoardOp(msgspec.Struct, frozen=True):
     """Put `user_id` on `board` with `entry`, or take them off it (`entry` None)."""
 
     board: str
@@ -86,8 +84,7 @@ class BoardOp:
     entry: BoardEntry | None
 
 
-@dataclass(frozen=True, slots=True)
-class Move:
+class Move(msgspec.Struct, frozen=True):
     op: BoardOp
     old_rank: int | None  # 1-based; None = was not on the board
     new_rank: int | None
@@ -156,6 +153,22 @@ class Boards:
             pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
         found = await pipe.execute()
         return [int(r) + 1 if r is not None else None for r in found]
+
+    async def positions(
+        self, places: Sequence[tuple[str, uuid.UUID]]
+    ) -> list[tuple[int | None, float | None]]:
+        """(1-based rank, score) of each (board, student); (None, None) if not on it."""
+        found: list[tuple[int | None, float | None]] = []
+        for start in range(0, len(places), 5000):
+            pipe = self._redis.pipeline(transaction=False)
+            for board, user_id in places[start : start + 5000]:
+                pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
+                pipe.zscore(self.key(board, "rank"), user_id.bytes)
+            replies = await pipe.execute()
+            for i in range(0, len(replies), 2):
+                rank, score = replies[i], replies[i + 1]
+                found.append((int(rank) + 1 if rank is not None else None, score))
+        return found
 
     async def ranks_everywhere(self, user_id: uuid.UUID) -> dict[str, int | None]:
         pipe = self._redis.pipeline(transaction=False)

@@ -28,6 +28,11 @@ class LeaderboardConfig:
     """`leaderboard.stats.updated` goes out at most once per this interval."""
     rollover_check_seconds: float = 30.0
     """How often the windows are checked for a new UTC day."""
+    catch_up_threshold: int = 1000
+    """A consumer with more events than this waiting is working through a backlog:
+    it announces each student's net rank move once caught up."""
+    catch_up_flush_seconds: float = 300.0
+    """During a long backlog, kept rank moves are announced at least this often."""
     applied_events_retention_days: int = 10
     """Applied event ids kept for idempotency (longer than the stream keeps events)."""
 
@@ -47,6 +52,12 @@ class LeaderboardConfig:
             ack_wait_seconds=float(env.get("LEADERBOARD_ACK_WAIT_SECONDS", cls.ack_wait_seconds)),
             stats_interval_seconds=float(
                 env.get("LEADERBOARD_STATS_INTERVAL_SECONDS", cls.stats_interval_seconds)
+            ),
+            catch_up_threshold=int(
+                env.get("LEADERBOARD_CATCH_UP_THRESHOLD", cls.catch_up_threshold)
+            ),
+            catch_up_flush_seconds=float(
+                env.get("LEADERBOARD_CATCH_UP_FLUSH_SECONDS", cls.catch_up_flush_seconds)
             ),
             rollover_check_seconds=float(
                 env.get("LEADERBOARD_ROLLOVER_CHECK_SECONDS", cls.rollover_check_seconds)

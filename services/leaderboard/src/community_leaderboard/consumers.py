@@ -65,6 +65,7 @@ class SourceConsumer:
         self._sub: JetStreamContext.PullSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._busy = asyncio.Lock()
+        self._catching_up = False
 
     async def start(self) -> None:
         if self._task is not None:
@@ -114,12 +115,12 @@ class SourceConsumer:
                             min(waiting, self._config.batch_size), timeout=BATCH_FETCH_SECONDS
                         )
                         waiting = batch[-1].metadata.num_pending
-                        await self._handle(batch)
+                        await self._handle(batch, behind=self._behind(waiting))
                 else:
                     batch = await sub.fetch(1, timeout=WAIT_SECONDS)
                     waiting = batch[-1].metadata.num_pending
                     async with self._busy:
-                        await self._handle(batch)
+                        await self._handle(batch, behind=self._behind(waiting))
             except (TimeoutError, nats.errors.TimeoutError):
                 waiting = 0
             except asyncio.CancelledError:
@@ -129,7 +130,15 @@ class SourceConsumer:
                 waiting = 0
                 await asyncio.sleep(1.0)
 
-    async def _handle(self, batch: list[Msg]) -> None:
+    def _behind(self, waiting: int) -> bool:
+        """A consumer falls behind when more than `catch_up_threshold` events wait,
+        and stays behind until none is left, so a backlog is announced as one."""
+        self._catching_up = waiting > self._config.catch_up_threshold or (
+            self._catching_up and waiting > 0
+        )
+        return self._catching_up
+
+    async def _handle(self, batch: list[Msg], *, behind: bool) -> None:
         envelopes: list[Envelope] = []
         messages: list[Msg] = []
         for msg in batch:
@@ -146,7 +155,7 @@ class SourceConsumer:
         delay = 0.2
         for attempt in range(8):
             try:
-                result = await self._service.apply_events(envelopes)
+                result = await self._service.apply_events(envelopes, behind=behind)
                 break
             except asyncio.CancelledError:
                 raise
@@ -168,6 +177,15 @@ class SourceConsumer:
         for msg in messages:
             with contextlib.suppress(Exception):
                 await msg.ack()
+        self._service.note_backlog(self.durable, behind)
+        if result.deferred and not self._service.catching_up:
+            # Caught up: announce each student's net move over the backlog.
+            try:
+                await self._service.announce_pending_moves()
+            except Exception:
+                log.warning(
+                    "announcing the moves of a backlog failed; retried later", exc_info=True
+                )
         consumed = EVENTS_CONSUMED.labels
         consumed(consumer=self.durable, outcome="applied").inc(result.applied)
         if result.duplicates:
@@ -221,6 +239,9 @@ class Chores:
                 name="rollover",
             ),
             asyncio.create_task(self._every(3600, self._service.prune_applied), name="prune"),
+            asyncio.create_task(
+                self._every(15, self._service.announce_stale_moves), name="stale-moves"
+            ),
         ]
 
     async def stop(self) -> None:

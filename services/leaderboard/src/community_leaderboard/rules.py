@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
+
 # --------------------------------------------------------------------------- boards
 
 WINDOWS: tuple[str, ...] = ("all", "30d", "7d")
@@ -58,8 +60,7 @@ def boards_of(track: str | None) -> list[str]:
 # --------------------------------------------------------------------------- metrics
 
 
-@dataclass(frozen=True)
-class Tally:
+class Tally(msgspec.Struct, frozen=True, kw_only=True):
     """What a student did in some span of days (a window, or all time)."""
 
     posts: int = 0

@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 import msgspec
@@ -75,6 +75,8 @@ class IngestResult:
     applied: int
     duplicates: int
     invalid: int
+    deferred: bool = False
+    """Rank moves were kept for later (a backlog is being worked through)."""
 
 
 class LeaderboardService:
@@ -95,6 +97,7 @@ class LeaderboardService:
         self._today = today
         self._stats_dirty = True
         self._last_stats: bytes | None = None
+        self._behind: set[str] = set()
 
     @property
     def weights(self) -> rules.Weights:
@@ -105,15 +108,25 @@ class LeaderboardService:
 
     # ------------------------------------------------------------------ ingest
 
-    async def apply_events(self, envelopes: Sequence[Envelope]) -> IngestResult:
-        """Apply a batch of events exactly once each (by envelope id)."""
+    async def apply_events(
+        self, envelopes: Sequence[Envelope], *, behind: bool = False
+    ) -> IngestResult:
+        """Apply a batch of events exactly once each (by envelope id).
+
+        `behind` says more events are already waiting (a backlog): the rank
+        moves of the batch are then kept, and each student's net move on a
+        board is announced once the backlog is worked through
+        (`announce_pending_moves`) rather than every step of it.
+        """
         today = self.today()
         moved: set[uuid.UUID] = set()
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
                     await store.lock_ingest_shared(conn)
-                    result = await self._ingest(conn, envelopes, today, live=True, moved=moved)
+                    result = await self._ingest(
+                        conn, envelopes, today, live=True, moved=moved, behind=behind
+                    )
             except BaseException:
                 if moved:
                     await asyncio.shield(self._repair(moved))
@@ -136,6 +149,7 @@ class LeaderboardService:
         *,
         live: bool,
         moved: set[uuid.UUID],
+        behind: bool = False,
     ) -> IngestResult:
         fresh_ids = await store.record_applied(conn, [e.id for e in envelopes])
         parsed: list[tally.Parsed] = []
@@ -181,14 +195,21 @@ class LeaderboardService:
             return result
 
         out: Outgoing = []
+        deferred = behind or await store.pending_moves_exist(conn)
         await self._refresh(
-            conn, fold.ranked, today, out, moved, previous_tracks=fold.previous_tracks
+            conn,
+            fold.ranked,
+            today,
+            out,
+            moved,
+            previous_tracks=fold.previous_tracks,
+            defer_moves=deferred,
         )
         await self._announce_activity(
             conn, [a for a in fold.activities if a.id in new_activity], fold.students, out
         )
         await store.enqueue_events(conn, out)
-        return result
+        return replace(result, deferred=deferred)
 
     async def _announce_activity(
         self,
@@ -233,9 +254,11 @@ class LeaderboardService:
         *,
         previous_tracks: dict[uuid.UUID, str | None] | None = None,
         everywhere: bool = False,
+        defer_moves: bool = False,
     ) -> None:
         """Put `users` where they now belong on every board, announce each student
-        whose rank changed, and settle badges.
+        whose rank changed (or keep the moves for later, `defer_moves`), and
+        settle badges.
 
         Only the boards of a student's track (and of the track they just left)
         are touched, unless `everywhere`."""
@@ -248,9 +271,14 @@ class LeaderboardService:
         )
         moved.update(users)
         moves = await self.boards.apply(ops)
-        for move in moves:
-            if move.moved:
-                out.append(self._rank_changed(move, profiles.get(move.op.user_id)))
+        if defer_moves:
+            await store.defer_moves(
+                conn, [(m.op.board, m.op.user_id, m.old_rank) for m in moves if m.moved]
+            )
+        else:
+            for move in moves:
+                if move.moved:
+                    out.append(self._rank_changed(move, profiles.get(move.op.user_id)))
         await self._settle_badges(conn, profiles, today, out)
 
     def _board_ops(
@@ -286,15 +314,51 @@ class LeaderboardService:
             points = standing(profile, board.split(":")[0], self.weights).points
         else:
             points = 0
-        payload = ev.RankChanged(
-            board=board,
-            user_id=move.op.user_id,
-            old_rank=move.old_rank,
-            new_rank=move.new_rank,
-            points=points,
-        )
-        # one aggregate per board keeps a board's moves in the order they happened
-        return _event(ev.RANK_CHANGED, payload, f"board:{board}")
+        return _rank_event(board, move.op.user_id, move.old_rank, move.new_rank, points)
+
+    async def announce_pending_moves(self, *, chunk: int = 20_000) -> int:
+        """Announce the net move of every student whose rank changes were kept
+        while a backlog was worked through: one `rank.changed` per student and
+        board, from the rank before the backlog to the rank now (none if they
+        ended where they started). Returns how many moves were settled."""
+        settled = 0
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await store.lock_ingest_shared(conn)
+                taken = await store.take_pending_moves(conn, chunk)
+                if not taken:
+                    return settled
+                now = await self.boards.positions([(board, user) for board, user, _ in taken])
+                out: Outgoing = []
+                for (board, user_id, old_rank), (new_rank, score) in zip(taken, now, strict=True):
+                    if new_rank != old_rank:
+                        points = rules.decode_board_score(score)[0] if score is not None else 0
+                        out.append(_rank_event(board, user_id, old_rank, new_rank, points))
+                await store.enqueue_events(conn, out)
+                settled += len(taken)
+
+    def note_backlog(self, consumer: str, behind: bool) -> None:
+        """Record whether `consumer` is working through a backlog."""
+        if behind:
+            self._behind.add(consumer)
+        else:
+            self._behind.discard(consumer)
+
+    @property
+    def catching_up(self) -> bool:
+        return bool(self._behind)
+
+    async def announce_stale_moves(self) -> int:
+        """Announce kept moves older than `catch_up_flush_seconds` (a long backlog
+        still shows progress now and then)."""
+        async with self.pool.acquire() as conn:
+            oldest = await store.oldest_pending_move(conn)
+        if oldest is None:
+            return 0
+        age = (dt.datetime.now(dt.UTC) - oldest).total_seconds()
+        if age < self.config.catch_up_flush_seconds:
+            return 0
+        return await self.announce_pending_moves()
 
     async def _repair(self, users: Iterable[uuid.UUID]) -> None:
         """Re-place students on the boards from committed statistics (no events)."""
@@ -444,7 +508,14 @@ class LeaderboardService:
                     await store.lock_ingest_shared(conn)
                     await store.lock_students(conn, users)
                     out: Outgoing = []
-                    await self._refresh(conn, users, today, out, moved)
+                    await self._refresh(
+                        conn,
+                        users,
+                        today,
+                        out,
+                        moved,
+                        defer_moves=await store.pending_moves_exist(conn),
+                    )
                     await store.enqueue_events(conn, out)
             except BaseException:
                 if moved:
@@ -505,7 +576,15 @@ class LeaderboardService:
                     if token_name:
                         await store.name_if_unnamed(conn, user_id, token_name)
                     out: Outgoing = []
-                    await self._refresh(conn, [user_id], today, out, moved, everywhere=True)
+                    await self._refresh(
+                        conn,
+                        [user_id],
+                        today,
+                        out,
+                        moved,
+                        everywhere=True,
+                        defer_moves=await store.pending_moves_exist(conn),
+                    )
                     await store.enqueue_events(conn, out)
             except BaseException:
                 if moved:
@@ -717,6 +796,16 @@ class LeaderboardService:
     async def prune_applied(self) -> int:
         async with self.pool.acquire() as conn:
             return await store.prune_applied(conn, self.config.applied_events_retention_days)
+
+
+def _rank_event(
+    board: str, user_id: uuid.UUID, old_rank: int | None, new_rank: int | None, points: int
+) -> tuple[Envelope, str]:
+    payload = ev.RankChanged(
+        board=board, user_id=user_id, old_rank=old_rank, new_rank=new_rank, points=points
+    )
+    # one aggregate per board keeps a board's moves in the order they happened
+    return _event(ev.RANK_CHANGED, payload, f"board:{board}")
 
 
 def _event(type_: str, payload: msgspec.Struct, aggregate: str) -> tuple[Envelope, str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from community_leaderboard import rules
 from community_leaderboard.boards import BoardEntry
@@ -19,8 +20,7 @@ from community_leaderboard.store import Profile, WindowFigures
 ZERO = Decimal("0")
 
 
-@dataclass(frozen=True)
-class Standing:
+class Standing(msgspec.Struct, frozen=True, kw_only=True):
     """A student's figures over one window."""
 
     points: int
@@ -94,25 +94,28 @@ def on_board(profile: Profile, window: str, track: str, today: dt.date) -> bool:
 def board_entries(
     profile: Profile, today: dt.date, weights: rules.Weights
 ) -> dict[str, BoardEntry]:
-    """The boards the student belongs on, with their entry on each."""
+    """The boards the student belongs on, with their entry on each (the same
+    membership as `on_board`, computed once per window)."""
     entries: dict[str, BoardEntry] = {}
     if not is_rankable(profile):
         return entries
     reached = profile.reached_at or rules.SCORE_EPOCH
+    tracks = ("all", profile.track) if profile.track in rules.STUDENT_TRACKS else ("all",)
+    last = profile.last_event_day
     for window in rules.WINDOWS:
-        s: Standing | None = None
-        for track in rules.TRACKS:
-            if not on_board(profile, window, track, today):
-                continue
-            if s is None:
-                s = standing(profile, window, weights)
-            entries[rules.board_name(window, track)] = BoardEntry(
-                score=rules.board_score(s.points, reached),
-                points=s.points,
-                earned_cents=int(s.earned * 100),
-                actions=s.actions,
-                learn_rate=s.learn_rate,
-            )
+        start = rules.window_start(window, today)
+        if start is not None and (last is None or last < start):
+            continue
+        s = standing(profile, window, weights)
+        entry = BoardEntry(
+            score=rules.board_score(s.points, reached),
+            points=s.points,
+            earned_cents=int(s.earned * 100),
+            actions=s.actions,
+            learn_rate=s.learn_rate,
+        )
+        for track in tracks:
+            entries[f"{window}:{track}"] = entry
     return entries
 
 

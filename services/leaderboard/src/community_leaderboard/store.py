@@ -141,20 +141,36 @@ def _student_from(row: Any) -> StudentState:
 async def lock_students(
     conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, StudentState]:
-    """Create missing rows and lock every row, in id order (no deadlocks between
-    concurrent batches); the row lock serialises all changes to one student."""
+    """Lock every student's row (creating missing ones), in id order so that
+    concurrent batches never deadlock; the row lock serialises all changes to
+    one student."""
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    await conn.execute(
-        f"INSERT INTO {S}.students (user_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING",
-        ids,
-    )
     rows = await conn.fetch(
         f"SELECT * FROM {S}.students WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR UPDATE",
         ids,
     )
-    return {r["user_id"]: _student_from(r) for r in rows}
+    found = {r["user_id"]: _student_from(r) for r in rows}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        # New rows are locked by this transaction; a row another batch created
+        # meanwhile is skipped here and locked by the second SELECT.
+        rows = await conn.fetch(
+            f"""INSERT INTO {S}.students (user_id) SELECT unnest($1::uuid[])
+                ON CONFLICT DO NOTHING RETURNING *""",
+            missing,
+        )
+        found.update((r["user_id"], _student_from(r)) for r in rows)
+        raced = [i for i in missing if i not in found]
+        if raced:
+            rows = await conn.fetch(
+                f"SELECT * FROM {S}.students WHERE user_id = ANY($1::uuid[])"
+                " ORDER BY user_id FOR UPDATE",
+                raced,
+            )
+            found.update((r["user_id"], _student_from(r)) for r in rows)
+    return found
 
 
 _WRITE_STUDENTS = (
@@ -321,15 +337,13 @@ async def write_items(
 # --------------------------------------------------------------------------- profiles
 
 
-@dataclass(frozen=True)
-class WindowFigures:
+class WindowFigures(msgspec.Struct, frozen=True):
     tally: Tally
     revenue_growth: Decimal
     mrr_growth: Decimal
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the boards and the API show about one student."""
 
     user_id: uuid.UUID
@@ -367,11 +381,11 @@ _WINDOW_SUMS = ", ".join(
             for c in COUNTER_NAMES
         ),
         *(
-            f"count(*) FILTER (WHERE active AND day >= {param}) AS days_active_{w}"
+            f"count(*) FILTER (WHERE active AND day >= {param})::int AS days_active_{w}"
             for w, param in (("30d", "$2"), ("7d", "$3"))
         ),
         *(
-            f"coalesce(sum({c}) FILTER (WHERE day >= {param}), 0) AS {c}_{w}"
+            f"coalesce(sum({c}) FILTER (WHERE day >= {param}), 0)::numeric(16, 2) AS {c}_{w}"
             for w, param in (("30d", "$2"), ("7d", "$3"))
             for c in ("revenue_delta", "mrr_delta")
         ),
@@ -405,21 +419,29 @@ WHERE s.role = 'student' AND s.first_event_day IS NOT NULL AND $1::int IS NULL
 """
 
 
+def _window_tally(r: Any, suffix: str) -> Tally:
+    return Tally(
+        posts=r[f"posts{suffix}"],
+        replies=r[f"replies{suffix}"],
+        likes_given=r[f"likes_given{suffix}"],
+        submissions=r[f"submissions{suffix}"],
+        approvals=r[f"approvals{suffix}"],
+        videos_watched=r[f"videos_watched{suffix}"],
+        tasks_assigned=r[f"tasks_assigned{suffix}"],
+        tasks_completed=r[f"tasks_completed{suffix}"],
+        completed_goals=r[f"completed_goals{suffix}"],
+        watched_seconds=r[f"watched_seconds{suffix}"],
+        session_seconds=r[f"session_seconds{suffix}"],
+        days_active=r[f"days_active{suffix}"],
+    )
+
+
 def _profile_from(r: Any) -> Profile:
-    all_time = Tally(days_active=r["days_active"], **{c: r[c] for c in COUNTER_NAMES})
     windows = {
-        "all": WindowFigures(all_time, r["total_revenue"], r["current_mrr"]),
+        "all": WindowFigures(_window_tally(r, ""), r["total_revenue"], r["current_mrr"]),
+        "30d": WindowFigures(_window_tally(r, "_30d"), r["revenue_delta_30d"], r["mrr_delta_30d"]),
+        "7d": WindowFigures(_window_tally(r, "_7d"), r["revenue_delta_7d"], r["mrr_delta_7d"]),
     }
-    for w in ("30d", "7d"):
-        tally = Tally(
-            days_active=r[f"days_active_{w}"] or 0,
-            **{c: int(r[f"{c}_{w}"] or 0) for c in COUNTER_NAMES},
-        )
-        windows[w] = WindowFigures(
-            tally,
-            r[f"revenue_delta_{w}"] or Decimal(0),
-            r[f"mrr_delta_{w}"] or Decimal(0),
-        )
     return Profile(
         user_id=r["user_id"],
         name=r["name"],
@@ -438,7 +460,7 @@ def _profile_from(r: Any) -> Profile:
         reached_at=r["reached_at"],
         visible=r["visible"],
         show_earnings=r["show_earnings"],
-        badges=frozenset(r["badges"] or ()),
+        badges=frozenset(r["badges"]) if r["badges"] else frozenset(),
         windows=windows,
     )
 
@@ -802,6 +824,46 @@ async def enqueue_events(conn: asyncpg.Connection, events: Sequence[tuple[Envelo
     await conn.execute("SELECT pg_notify($1, '')", notify_channel(SCHEMA))
 
 
+async def pending_moves_exist(conn: asyncpg.Connection) -> bool:
+    found: bool = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {S}.pending_moves)")
+    return found
+
+
+async def defer_moves(
+    conn: asyncpg.Connection, moves: Sequence[tuple[str, uuid.UUID, int | None]]
+) -> None:
+    """Remember moves to announce later; a move already pending keeps its first old rank."""
+    if moves:
+        await conn.execute(
+            f"""INSERT INTO {S}.pending_moves (board, user_id, old_rank)
+                SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[])
+                ON CONFLICT (board, user_id) DO NOTHING""",
+            [m[0] for m in moves],
+            [m[1] for m in moves],
+            [m[2] for m in moves],
+        )
+
+
+async def take_pending_moves(
+    conn: asyncpg.Connection, limit: int
+) -> list[tuple[str, uuid.UUID, int | None]]:
+    rows = await conn.fetch(
+        f"""DELETE FROM {S}.pending_moves p USING (
+                SELECT board, user_id FROM {S}.pending_moves
+                ORDER BY recorded_at LIMIT $1 FOR UPDATE SKIP LOCKED) t
+            WHERE p.board = t.board AND p.user_id = t.user_id
+            RETURNING p.board, p.user_id, p.old_rank, p.recorded_at""",
+        limit,
+    )
+    rows = sorted(rows, key=lambda r: r["recorded_at"])
+    return [(r["board"], r["user_id"], r["old_rank"]) for r in rows]
+
+
+async def oldest_pending_move(conn: asyncpg.Connection) -> dt.datetime | None:
+    at: dt.datetime | None = await conn.fetchval(f"SELECT min(recorded_at) FROM {S}.pending_moves")
+    return at
+
+
 async def get_meta(conn: asyncpg.Connection, key: str) -> str | None:
     value: str | None = await conn.fetchval(f"SELECT value FROM {S}.meta WHERE key = $1", key)
     return value
@@ -820,6 +882,6 @@ async def reset_derived(conn: asyncpg.Connection) -> None:
     """Empty everything derived from events (privacy and badge history stay)."""
     await conn.execute(
         f"""TRUNCATE {S}.students, {S}.daily_stats, {S}.counted_items, {S}.applied_events,
-                     {S}.badges;
+                     {S}.badges, {S}.pending_moves;
             DELETE FROM {S}.activity WHERE kind <> 'badge.awarded';"""
     )
