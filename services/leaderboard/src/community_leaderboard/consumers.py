@@ -1,8 +1,9 @@
 """The leaderboard's durable JetStream consumers and its periodic chores.
 
 One durable pull consumer per source (`posts.>`, `goals.>`, `learning.>`) on
-the EVENTS stream, explicit acks; several instances may pull from the same
-durable. A consumer waits for the next event with a single long pull, so one
+the EVENTS stream, explicit acks. Several instances may run; one at a time
+applies a source's events (per-student order matters), the others stand by. A
+consumer waits for the next event with a single long pull, so one
 event goes through at once (low latency); the `num_pending` that event
 carries says how many more are waiting, and those are fetched and applied in
 batches of up to `batch_size`, one transaction each (throughput). Acks are
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 WAIT_SECONDS = 5.0
 """How long one long pull waits for the next event before asking again."""
 BATCH_FETCH_SECONDS = 1.0
+STANDBY_POLL_SECONDS = 2.0
 
 
 def durable_name(settings: Settings, subject: str) -> str:
@@ -104,6 +106,29 @@ class SourceConsumer:
             self._sub = None
 
     async def _run(self) -> None:
+        """Consume while holding this source's consumer lock.
+
+        Events of one student must be applied in stream order (an unlike after
+        its like, approvals in order), so one instance at a time applies a
+        source's events; other instances wait as hot standbys and take over
+        when the holder's connection goes away.
+        """
+        lock = f"leaderboard:consume:{self.subject}"
+        async with self._service.pool.acquire() as conn:
+            while True:
+                held = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", lock
+                )
+                if held:
+                    break
+                await asyncio.sleep(STANDBY_POLL_SECONDS)
+            try:
+                await self._consume()
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock)
+
+    async def _consume(self) -> None:
         assert self._sub is not None
         sub = self._sub
         waiting = 0  # events the server still holds for us, as of the last one received

@@ -60,8 +60,10 @@ def boards_of(track: str | None) -> list[str]:
 # --------------------------------------------------------------------------- metrics
 
 
-class Tally(msgspec.Struct, frozen=True, kw_only=True):
-    """What a student did in some span of days (a window, or all time)."""
+class Tally(msgspec.Struct, frozen=True):
+    """What a student did in some span of days (a window, or all time).
+
+    Field order is relied on (profiles are read positionally from SQL)."""
 
     posts: int = 0
     replies: int = 0

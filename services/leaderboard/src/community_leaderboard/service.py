@@ -183,7 +183,9 @@ class LeaderboardService:
         for event in parsed:
             fold.apply(event)
 
-        await store.write_students(conn, [fold.students[u] for u in sorted(fold.touched)])
+        await store.write_students(
+            conn, [fold.students[u] for u in sorted(fold.touched, key=store.uuid_order)]
+        )
         await store.write_days(conn, [fold.days[k] for k in fold.dirty_days])
         await store.write_items(conn, fold.items_added, fold.items_removed)
         if fold.streak_recompute:
@@ -262,7 +264,7 @@ class LeaderboardService:
 
         Only the boards of a student's track (and of the track they just left)
         are touched, unless `everywhere`."""
-        users = sorted(set(users))
+        users = sorted(set(users), key=store.uuid_order)
         if not users:
             return
         profiles = await store.load_profiles(conn, users, today)

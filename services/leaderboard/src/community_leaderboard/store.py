@@ -8,6 +8,7 @@ schema-qualified: service connections do not set a search path.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ S = SCHEMA
 # Ingest, privacy changes and the roll-over hold this lock shared; a rebuild or a
 # full board resync holds it exclusively, so they see (and leave) a quiet schema.
 INGEST_LOCK = "leaderboard:ingest"
+
+
+uuid_order = operator.attrgetter("int")
+"""Sort key giving Postgres's uuid order, cheaper than comparing UUID objects."""
 
 
 async def lock_ingest_shared(conn: asyncpg.Connection) -> None:
@@ -144,7 +149,7 @@ async def lock_students(
     """Lock every student's row (creating missing ones), in id order so that
     concurrent batches never deadlock; the row lock serialises all changes to
     one student."""
-    ids = sorted(set(user_ids))
+    ids = sorted(set(user_ids), key=uuid_order)
     if not ids:
         return {}
     rows = await conn.fetch(
@@ -282,7 +287,7 @@ _WRITE_DAYS = (
 async def write_days(conn: asyncpg.Connection, days: Sequence[DayState]) -> None:
     if not days:
         return
-    days = sorted(days, key=lambda d: (d.user_id, d.day))
+    days = sorted(days, key=lambda d: (d.user_id.int, d.day))
     columns: list[list[Any]] = [[d.user_id for d in days], [d.day for d in days]]
     for c in COUNTER_NAMES:
         columns.append([getattr(d.counters, c) for d in days])
@@ -373,94 +378,93 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
         return (self.streak_start, self.streak_end)
 
 
-_WINDOW_SUMS = ", ".join(
-    [
-        *(
-            f"coalesce(sum({c}) FILTER (WHERE day >= {param}), 0)::bigint AS {c}_{w}"
-            for w, param in (("30d", "$2"), ("7d", "$3"))
-            for c in COUNTER_NAMES
-        ),
-        *(
-            f"count(*) FILTER (WHERE active AND day >= {param})::int AS days_active_{w}"
-            for w, param in (("30d", "$2"), ("7d", "$3"))
-        ),
-        *(
-            f"coalesce(sum({c}) FILTER (WHERE day >= {param}), 0)::numeric(16, 2) AS {c}_{w}"
-            for w, param in (("30d", "$2"), ("7d", "$3"))
-            for c in ("revenue_delta", "mrr_delta")
-        ),
-    ]
+_TALLY_COLUMNS = (*COUNTER_NAMES, "days_active")
+_PROFILE_HEAD = (
+    "s.user_id, s.name, s.role, s.track, s.goal_slug, s.goal_name, s.total_revenue,"
+    " s.current_mrr, s.earned, s.earned_at, s.first_event_day, s.last_event_day,"
+    " s.streak_start, s.streak_end, s.reached_at,"
+    " coalesce(p.show_on_leaderboard, true) AS visible,"
+    " coalesce(p.show_earnings, true) AS show_earnings,"
+    f" array(SELECT b.badge FROM {S}.badges b WHERE b.user_id = s.user_id) AS badges"
 )
+_HEAD_SIZE = 18
+_ALL_TIME = ", ".join(f"s.{c}" for c in _TALLY_COLUMNS)
 
-_PROFILE_COLUMNS = f"""s.*, coalesce(p.show_on_leaderboard, true) AS visible,
-       coalesce(p.show_earnings, true) AS show_earnings,
-       array(SELECT b.badge FROM {S}.badges b WHERE b.user_id = s.user_id) AS badges"""
+
+def _window_columns(w: str) -> str:
+    names = [*(f"{c}_{w}" for c in _TALLY_COLUMNS), f"revenue_delta_{w}", f"mrr_delta_{w}"]
+    return ", ".join(f"coalesce(w.{n}, 0) AS {n}" for n in names)
+
+
+def _window_sums(w: str, since: str) -> str:
+    sums = [f"sum({c}) FILTER (WHERE day >= {since})::bigint AS {c}_{w}" for c in COUNTER_NAMES]
+    sums.append(f"count(*) FILTER (WHERE active AND day >= {since})::int AS days_active_{w}")
+    sums += [
+        f"sum({c}) FILTER (WHERE day >= {since})::numeric(16, 2) AS {c}_{w}"
+        for c in ("revenue_delta", "mrr_delta")
+    ]
+    return ", ".join(sums)
+
+
+# Columns in a fixed order: head, then the all-time, 30-day and 7-day tallies,
+# each window followed by its revenue and MRR growth (see `_profile_from`).
+_PROFILE_SELECT = f"{_PROFILE_HEAD}, {_ALL_TIME}, {_window_columns('30d')}, {_window_columns('7d')}"
+_SUMS = f"{_window_sums('30d', '$2')}, {_window_sums('7d', '$3')}"
 
 _PROFILES_BY_ID = f"""
-SELECT {_PROFILE_COLUMNS}, w.*
+SELECT {_PROFILE_SELECT}
 FROM {S}.students s
 LEFT JOIN {S}.privacy p ON p.user_id = s.user_id
 LEFT JOIN LATERAL (
-    SELECT {_WINDOW_SUMS} FROM {S}.daily_stats d
-    WHERE d.user_id = s.user_id AND d.day >= $2
+    SELECT {_SUMS} FROM {S}.daily_stats d WHERE d.user_id = s.user_id AND d.day >= $2
 ) w ON true
 WHERE s.user_id = ANY($1::uuid[])
 """
 
 _ALL_RANKABLE_PROFILES = f"""
-SELECT {_PROFILE_COLUMNS}, w.*
+SELECT {_PROFILE_SELECT}
 FROM {S}.students s
 LEFT JOIN {S}.privacy p ON p.user_id = s.user_id
 LEFT JOIN (
-    SELECT user_id, {_WINDOW_SUMS} FROM {S}.daily_stats d
-    WHERE d.day >= $2 GROUP BY user_id
+    SELECT user_id, {_SUMS} FROM {S}.daily_stats d WHERE d.day >= $2 GROUP BY user_id
 ) w ON w.user_id = s.user_id
 WHERE s.role = 'student' AND s.first_event_day IS NOT NULL AND $1::int IS NULL
 """
 
-
-def _window_tally(r: Any, suffix: str) -> Tally:
-    return Tally(
-        posts=r[f"posts{suffix}"],
-        replies=r[f"replies{suffix}"],
-        likes_given=r[f"likes_given{suffix}"],
-        submissions=r[f"submissions{suffix}"],
-        approvals=r[f"approvals{suffix}"],
-        videos_watched=r[f"videos_watched{suffix}"],
-        tasks_assigned=r[f"tasks_assigned{suffix}"],
-        tasks_completed=r[f"tasks_completed{suffix}"],
-        completed_goals=r[f"completed_goals{suffix}"],
-        watched_seconds=r[f"watched_seconds{suffix}"],
-        session_seconds=r[f"session_seconds{suffix}"],
-        days_active=r[f"days_active{suffix}"],
-    )
+_T = len(_TALLY_COLUMNS)
+_ALL_AT = _HEAD_SIZE
+_W30_AT = _ALL_AT + _T
+_W7_AT = _W30_AT + _T + 2
 
 
 def _profile_from(r: Any) -> Profile:
+    v = tuple(r)
     windows = {
-        "all": WindowFigures(_window_tally(r, ""), r["total_revenue"], r["current_mrr"]),
-        "30d": WindowFigures(_window_tally(r, "_30d"), r["revenue_delta_30d"], r["mrr_delta_30d"]),
-        "7d": WindowFigures(_window_tally(r, "_7d"), r["revenue_delta_7d"], r["mrr_delta_7d"]),
+        "all": WindowFigures(Tally(*v[_ALL_AT : _ALL_AT + _T]), v[6], v[7]),
+        "30d": WindowFigures(
+            Tally(*v[_W30_AT : _W30_AT + _T]), v[_W30_AT + _T], v[_W30_AT + _T + 1]
+        ),
+        "7d": WindowFigures(Tally(*v[_W7_AT : _W7_AT + _T]), v[_W7_AT + _T], v[_W7_AT + _T + 1]),
     }
     return Profile(
-        user_id=r["user_id"],
-        name=r["name"],
-        role=r["role"],
-        track=r["track"],
-        goal_slug=r["goal_slug"],
-        goal_name=r["goal_name"],
-        total_revenue=r["total_revenue"],
-        current_mrr=r["current_mrr"],
-        earned=r["earned"],
-        earned_at=r["earned_at"],
-        first_event_day=r["first_event_day"],
-        last_event_day=r["last_event_day"],
-        streak_start=r["streak_start"],
-        streak_end=r["streak_end"],
-        reached_at=r["reached_at"],
-        visible=r["visible"],
-        show_earnings=r["show_earnings"],
-        badges=frozenset(r["badges"]) if r["badges"] else frozenset(),
+        user_id=v[0],
+        name=v[1],
+        role=v[2],
+        track=v[3],
+        goal_slug=v[4],
+        goal_name=v[5],
+        total_revenue=v[6],
+        current_mrr=v[7],
+        earned=v[8],
+        earned_at=v[9],
+        first_event_day=v[10],
+        last_event_day=v[11],
+        streak_start=v[12],
+        streak_end=v[13],
+        reached_at=v[14],
+        visible=v[15],
+        show_earnings=v[16],
+        badges=frozenset(v[17]) if v[17] else frozenset(),
         windows=windows,
     )
 

@@ -489,8 +489,12 @@ class Fold:
                 )
         elif isinstance(d, ev.VideoWatched):
             self._count(d.user_id, p.day, p.at, "videos_watched", active=True)
-            self._count(d.user_id, p.day, p.at, "watched_seconds", d.watched_seconds, active=True)
-            self._count(d.user_id, p.day, p.at, "session_seconds", d.session_seconds, active=True)
+            # the seconds ride along with the count (same day, same student)
+            row, st = self.days[(d.user_id, p.day)], self.students[d.user_id]
+            row.counters.watched_seconds += d.watched_seconds
+            row.counters.session_seconds += d.session_seconds
+            st.counters.watched_seconds += d.watched_seconds
+            st.counters.session_seconds += d.session_seconds
         elif isinstance(d, ev.TaskAssigned):
             if self._create_item(("task_assigned", f"{d.user_id}:{d.task_id}"), d.user_id, p.day):
                 self._count(d.user_id, p.day, p.at, "tasks_assigned", active=False, counted=False)
