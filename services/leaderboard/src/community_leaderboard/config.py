@@ -21,6 +21,8 @@ class LeaderboardConfig:
     weights: Weights = field(default_factory=lambda: DEFAULT_WEIGHTS)
     batch_size: int = 500
     """Most events applied in one transaction."""
+    appliers: int = 2
+    """Transactions applying events side by side (each on its own set of students)."""
     max_ack_pending: int = 5000
     """Events the server may hand a consumer before it acknowledges any."""
     ack_wait_seconds: float = 30.0
@@ -48,6 +50,7 @@ class LeaderboardConfig:
         return cls(
             weights=weights,
             batch_size=int(env.get("LEADERBOARD_BATCH_SIZE", cls.batch_size)),
+            appliers=int(env.get("LEADERBOARD_APPLIERS", cls.appliers)),
             max_ack_pending=int(env.get("LEADERBOARD_MAX_ACK_PENDING", cls.max_ack_pending)),
             ack_wait_seconds=float(env.get("LEADERBOARD_ACK_WAIT_SECONDS", cls.ack_wait_seconds)),
             stats_interval_seconds=float(

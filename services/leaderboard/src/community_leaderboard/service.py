@@ -20,7 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import asyncpg
@@ -109,7 +109,11 @@ class LeaderboardService:
     # ------------------------------------------------------------------ ingest
 
     async def apply_events(
-        self, envelopes: Sequence[Envelope], *, behind: bool = False
+        self,
+        envelopes: Sequence[Envelope],
+        *,
+        behind: bool = False,
+        parsed: Mapping[uuid.UUID, tally.Parsed | tally.InvalidEvent | None] | None = None,
     ) -> IngestResult:
         """Apply a batch of events exactly once each (by envelope id).
 
@@ -125,7 +129,13 @@ class LeaderboardService:
                 async with conn.transaction():
                     await store.lock_ingest_shared(conn)
                     result = await self._ingest(
-                        conn, envelopes, today, live=True, moved=moved, behind=behind
+                        conn,
+                        envelopes,
+                        today,
+                        live=True,
+                        moved=moved,
+                        behind=behind,
+                        parsed=parsed,
                     )
             except BaseException:
                 if moved:
@@ -150,9 +160,11 @@ class LeaderboardService:
         live: bool,
         moved: set[uuid.UUID],
         behind: bool = False,
+        parsed: Mapping[uuid.UUID, tally.Parsed | tally.InvalidEvent | None] | None = None,
     ) -> IngestResult:
+        """`parsed` may carry the events already parsed (by the consumer's router)."""
         fresh_ids = await store.record_applied(conn, [e.id for e in envelopes])
-        parsed: list[tally.Parsed] = []
+        events: list[tally.Parsed] = []
         seen: set[uuid.UUID] = set()
         invalid = 0
         for envelope in envelopes:
@@ -160,27 +172,32 @@ class LeaderboardService:
                 continue
             seen.add(envelope.id)
             try:
-                event = tally.parse(envelope)
+                if parsed is not None and envelope.id in parsed:
+                    event = parsed[envelope.id]
+                    if isinstance(event, tally.InvalidEvent):
+                        raise event
+                else:
+                    event = tally.parse(envelope)
             except tally.InvalidEvent as exc:
                 invalid += 1
                 log.warning("skipping invalid event %s (%s): %s", envelope.id, envelope.type, exc)
                 continue
             if event is not None:
-                parsed.append(event)
+                events.append(event)
         result = IngestResult(
             received=len(envelopes),
             applied=len(seen) - invalid,
             duplicates=len(envelopes) - len(seen),
             invalid=invalid,
         )
-        if not parsed:
+        if not events:
             return result
 
-        items = await store.fetch_items(conn, tally.item_keys(parsed))
-        students = await store.lock_students(conn, tally.users_of(parsed, items))
-        days = await store.fetch_days(conn, tally.day_keys(parsed, items))
+        items = await store.fetch_items(conn, tally.item_keys(events))
+        students = await store.lock_students(conn, tally.users_of(events, items))
+        days = await store.fetch_days(conn, tally.day_keys(events, items))
         fold = tally.Fold(students, days, items)
-        for event in parsed:
+        for event in events:
             fold.apply(event)
 
         await store.write_students(
@@ -398,8 +415,8 @@ class LeaderboardService:
         if not awards and not revokes:
             return
         now = dt.datetime.now(dt.UTC)
-        await store.award_badges(conn, awards, now)
-        await store.revoke_badges(conn, revokes)
+        awards = await store.award_badges(conn, awards, now)
+        revokes = await store.revoke_badges(conn, revokes)
 
         others = {u for u, _ in awards + revokes} - set(profiles)
         everyone = dict(profiles)

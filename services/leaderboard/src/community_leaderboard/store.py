@@ -313,6 +313,13 @@ async def fetch_items(
     return {(r["kind"], r["item_id"]): ItemState(user_id=r["user_id"], day=r["day"]) for r in rows}
 
 
+async def item_owner(conn: asyncpg.Connection, key: ItemKey) -> uuid.UUID | None:
+    owner: uuid.UUID | None = await conn.fetchval(
+        f"SELECT user_id FROM {S}.counted_items WHERE kind = $1 AND item_id = $2", *key
+    )
+    return owner
+
+
 async def write_items(
     conn: asyncpg.Connection, added: dict[ItemKey, ItemState], removed: set[ItemKey]
 ) -> None:
@@ -590,26 +597,34 @@ async def badge_holders(conn: asyncpg.Connection, badge: str) -> set[uuid.UUID]:
 
 async def award_badges(
     conn: asyncpg.Connection, awards: Sequence[tuple[uuid.UUID, str]], at: dt.datetime
-) -> None:
-    if awards:
-        await conn.execute(
-            f"""INSERT INTO {S}.badges (user_id, badge, awarded_at)
-                SELECT u, b, $3 FROM unnest($1::uuid[], $2::text[]) AS x(u, b)
-                ON CONFLICT DO NOTHING""",
-            [a[0] for a in awards],
-            [a[1] for a in awards],
-            at,
-        )
+) -> list[tuple[uuid.UUID, str]]:
+    """Insert badges; return those that were new (a concurrent batch may have won)."""
+    if not awards:
+        return []
+    rows = await conn.fetch(
+        f"""INSERT INTO {S}.badges (user_id, badge, awarded_at)
+            SELECT u, b, $3 FROM unnest($1::uuid[], $2::text[]) AS x(u, b)
+            ON CONFLICT DO NOTHING RETURNING user_id, badge""",
+        [a[0] for a in awards],
+        [a[1] for a in awards],
+        at,
+    )
+    return [(r["user_id"], r["badge"]) for r in rows]
 
 
-async def revoke_badges(conn: asyncpg.Connection, revokes: Sequence[tuple[uuid.UUID, str]]) -> None:
-    if revokes:
-        await conn.execute(
-            f"""DELETE FROM {S}.badges b USING unnest($1::uuid[], $2::text[]) AS x(u, g)
-                WHERE b.user_id = x.u AND b.badge = x.g""",
-            [r[0] for r in revokes],
-            [r[1] for r in revokes],
-        )
+async def revoke_badges(
+    conn: asyncpg.Connection, revokes: Sequence[tuple[uuid.UUID, str]]
+) -> list[tuple[uuid.UUID, str]]:
+    """Delete badges; return those that were there."""
+    if not revokes:
+        return []
+    rows = await conn.fetch(
+        f"""DELETE FROM {S}.badges b USING unnest($1::uuid[], $2::text[]) AS x(u, g)
+            WHERE b.user_id = x.u AND b.badge = x.g RETURNING b.user_id, b.badge""",
+        [r[0] for r in revokes],
+        [r[1] for r in revokes],
+    )
+    return [(r["user_id"], r["badge"]) for r in rows]
 
 
 # --------------------------------------------------------------------------- privacy

@@ -62,6 +62,10 @@ _decoders: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
+CREATIONS = frozenset({ev.POST_CREATED, ev.REPLY_CREATED})
+"""Events creating an item whose later deletion names no author."""
+
+
 class InvalidEvent(ValueError):
     """An event of a consumed type whose payload cannot be used."""
 
