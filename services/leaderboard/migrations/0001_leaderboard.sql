@@ -122,18 +122,6 @@ CREATE INDEX activity_recent ON activity (occurred_at DESC, id DESC);
 -- A deleted post takes its activity item with it.
 CREATE INDEX activity_subject ON activity (subject_id);
 
--- Rank moves not yet announced: while a consumer works through a backlog, each
--- student's net move per board is announced once it has caught up (the rank
--- before the backlog, kept from the first move, and the rank after).
-CREATE TABLE pending_moves (
-    board        text        NOT NULL,
-    user_id      uuid        NOT NULL,
-    old_rank     integer,
-    recorded_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (board, user_id)
-);
-CREATE INDEX pending_moves_recorded_at ON pending_moves (recorded_at);
-
 -- Small bookkeeping values (the last UTC day the windows were rolled to).
 CREATE TABLE meta (
     key    text PRIMARY KEY,

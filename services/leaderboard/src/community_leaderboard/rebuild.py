@@ -132,6 +132,7 @@ async def rebuild(
 
             for subject in CONSUMED_SUBJECTS:
                 events += await replay(js, settings, subject, apply)
+            await service.boards.clear_pending()
             await store.names_from_tokens(conn)
             await service.settle_all_badges(conn, day)
             ranked = await service.resync_boards(conn, day)

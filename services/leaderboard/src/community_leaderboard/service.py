@@ -34,7 +34,7 @@ from community_shared.settings import Settings
 
 from community_leaderboard import events as ev
 from community_leaderboard import rules, store, tally
-from community_leaderboard.boards import BoardOp, Boards, Move
+from community_leaderboard.boards import ALL_CHANGED, BoardOp, Boards, Move
 from community_leaderboard.config import LeaderboardConfig
 from community_leaderboard.schemas import (
     ActivityItem,
@@ -214,7 +214,7 @@ class LeaderboardService:
             return result
 
         out: Outgoing = []
-        deferred = behind or await store.pending_moves_exist(conn)
+        deferred = behind or await self.boards.has_pending()
         await self._refresh(
             conn,
             fold.ranked,
@@ -223,6 +223,7 @@ class LeaderboardService:
             moved,
             previous_tracks=fold.previous_tracks,
             defer_moves=deferred,
+            sort_changes=fold.sort_changes,
         )
         await self._announce_activity(
             conn, [a for a in fold.activities if a.id in new_activity], fold.students, out
@@ -274,6 +275,7 @@ class LeaderboardService:
         previous_tracks: dict[uuid.UUID, str | None] | None = None,
         everywhere: bool = False,
         defer_moves: bool = False,
+        sort_changes: Callable[[uuid.UUID], int] | None = None,
     ) -> None:
         """Put `users` where they now belong on every board, announce each student
         whose rank changed (or keep the moves for later, `defer_moves`), and
@@ -286,16 +288,21 @@ class LeaderboardService:
             return
         profiles = await store.load_profiles(conn, users, today)
         ops = self._board_ops(
-            users, profiles, today, previous_tracks=previous_tracks, everywhere=everywhere
+            users,
+            profiles,
+            today,
+            previous_tracks=previous_tracks,
+            everywhere=everywhere,
+            sort_changes=sort_changes,
         )
         moved.update(users)
-        moves = await self.boards.apply(ops)
         if defer_moves:
-            await store.defer_moves(
-                conn, [(m.op.board, m.op.user_id, m.old_rank) for m in moves if m.moved]
+            await self.boards.apply_deferred(ops)
+            await self.redis.set(
+                self._pending_since_key, dt.datetime.now(dt.UTC).isoformat(), nx=True
             )
         else:
-            for move in moves:
+            for move in await self.boards.apply(ops):
                 if move.moved:
                     out.append(self._rank_changed(move, profiles.get(move.op.user_id)))
         await self._settle_badges(conn, profiles, today, out)
@@ -308,12 +315,14 @@ class LeaderboardService:
         *,
         previous_tracks: dict[uuid.UUID, str | None] | None = None,
         everywhere: bool = False,
+        sort_changes: Callable[[uuid.UUID], int] | None = None,
     ) -> list[BoardOp]:
         ops: list[BoardOp] = []
         previous_tracks = previous_tracks or {}
         for user_id in users:
             profile = profiles.get(user_id)
             entries = board_entries(profile, today, self.weights) if profile else {}
+            changed = sort_changes(user_id) if sort_changes is not None else ALL_CHANGED
             if everywhere or profile is None:
                 boards = rules.BOARDS
             else:
@@ -322,7 +331,7 @@ class LeaderboardService:
                     wanted.update(rules.boards_of(previous_tracks[user_id]))
                 boards = tuple(b for b in rules.BOARDS if b in wanted)
             for board in boards:
-                ops.append(BoardOp(board, user_id, entries.get(board)))
+                ops.append(BoardOp(board, user_id, entries.get(board), changed))
         return ops
 
     def _rank_changed(self, move: Move, profile: Profile | None) -> tuple[Envelope, str]:
@@ -335,26 +344,44 @@ class LeaderboardService:
             points = 0
         return _rank_event(board, move.op.user_id, move.old_rank, move.new_rank, points)
 
+    @property
+    def _pending_since_key(self) -> str:
+        return self.settings.redis_key("lb:pending_moves:since")
+
     async def announce_pending_moves(self, *, chunk: int = 20_000) -> int:
         """Announce the net move of every student whose rank changes were kept
         while a backlog was worked through: one `rank.changed` per student and
         board, from the rank before the backlog to the rank now (none if they
-        ended where they started). Returns how many moves were settled."""
+        ended where they started). Returns how many moves were settled.
+
+        A kept move is forgotten only after its announcement is committed (a
+        crash in between announces it again rather than never)."""
         settled = 0
         while True:
+            taken = await self.boards.take_pending(chunk)
+            if not taken:
+                await self.redis.delete(self._pending_since_key)
+                return settled
+            out: Outgoing = []
+            for _, board, user_id, old_rank, new_rank, score in taken:
+                if new_rank != old_rank:
+                    points = rules.decode_board_score(score)[0] if score is not None else 0
+                    out.append(_rank_event(board, user_id, old_rank, new_rank, points))
             async with self.pool.acquire() as conn, conn.transaction():
-                await store.lock_ingest_shared(conn)
-                taken = await store.take_pending_moves(conn, chunk)
-                if not taken:
-                    return settled
-                now = await self.boards.positions([(board, user) for board, user, _ in taken])
-                out: Outgoing = []
-                for (board, user_id, old_rank), (new_rank, score) in zip(taken, now, strict=True):
-                    if new_rank != old_rank:
-                        points = rules.decode_board_score(score)[0] if score is not None else 0
-                        out.append(_rank_event(board, user_id, old_rank, new_rank, points))
                 await store.enqueue_events(conn, out)
-                settled += len(taken)
+            await self.boards.forget_pending([t[0] for t in taken])
+            settled += len(taken)
+
+    async def announce_stale_moves(self) -> int:
+        """Announce kept moves older than `catch_up_flush_seconds` (a long backlog
+        still shows progress now and then)."""
+        since = await self.redis.get(self._pending_since_key)
+        if since is None:
+            return 0
+        started = dt.datetime.fromisoformat(since.decode() if isinstance(since, bytes) else since)
+        if (dt.datetime.now(dt.UTC) - started).total_seconds() < self.config.catch_up_flush_seconds:
+            return 0
+        return await self.announce_pending_moves()
 
     def note_backlog(self, consumer: str, behind: bool) -> None:
         """Record whether `consumer` is working through a backlog."""
@@ -366,18 +393,6 @@ class LeaderboardService:
     @property
     def catching_up(self) -> bool:
         return bool(self._behind)
-
-    async def announce_stale_moves(self) -> int:
-        """Announce kept moves older than `catch_up_flush_seconds` (a long backlog
-        still shows progress now and then)."""
-        async with self.pool.acquire() as conn:
-            oldest = await store.oldest_pending_move(conn)
-        if oldest is None:
-            return 0
-        age = (dt.datetime.now(dt.UTC) - oldest).total_seconds()
-        if age < self.config.catch_up_flush_seconds:
-            return 0
-        return await self.announce_pending_moves()
 
     async def _repair(self, users: Iterable[uuid.UUID]) -> None:
         """Re-place students on the boards from committed statistics (no events)."""
@@ -533,7 +548,7 @@ class LeaderboardService:
                         today,
                         out,
                         moved,
-                        defer_moves=await store.pending_moves_exist(conn),
+                        defer_moves=await self.boards.has_pending(),
                     )
                     await store.enqueue_events(conn, out)
             except BaseException:
@@ -602,7 +617,7 @@ class LeaderboardService:
                         out,
                         moved,
                         everywhere=True,
-                        defer_moves=await store.pending_moves_exist(conn),
+                        defer_moves=await self.boards.has_pending(),
                     )
                     await store.enqueue_events(conn, out)
             except BaseException:

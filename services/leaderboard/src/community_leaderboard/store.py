@@ -843,46 +843,6 @@ async def enqueue_events(conn: asyncpg.Connection, events: Sequence[tuple[Envelo
     await conn.execute("SELECT pg_notify($1, '')", notify_channel(SCHEMA))
 
 
-async def pending_moves_exist(conn: asyncpg.Connection) -> bool:
-    found: bool = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {S}.pending_moves)")
-    return found
-
-
-async def defer_moves(
-    conn: asyncpg.Connection, moves: Sequence[tuple[str, uuid.UUID, int | None]]
-) -> None:
-    """Remember moves to announce later; a move already pending keeps its first old rank."""
-    if moves:
-        await conn.execute(
-            f"""INSERT INTO {S}.pending_moves (board, user_id, old_rank)
-                SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[])
-                ON CONFLICT (board, user_id) DO NOTHING""",
-            [m[0] for m in moves],
-            [m[1] for m in moves],
-            [m[2] for m in moves],
-        )
-
-
-async def take_pending_moves(
-    conn: asyncpg.Connection, limit: int
-) -> list[tuple[str, uuid.UUID, int | None]]:
-    rows = await conn.fetch(
-        f"""DELETE FROM {S}.pending_moves p USING (
-                SELECT board, user_id FROM {S}.pending_moves
-                ORDER BY recorded_at LIMIT $1 FOR UPDATE SKIP LOCKED) t
-            WHERE p.board = t.board AND p.user_id = t.user_id
-            RETURNING p.board, p.user_id, p.old_rank, p.recorded_at""",
-        limit,
-    )
-    rows = sorted(rows, key=lambda r: r["recorded_at"])
-    return [(r["board"], r["user_id"], r["old_rank"]) for r in rows]
-
-
-async def oldest_pending_move(conn: asyncpg.Connection) -> dt.datetime | None:
-    at: dt.datetime | None = await conn.fetchval(f"SELECT min(recorded_at) FROM {S}.pending_moves")
-    return at
-
-
 async def get_meta(conn: asyncpg.Connection, key: str) -> str | None:
     value: str | None = await conn.fetchval(f"SELECT value FROM {S}.meta WHERE key = $1", key)
     return value
@@ -901,6 +861,6 @@ async def reset_derived(conn: asyncpg.Connection) -> None:
     """Empty everything derived from events (privacy and badge history stay)."""
     await conn.execute(
         f"""TRUNCATE {S}.students, {S}.daily_stats, {S}.counted_items, {S}.applied_events,
-                     {S}.badges, {S}.pending_moves;
+                     {S}.badges;
             DELETE FROM {S}.activity WHERE kind <> 'badge.awarded';"""
     )

@@ -280,6 +280,8 @@ class Fold:
         self.removed_subjects: set[str] = set()
         self.streak_recompute: set[uuid.UUID] = set()
         self.previous_tracks: dict[uuid.UUID, str | None] = {}
+        self.earned_changed: set[uuid.UUID] = set()
+        self.learn_changed: set[uuid.UUID] = set()
 
     # ----------------------------------------------------------------- helpers
 
@@ -320,6 +322,7 @@ class Fold:
         st = self.student(user_id)
         if track in STUDENT_TRACKS and track != st.track:
             self.previous_tracks.setdefault(user_id, st.track)
+            self.earned_changed.add(user_id)
             st.track = track
             self.touched.add(user_id)
             self.ranked.add(user_id)
@@ -420,6 +423,13 @@ class Fold:
             )
         )
 
+    def sort_changes(self, user_id: uuid.UUID) -> int:
+        """Which of a student's sort scores besides points and actions the batch
+        may have changed (`boards.EARNED_CHANGED`, `boards.LEARN_CHANGED`)."""
+        return (2 if user_id in self.earned_changed else 0) | (
+            4 if user_id in self.learn_changed else 0
+        )
+
     # ----------------------------------------------------------------- events
 
     def apply(self, p: Parsed) -> None:
@@ -493,6 +503,7 @@ class Fold:
                 )
         elif isinstance(d, ev.VideoWatched):
             self._count(d.user_id, p.day, p.at, "videos_watched", active=True)
+            self.learn_changed.add(d.user_id)
             # the seconds ride along with the count (same day, same student)
             row, st = self.days[(d.user_id, p.day)], self.students[d.user_id]
             row.counters.watched_seconds += d.watched_seconds
@@ -519,6 +530,7 @@ class Fold:
         row.mrr_delta += mrr - st.current_mrr
         if total != st.total_revenue or mrr != st.current_mrr:
             st.earned_at = p.at
+            self.earned_changed.add(user)
         st.total_revenue, st.current_mrr = total, mrr
         self._count(user, p.day, p.at, "approvals", active=False)
         self._activity(
