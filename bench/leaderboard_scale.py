@@ -305,14 +305,16 @@ async def main() -> None:
             # The backlog's net rank moves are announced once caught up; then the
             # relay publishes everything the ingest enqueued.
             drain_started = time.perf_counter()
+            redis = aioredis.Redis.from_url(env["REDIS_URL"])
             while True:
+                kept = await redis.hlen(settings.redis_key("lb:pending_moves"))
                 pending = await db.fetchval(
-                    "SELECT (SELECT count(*) FROM leaderboard.pending_moves)"
-                    " + (SELECT count(*) FROM leaderboard.outbox WHERE published_at IS NULL)"
+                    "SELECT count(*) FROM leaderboard.outbox WHERE published_at IS NULL"
                 )
-                if not pending:
+                if not pending and not kept:
                     break
                 await asyncio.sleep(0.5)
+            await redis.aclose()
             drain = time.perf_counter() - drain_started
             produced = await db.fetch(
                 "SELECT subject, count(*) AS n FROM leaderboard.outbox GROUP BY subject ORDER BY 1"
