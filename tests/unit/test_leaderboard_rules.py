@@ -38,10 +38,11 @@ def test_all_time_window_counts_everything() -> None:
 
 
 def test_boards_of_a_track_and_of_a_student_without_one() -> None:
-    assert rules.boards_of("agency") == [
+    assert rules.boards_of("agency") == (
         "all:all", "all:agency", "30d:all", "30d:agency", "7d:all", "7d:agency",
-    ]  # fmt: skip
-    assert rules.boards_of(None) == ["all:all", "30d:all", "7d:all"]
+    )  # fmt: skip
+    assert rules.boards_of(None) == ("all:all", "30d:all", "7d:all")
+    assert rules.boards_of("unknown") == ("all:all", "30d:all", "7d:all")
     assert len(rules.BOARDS) == 9
 
 

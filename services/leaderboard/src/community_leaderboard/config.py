@@ -21,7 +21,7 @@ class LeaderboardConfig:
     weights: Weights = field(default_factory=lambda: DEFAULT_WEIGHTS)
     batch_size: int = 500
     """Most events applied in one transaction."""
-    appliers: int = 2
+    appliers: int = 3
     """Transactions applying events side by side (each on its own set of students)."""
     max_ack_pending: int = 5000
     """Events the server may hand a consumer before it acknowledges any."""

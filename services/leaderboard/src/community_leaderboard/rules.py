@@ -51,10 +51,17 @@ def in_window(day: dt.date, window: str, today: dt.date) -> bool:
     return start is None or day >= start
 
 
-def boards_of(track: str | None) -> list[str]:
+def _boards_of(track: str | None) -> tuple[str, ...]:
+    tracks = ["all"] + ([track] if track in STUDENT_TRACKS and track is not None else [])
+    return tuple(board_name(w, t) for w in WINDOWS for t in tracks)
+
+
+_BOARDS_OF = {track: _boards_of(track) for track in (None, *STUDENT_TRACKS)}
+
+
+def boards_of(track: str | None) -> tuple[str, ...]:
     """The boards a student of `track` can appear on (their track's and `all`)."""
-    tracks = ["all"] + ([track] if track in STUDENT_TRACKS else [])
-    return [board_name(w, t) for w in WINDOWS for t in tracks]
+    return _BOARDS_OF.get(track) or _BOARDS_OF[None]
 
 
 # --------------------------------------------------------------------------- metrics

@@ -70,16 +70,15 @@ class InvalidEvent(ValueError):
     """An event of a consumed type whose payload cannot be used."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Parsed:
     id: uuid.UUID
     type: str
     at: dt.datetime
     data: Any
-
-    @property
-    def day(self) -> dt.date:
-        return self.at.date()
+    day: dt.date
+    user: uuid.UUID
+    """The student the event is about (the nil UUID when only a counted item says)."""
 
 
 def as_utc(at: dt.datetime) -> dt.datetime:
@@ -103,7 +102,10 @@ def parse(envelope: Envelope) -> Parsed | None:
     if isinstance(data, ev.SubmissionApproved):
         for value in (data.amount, data.total_revenue_earned, data.current_mrr):
             parse_amount(value)
-    return Parsed(id=envelope.id, type=envelope.type, at=as_utc(envelope.occurred_at), data=data)
+    at = as_utc(envelope.occurred_at)
+    return Parsed(
+        id=envelope.id, type=envelope.type, at=at, data=data, day=at.date(), user=_user_of(data)
+    )
 
 
 def parse_amount(value: object) -> Decimal:
@@ -205,15 +207,21 @@ class ActivityRow:
 # --------------------------------------------------------------------------- keys
 
 
+NOBODY = uuid.UUID(int=0)
+
+
 def user_of(p: Parsed) -> uuid.UUID:
-    d = p.data
+    return p.user
+
+
+def _user_of(d: Any) -> uuid.UUID:
     if isinstance(d, ev.PostChanged | ev.ReplyChanged):
         return d.author.id
     if isinstance(d, ev.PostDeleted):
         # the author is read from the counted item; this only names a row to lock
-        return d.author_id or uuid.UUID(int=0)
+        return d.author_id or NOBODY
     if isinstance(d, ev.ReplyDeleted):
-        return uuid.UUID(int=0)
+        return NOBODY
     if isinstance(d, ev.StoryPublished):
         return d.author_id
     if isinstance(d, ev.PostLike | ev.VideoWatched | ev.TaskAssigned | ev.TaskCompleted):
@@ -223,9 +231,9 @@ def user_of(p: Parsed) -> uuid.UUID:
 
 def users_of(batch: list[Parsed], items: dict[ItemKey, ItemState]) -> set[uuid.UUID]:
     """Every student whose row the batch may change (including owners of undone items)."""
-    users = {user_of(p) for p in batch}
+    users = {p.user for p in batch}
     users.update(item.user_id for item in items.values())
-    users.discard(uuid.UUID(int=0))
+    users.discard(NOBODY)
     return users
 
 
@@ -251,7 +259,7 @@ def item_keys(batch: list[Parsed]) -> set[ItemKey]:
 def day_keys(batch: list[Parsed], items: dict[ItemKey, ItemState]) -> set[DayKey]:
     """Day rows the batch may change: the event's own day, and the day an undone
     item was counted on."""
-    keys = {(user_of(p), p.day) for p in batch}
+    keys = {(p.user, p.day) for p in batch}
     keys.update((item.user_id, item.day) for item in items.values())
     return {k for k in keys if k[0].int != 0}
 
