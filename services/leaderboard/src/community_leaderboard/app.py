@@ -1,0 +1,99 @@
+"""The leaderboard service application: `create_app(settings)` and nothing that starts on import.
+
+At start-up (after migrations) the Redis boards are rebuilt from the
+statistics in Postgres, the outbox relay is replaced by the pipelined one, and
+the chores start; once NATS answers, the three durable consumers start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from community_shared.settings import Settings
+from community_shared.web import Runtime, create_service_app, run
+from litestar import Litestar
+from litestar.di import Provide
+
+from community_leaderboard.config import LeaderboardConfig
+from community_leaderboard.consumers import Chores, EventConsumers
+from community_leaderboard.relay import PipelinedOutboxRelay
+from community_leaderboard.routes import LeaderboardController, provide_service
+from community_leaderboard.service import LeaderboardService
+from community_leaderboard.store import SCHEMA
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+class LeaderboardParts:
+    """What the running app holds beyond the shared runtime (reachable from
+    `app.state.leaderboard`, e.g. for operations and tests)."""
+
+    def __init__(self) -> None:
+        self.service: LeaderboardService | None = None
+        self.consumers: EventConsumers | None = None
+        self.chores: Chores | None = None
+        self.started = asyncio.Event()
+
+
+def create_app(
+    settings: Settings | None = None, config: LeaderboardConfig | None = None
+) -> Litestar:
+    settings = settings or Settings.from_env("leaderboard", 8004)
+    config = config or LeaderboardConfig.from_env()
+    parts = LeaderboardParts()
+    app: Litestar
+
+    async def start(runtime: Runtime) -> None:
+        assert runtime.redis is not None
+        service = LeaderboardService(runtime.db, runtime.redis, settings, config)
+        parts.service = service
+        # Redis is a projection of Postgres: rebuild it so a lost Redis, or a
+        # crash between a board move and its commit, leaves nothing behind.
+        await service.resync()
+        if runtime.relay is not None:
+            await runtime.relay.stop()
+        runtime.relay = PipelinedOutboxRelay(
+            runtime.db,
+            SCHEMA,
+            runtime.jetstream,
+            settings,
+            listen_dsn=settings.database_url,
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        await runtime.relay.start()
+        parts.chores = Chores(service, config)
+        parts.chores.start()
+        runtime.closers.append(parts.chores.stop)
+        app.state.leaderboard_service = service
+        parts.started.set()
+
+    async def consume(runtime: Runtime) -> None:
+        # NATS may answer while start-up is still rebuilding the boards.
+        await parts.started.wait()
+        assert parts.service is not None
+        parts.consumers = EventConsumers(runtime.jetstream(), parts.service, settings, config)
+        await parts.consumers.start()
+        runtime.closers.append(parts.consumers.close)
+
+    app = create_service_app(
+        settings,
+        schema=SCHEMA,
+        migrations_dir=MIGRATIONS,
+        route_handlers=[LeaderboardController],
+        title="Community Live — leaderboard",
+        uses_redis=True,
+        on_startup=[start],
+        on_nats_ready=[consume],
+        dependencies={"service": Provide(provide_service)},
+    )
+    app.state.leaderboard = parts
+    return app
+
+
+def main() -> None:
+    run(create_app, Settings.from_env("leaderboard", 8004))
+
+
+if __name__ == "__main__":
+    main()

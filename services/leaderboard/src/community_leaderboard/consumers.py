@@ -1,0 +1,418 @@
+"""The leaderboard's durable JetStream consumers and its periodic chores.
+
+One durable pull consumer per source (`posts.>`, `goals.>`, `learning.>`) on
+the EVENTS stream, explicit acks. A fetcher per source waits for the next
+event with one long pull, so a single event goes through at once (low
+latency); the `num_pending` an event carries says how many more are waiting,
+and those are fetched in batches (throughput).
+
+Fetched events are routed by student to a few appliers (`LEADERBOARD_APPLIERS`):
+all the events of one student go to the same applier, in stream order, so a
+student's events are applied in order while appliers work on disjoint
+students side by side (one waits for Postgres or Redis while another
+computes). An applier takes whatever has been routed to it, up to
+`batch_size`, and applies it in one transaction; acks go out after the commit.
+Events are idempotent by envelope id, so a redelivery after a crash changes
+nothing.
+
+Several instances may run: the one holding the consume lock applies events,
+the others stand by and take over when its Postgres connection goes away. A
+stopped consumer keeps its place on the server and catches up when started
+again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+import nats.errors
+from community_shared.events import Envelope, decode_envelope
+from community_shared.metrics import EVENTS_CONSUMED
+from community_shared.settings import Settings
+from community_shared.streams import EVENTS_STREAM
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from community_leaderboard import store, tally
+from community_leaderboard.config import LeaderboardConfig
+from community_leaderboard.events import CONSUMED_SUBJECTS
+from community_leaderboard.service import LeaderboardService
+
+log = logging.getLogger(__name__)
+
+WAIT_SECONDS = 5.0
+"""How long one long pull waits for the next event before asking again."""
+BATCH_FETCH_SECONDS = 1.0
+STANDBY_POLL_SECONDS = 2.0
+CONSUME_LOCK = "leaderboard:consume"
+OWNERS_REMEMBERED = 100_000
+
+
+def durable_name(settings: Settings, subject: str) -> str:
+    """`leaderboard_posts` etc., prefixed per deployment."""
+    source = subject.split(".", 1)[0]
+    return settings.stream_name(f"leaderboard_{source}")
+
+
+@dataclass(slots=True)
+class Routed:
+    """A fetched event on its way to an applier."""
+
+    msg: Msg
+    envelope: Envelope | None  # None: not an event envelope at all
+    parsed: tally.Parsed | tally.InvalidEvent | None
+    behind: bool
+    source: Source
+
+
+class Source:
+    """One source's durable consumer and how far behind it is."""
+
+    def __init__(
+        self, js: JetStreamContext, settings: Settings, config: LeaderboardConfig, subject: str
+    ) -> None:
+        self._js = js
+        self._settings = settings
+        self._config = config
+        self.subject = subject
+        self.durable = durable_name(settings, subject)
+        self.sub: JetStreamContext.PullSubscription | None = None
+        self.catching_up = False
+        self.in_flight = 0
+        self.room = asyncio.Event()
+        self.room.set()
+
+    async def subscribe(self) -> None:
+        if self.sub is not None:
+            return
+        self.sub = await self._js.pull_subscribe(
+            self._settings.subject(self.subject),
+            durable=self.durable,
+            stream=self._settings.stream_name(EVENTS_STREAM),
+            config=ConsumerConfig(
+                durable_name=self.durable,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self._config.ack_wait_seconds,
+                max_ack_pending=self._config.max_ack_pending,
+                filter_subject=self._settings.subject(self.subject),
+            ),
+        )
+
+    def behind(self, waiting: int) -> bool:
+        """A source falls behind when more than `catch_up_threshold` events wait,
+        and stays behind until none is left, so a backlog is announced as one."""
+        self.catching_up = waiting > self._config.catch_up_threshold or (
+            self.catching_up and waiting > 0
+        )
+        return self.catching_up
+
+    def done(self, count: int) -> None:
+        self.in_flight -= count
+        if self.in_flight < 2 * self._config.batch_size:
+            self.room.set()
+
+
+class Applier:
+    """Applies the events routed to it, in order, a batch per transaction."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.queue: asyncio.Queue[Routed] = asyncio.Queue()
+        self.applying = asyncio.Lock()
+        self.holding: Routed | None = None  # taken from the queue, batch not started
+
+
+class EventConsumers:
+    """The three sources, the router and the appliers, started and stopped together."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        service: LeaderboardService,
+        settings: Settings,
+        config: LeaderboardConfig,
+    ) -> None:
+        self._service = service
+        self._config = config
+        self.sources = [Source(js, settings, config, subject) for subject in CONSUMED_SUBJECTS]
+        self.appliers = [Applier(i) for i in range(max(config.appliers, 1))]
+        self._owners: OrderedDict[tally.ItemKey, uuid.UUID] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+        self._fetchers: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._owed = False  # some rank moves were kept for after a backlog
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        for source in self.sources:
+            await source.subscribe()
+        self._task = asyncio.create_task(self._run(), name="leaderboard-consumers")
+
+    async def stop(self) -> None:
+        """Stop applying events. Batches under way finish first; events routed but
+        not applied go back to the server; events that arrive meanwhile wait (in
+        the subscriptions or on the server) for `start`."""
+        if self._task is None:
+            return
+        for task in self._fetchers:
+            task.cancel()
+        for applier, task in zip(self.appliers, self._workers, strict=False):
+            async with applier.applying:  # between batches
+                task.cancel()
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+        self._task = None
+        for applier in self.appliers:
+            left = [applier.holding] if applier.holding is not None else []
+            applier.holding = None
+            while not applier.queue.empty():
+                left.append(applier.queue.get_nowait())
+            for routed in left:
+                routed.source.done(1)
+                with contextlib.suppress(Exception):
+                    await routed.msg.nak()
+
+    async def close(self) -> None:
+        await self.stop()
+        for source in self.sources:
+            if source.sub is not None:
+                with contextlib.suppress(Exception):
+                    await source.sub.unsubscribe()
+                source.sub = None
+
+    async def _run(self) -> None:
+        async with self._service.pool.acquire() as conn:
+            while True:
+                held = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", CONSUME_LOCK
+                )
+                if held:
+                    break
+                await asyncio.sleep(STANDBY_POLL_SECONDS)
+            self._fetchers = [
+                asyncio.create_task(self._fetch(source), name=source.durable)
+                for source in self.sources
+            ]
+            self._workers = [
+                asyncio.create_task(self._apply(applier), name=f"applier-{applier.index}")
+                for applier in self.appliers
+            ]
+            tasks = [*self._fetchers, *self._workers]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(BaseException):
+                        await task
+                self._fetchers, self._workers = [], []
+                with contextlib.suppress(Exception):
+                    await conn.execute(
+                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", CONSUME_LOCK
+                    )
+
+    # ----------------------------------------------------------------- fetching and routing
+
+    async def _fetch(self, source: Source) -> None:
+        assert source.sub is not None
+        sub = source.sub
+        waiting = 0  # events the server still holds for us, as of the last one received
+        while True:
+            await source.room.wait()
+            try:
+                if waiting > 0:
+                    batch = await sub.fetch(
+                        min(waiting, self._config.batch_size), timeout=BATCH_FETCH_SECONDS
+                    )
+                else:
+                    batch = await sub.fetch(1, timeout=WAIT_SECONDS)
+            except (TimeoutError, nats.errors.TimeoutError):
+                waiting = 0
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("%s: fetch failed; retrying", source.durable, exc_info=True)
+                waiting = 0
+                await asyncio.sleep(1.0)
+                continue
+            waiting = batch[-1].metadata.num_pending
+            behind = source.behind(waiting)
+            self._service.note_backlog(source.durable, behind)
+            source.in_flight += len(batch)
+            if source.in_flight >= 2 * self._config.batch_size:
+                source.room.clear()
+            for msg in batch:
+                await self._route(msg, source, behind)
+
+    async def _route(self, msg: Msg, source: Source, behind: bool) -> None:
+        envelope: Envelope | None = None
+        parsed: tally.Parsed | tally.InvalidEvent | None = None
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            envelope = decode_envelope(msg.data)
+        if envelope is not None:
+            try:
+                parsed = tally.parse(envelope)
+            except tally.InvalidEvent as exc:
+                parsed = exc
+        user = await self._student_of(parsed) if isinstance(parsed, tally.Parsed) else None
+        index = user.int % len(self.appliers) if user is not None else 0
+        self.appliers[index].queue.put_nowait(Routed(msg, envelope, parsed, behind, source))
+
+    async def _student_of(self, parsed: tally.Parsed) -> uuid.UUID | None:
+        """The student whose statistics the event changes (deletions without an
+        author are resolved through the counted item's owner)."""
+        user = tally.user_of(parsed)
+        key = tally.item_key(parsed)
+        if user.int != 0:
+            if key is not None and parsed.type in tally.CREATIONS:
+                self._owners[key] = user
+                if len(self._owners) > OWNERS_REMEMBERED:
+                    self._owners.popitem(last=False)
+            return user
+        if key is None:
+            return None
+        owner = self._owners.get(key)
+        if owner is None:
+            async with self._service.pool.acquire() as conn:
+                owner = await store.item_owner(conn, key)
+        return owner
+
+    # ----------------------------------------------------------------- applying
+
+    async def _apply(self, applier: Applier) -> None:
+        while True:
+            applier.holding = await applier.queue.get()
+            async with applier.applying:
+                batch = [applier.holding]
+                applier.holding = None
+                while len(batch) < self._config.batch_size and not applier.queue.empty():
+                    batch.append(applier.queue.get_nowait())
+                await self._apply_batch(batch)
+            if self._owed and not self._service.catching_up and self._all_applied():
+                self._owed = False
+                await self._announce_backlog()
+
+    def _all_applied(self) -> bool:
+        return all(a.queue.empty() and not a.applying.locked() for a in self.appliers)
+
+    async def _apply_batch(self, batch: list[Routed]) -> None:
+        behind = any(r.behind for r in batch)
+        good = [r for r in batch if r.envelope is not None]
+        for r in batch:
+            if r.envelope is None:
+                log.warning("dropping a message that is not an event envelope on %s", r.msg.subject)
+                EVENTS_CONSUMED.labels(consumer=r.source.durable, outcome="undecodable").inc()
+                with contextlib.suppress(Exception):
+                    await r.msg.term()
+        try:
+            if good:
+                await self._apply_with_retries(good, behind)
+        finally:
+            for r in batch:
+                r.source.done(1)
+
+    async def _apply_with_retries(self, batch: list[Routed], behind: bool) -> None:
+        envelopes = [r.envelope for r in batch if r.envelope is not None]
+        parsed = {r.envelope.id: r.parsed for r in batch if r.envelope is not None}
+        delay = 0.2
+        for attempt in range(8):
+            try:
+                result = await self._service.apply_events(envelopes, behind=behind, parsed=parsed)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning(
+                    "applying %d events failed (attempt %d)",
+                    len(envelopes),
+                    attempt + 1,
+                    exc_info=True,
+                )
+                EVENTS_CONSUMED.labels(consumer="leaderboard", outcome="retry").inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        else:
+            for r in batch:
+                with contextlib.suppress(Exception):
+                    await r.msg.nak(delay=5)
+            return
+        for r in batch:
+            with contextlib.suppress(Exception):
+                await r.msg.ack()
+        if result.deferred:
+            self._owed = True
+        by_source: dict[str, int] = {}
+        for r in batch:
+            by_source[r.source.durable] = by_source.get(r.source.durable, 0) + 1
+        for durable, count in by_source.items():
+            EVENTS_CONSUMED.labels(consumer=durable, outcome="received").inc(count)
+        if result.duplicates:
+            EVENTS_CONSUMED.labels(consumer="leaderboard", outcome="duplicate").inc(
+                result.duplicates
+            )
+        if result.invalid:
+            EVENTS_CONSUMED.labels(consumer="leaderboard", outcome="invalid").inc(result.invalid)
+
+    async def _announce_backlog(self) -> None:
+        """Caught up and nothing left to apply: announce the backlog's net moves."""
+        try:
+            await self._service.announce_pending_moves()
+        except Exception:
+            log.warning("announcing the moves of a backlog failed; retried later", exc_info=True)
+
+
+class Chores:
+    """Periodic work: coalesced community stats, the daily window roll-over,
+    and forgetting applied event ids older than the stream can redeliver."""
+
+    def __init__(self, service: LeaderboardService, config: LeaderboardConfig) -> None:
+        self._service = service
+        self._config = config
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._every(0.2, self._service.publish_stats_if_due), name="stats"),
+            asyncio.create_task(
+                self._every(self._config.rollover_check_seconds, self._service.roll_windows),
+                name="rollover",
+            ),
+            asyncio.create_task(self._every(3600, self._service.prune_applied), name="prune"),
+            asyncio.create_task(
+                self._every(15, self._service.announce_stale_moves), name="stale-moves"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks = []
+
+    @staticmethod
+    async def _every(seconds: float, chore: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            try:
+                await chore()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("chore %s failed", getattr(chore, "__name__", chore), exc_info=True)
+            await asyncio.sleep(seconds)

@@ -1,0 +1,866 @@
+"""SQL of the leaderboard schema, and nothing but SQL.
+
+Batch statements take arrays (`unnest`) so an ingest transaction costs a
+constant number of round trips however many events it applies. Tables are
+schema-qualified: service connections do not set a search path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import msgspec
+from community_shared.events import Envelope, encode_envelope
+from community_shared.outbox import notify_channel
+
+from community_leaderboard.rules import Tally
+from community_leaderboard.tally import (
+    COUNTER_NAMES,
+    ActivityRow,
+    Counters,
+    DayKey,
+    DayState,
+    ItemKey,
+    ItemState,
+    StudentState,
+)
+
+SCHEMA = "leaderboard"
+S = SCHEMA
+
+# Ingest, privacy changes and the roll-over hold this lock shared; a rebuild or a
+# full board resync holds it exclusively, so they see (and leave) a quiet schema.
+INGEST_LOCK = "leaderboard:ingest"
+
+
+uuid_order = operator.attrgetter("int")
+"""Sort key giving Postgres's uuid order, cheaper than comparing UUID objects."""
+
+
+async def lock_ingest_shared(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", INGEST_LOCK)
+
+
+async def lock_ingest_exclusive(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", INGEST_LOCK)
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+async def record_applied(conn: asyncpg.Connection, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Record event ids; return those not applied before (the ones to apply now)."""
+    rows = await conn.fetch(
+        f"INSERT INTO {S}.applied_events (id) SELECT DISTINCT unnest($1::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING id",
+        list(ids),
+    )
+    return {r["id"] for r in rows}
+
+
+async def prune_applied(conn: asyncpg.Connection, older_than_days: int) -> int:
+    result: str = await conn.execute(
+        f"DELETE FROM {S}.applied_events WHERE applied_at < now() - make_interval(days => $1)",
+        older_than_days,
+    )
+    return int(result.split()[-1])
+
+
+# --------------------------------------------------------------------------- students
+
+_STUDENT_FIELDS = (
+    "name",
+    "name_at",
+    "role",
+    "track",
+    "goal_slug",
+    "goal_name",
+    "total_revenue",
+    "current_mrr",
+    "earned_at",
+    *COUNTER_NAMES,
+    "days_active",
+    "first_event_day",
+    "last_event_day",
+    "last_active_day",
+    "streak_start",
+    "streak_end",
+    "reached_at",
+)
+_STUDENT_TYPES = {
+    "name": "text",
+    "name_at": "timestamptz",
+    "role": "text",
+    "track": "text",
+    "goal_slug": "text",
+    "goal_name": "text",
+    "total_revenue": "numeric",
+    "current_mrr": "numeric",
+    "earned_at": "timestamptz",
+    "days_active": "int",
+    "first_event_day": "date",
+    "last_event_day": "date",
+    "last_active_day": "date",
+    "streak_start": "date",
+    "streak_end": "date",
+    "reached_at": "timestamptz",
+    "watched_seconds": "bigint",
+    "session_seconds": "bigint",
+}
+
+
+def _type_of(column: str) -> str:
+    return _STUDENT_TYPES.get(column, "int")
+
+
+def _student_from(row: Any) -> StudentState:
+    return StudentState(
+        user_id=row["user_id"],
+        name=row["name"],
+        name_at=row["name_at"],
+        role=row["role"],
+        track=row["track"],
+        goal_slug=row["goal_slug"],
+        goal_name=row["goal_name"],
+        total_revenue=row["total_revenue"],
+        current_mrr=row["current_mrr"],
+        earned_at=row["earned_at"],
+        counters=Counters(**{c: row[c] for c in COUNTER_NAMES}),
+        days_active=row["days_active"],
+        first_event_day=row["first_event_day"],
+        last_event_day=row["last_event_day"],
+        last_active_day=row["last_active_day"],
+        streak_start=row["streak_start"],
+        streak_end=row["streak_end"],
+        reached_at=row["reached_at"],
+    )
+
+
+async def lock_students(
+    conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, StudentState]:
+    """Lock every student's row (creating missing ones), in id order so that
+    concurrent batches never deadlock; the row lock serialises all changes to
+    one student."""
+    ids = sorted(set(user_ids), key=uuid_order)
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT * FROM {S}.students WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR UPDATE",
+        ids,
+    )
+    found = {r["user_id"]: _student_from(r) for r in rows}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        # New rows are locked by this transaction; a row another batch created
+        # meanwhile is skipped here and locked by the second SELECT.
+        rows = await conn.fetch(
+            f"""INSERT INTO {S}.students (user_id) SELECT unnest($1::uuid[])
+                ON CONFLICT DO NOTHING RETURNING *""",
+            missing,
+        )
+        found.update((r["user_id"], _student_from(r)) for r in rows)
+        raced = [i for i in missing if i not in found]
+        if raced:
+            rows = await conn.fetch(
+                f"SELECT * FROM {S}.students WHERE user_id = ANY($1::uuid[])"
+                " ORDER BY user_id FOR UPDATE",
+                raced,
+            )
+            found.update((r["user_id"], _student_from(r)) for r in rows)
+    return found
+
+
+_WRITE_STUDENTS = (
+    f"UPDATE {S}.students s SET "
+    + ", ".join(f"{c} = u.{c}" for c in _STUDENT_FIELDS)
+    + " FROM unnest($1::uuid[], "
+    + ", ".join(f"${i + 2}::{_type_of(c)}[]" for i, c in enumerate(_STUDENT_FIELDS))
+    + ") AS u(user_id, "
+    + ", ".join(_STUDENT_FIELDS)
+    + ") WHERE s.user_id = u.user_id"
+)
+
+
+async def write_students(conn: asyncpg.Connection, students: Sequence[StudentState]) -> None:
+    if not students:
+        return
+    columns: list[list[Any]] = [[st.user_id for st in students]]
+    for c in _STUDENT_FIELDS:
+        if c in COUNTER_NAMES:
+            columns.append([getattr(st.counters, c) for st in students])
+        else:
+            columns.append([getattr(st, c) for st in students])
+    await conn.execute(_WRITE_STUDENTS, *columns)
+
+
+async def ensure_student(conn: asyncpg.Connection, user_id: uuid.UUID) -> StudentState:
+    return (await lock_students(conn, [user_id]))[user_id]
+
+
+async def set_streaks(
+    conn: asyncpg.Connection, streaks: dict[uuid.UUID, tuple[dt.date, dt.date] | None]
+) -> None:
+    if not streaks:
+        return
+    ids = list(streaks)
+    await conn.execute(
+        f"""UPDATE {S}.students s SET streak_start = u.s, streak_end = u.e
+            FROM unnest($1::uuid[], $2::date[], $3::date[]) AS u(user_id, s, e)
+            WHERE s.user_id = u.user_id""",
+        ids,
+        [streaks[i][0] if streaks[i] else None for i in ids],  # type: ignore[index]
+        [streaks[i][1] if streaks[i] else None for i in ids],  # type: ignore[index]
+    )
+
+
+async def latest_runs(
+    conn: asyncpg.Connection, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[dt.date, dt.date] | None]:
+    """Each student's latest run of consecutive active days (gaps and islands)."""
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT ON (user_id) user_id, min(day) AS first, max(day) AS last
+            FROM (SELECT user_id, day,
+                         day - (row_number() OVER (PARTITION BY user_id ORDER BY day))::int AS grp
+                  FROM {S}.daily_stats WHERE user_id = ANY($1::uuid[]) AND active) runs
+            GROUP BY user_id, grp
+            ORDER BY user_id, max(day) DESC""",
+        list(user_ids),
+    )
+    found: dict[uuid.UUID, tuple[dt.date, dt.date] | None] = dict.fromkeys(user_ids)
+    for r in rows:
+        found[r["user_id"]] = (r["first"], r["last"])
+    return found
+
+
+# --------------------------------------------------------------------------- days and items
+
+
+async def fetch_days(conn: asyncpg.Connection, keys: Iterable[DayKey]) -> dict[DayKey, DayState]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT d.* FROM unnest($1::uuid[], $2::date[]) AS k(user_id, day)
+            JOIN {S}.daily_stats d ON d.user_id = k.user_id AND d.day = k.day""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {
+        (r["user_id"], r["day"]): DayState(
+            user_id=r["user_id"],
+            day=r["day"],
+            counters=Counters(**{c: r[c] for c in COUNTER_NAMES}),
+            revenue_delta=r["revenue_delta"],
+            mrr_delta=r["mrr_delta"],
+            active=r["active"],
+        )
+        for r in rows
+    }
+
+
+_DAY_FIELDS = (*COUNTER_NAMES, "revenue_delta", "mrr_delta", "active")
+_DAY_TYPES = {
+    "watched_seconds": "bigint",
+    "session_seconds": "bigint",
+    "revenue_delta": "numeric",
+    "mrr_delta": "numeric",
+    "active": "boolean",
+}
+_WRITE_DAYS = (
+    f"INSERT INTO {S}.daily_stats (user_id, day, "
+    + ", ".join(_DAY_FIELDS)
+    + ") SELECT * FROM unnest($1::uuid[], $2::date[], "
+    + ", ".join(f"${i + 3}::{_DAY_TYPES.get(c, 'int')}[]" for i, c in enumerate(_DAY_FIELDS))
+    + ") ON CONFLICT (user_id, day) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _DAY_FIELDS)
+)
+
+
+async def write_days(conn: asyncpg.Connection, days: Sequence[DayState]) -> None:
+    if not days:
+        return
+    days = sorted(days, key=lambda d: (d.user_id.int, d.day))
+    columns: list[list[Any]] = [[d.user_id for d in days], [d.day for d in days]]
+    for c in COUNTER_NAMES:
+        columns.append([getattr(d.counters, c) for d in days])
+    columns.append([d.revenue_delta for d in days])
+    columns.append([d.mrr_delta for d in days])
+    columns.append([d.active for d in days])
+    await conn.execute(_WRITE_DAYS, *columns)
+
+
+async def fetch_items(
+    conn: asyncpg.Connection, keys: Iterable[ItemKey]
+) -> dict[ItemKey, ItemState]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT c.kind, c.item_id, c.user_id, c.day
+            FROM unnest($1::text[], $2::text[]) AS k(kind, item_id)
+            JOIN {S}.counted_items c ON c.kind = k.kind AND c.item_id = k.item_id""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["kind"], r["item_id"]): ItemState(user_id=r["user_id"], day=r["day"]) for r in rows}
+
+
+async def item_owner(conn: asyncpg.Connection, key: ItemKey) -> uuid.UUID | None:
+    owner: uuid.UUID | None = await conn.fetchval(
+        f"SELECT user_id FROM {S}.counted_items WHERE kind = $1 AND item_id = $2", *key
+    )
+    return owner
+
+
+async def write_items(
+    conn: asyncpg.Connection, added: dict[ItemKey, ItemState], removed: set[ItemKey]
+) -> None:
+    if removed:
+        gone = sorted(removed)
+        await conn.execute(
+            f"""DELETE FROM {S}.counted_items c
+                USING unnest($1::text[], $2::text[]) AS k(kind, item_id)
+                WHERE c.kind = k.kind AND c.item_id = k.item_id""",
+            [k[0] for k in gone],
+            [k[1] for k in gone],
+        )
+    if added:
+        keys = sorted(added)
+        await conn.execute(
+            f"""INSERT INTO {S}.counted_items (kind, item_id, user_id, day)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::date[])
+                ON CONFLICT (kind, item_id) DO UPDATE SET user_id = EXCLUDED.user_id,
+                                                          day = EXCLUDED.day""",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [added[k].user_id for k in keys],
+            [added[k].day for k in keys],
+        )
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+class WindowFigures(msgspec.Struct, frozen=True):
+    tally: Tally
+    revenue_growth: Decimal
+    mrr_growth: Decimal
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the boards and the API show about one student."""
+
+    user_id: uuid.UUID
+    name: str | None
+    role: str
+    track: str | None
+    goal_slug: str | None
+    goal_name: str | None
+    total_revenue: Decimal
+    current_mrr: Decimal
+    earned: Decimal
+    earned_at: dt.datetime | None
+    first_event_day: dt.date | None
+    last_event_day: dt.date | None
+    streak_start: dt.date | None
+    streak_end: dt.date | None
+    reached_at: dt.datetime | None
+    visible: bool
+    show_earnings: bool
+    badges: frozenset[str]
+    windows: dict[str, WindowFigures]
+
+    @property
+    def streak(self) -> tuple[dt.date, dt.date] | None:
+        if self.streak_start is None or self.streak_end is None:
+            return None
+        return (self.streak_start, self.streak_end)
+
+
+_TALLY_COLUMNS = (*COUNTER_NAMES, "days_active")
+_PROFILE_HEAD = (
+    "s.user_id, s.name, s.role, s.track, s.goal_slug, s.goal_name, s.total_revenue,"
+    " s.current_mrr, s.earned, s.earned_at, s.first_event_day, s.last_event_day,"
+    " s.streak_start, s.streak_end, s.reached_at,"
+    " coalesce(p.show_on_leaderboard, true) AS visible,"
+    " coalesce(p.show_earnings, true) AS show_earnings,"
+    f" array(SELECT b.badge FROM {S}.badges b WHERE b.user_id = s.user_id) AS badges"
+)
+_HEAD_SIZE = 18
+_ALL_TIME = ", ".join(f"s.{c}" for c in _TALLY_COLUMNS)
+
+
+def _window_columns(w: str) -> str:
+    names = [*(f"{c}_{w}" for c in _TALLY_COLUMNS), f"revenue_delta_{w}", f"mrr_delta_{w}"]
+    return ", ".join(f"coalesce(w.{n}, 0) AS {n}" for n in names)
+
+
+def _window_sums(w: str, since: str) -> str:
+    sums = [f"sum({c}) FILTER (WHERE day >= {since})::bigint AS {c}_{w}" for c in COUNTER_NAMES]
+    sums.append(f"count(*) FILTER (WHERE active AND day >= {since})::int AS days_active_{w}")
+    sums += [
+        f"sum({c}) FILTER (WHERE day >= {since})::numeric(16, 2) AS {c}_{w}"
+        for c in ("revenue_delta", "mrr_delta")
+    ]
+    return ", ".join(sums)
+
+
+# Columns in a fixed order: head, then the all-time, 30-day and 7-day tallies,
+# each window followed by its revenue and MRR growth (see `_profile_from`).
+_PROFILE_SELECT = f"{_PROFILE_HEAD}, {_ALL_TIME}, {_window_columns('30d')}, {_window_columns('7d')}"
+_SUMS = f"{_window_sums('30d', '$2')}, {_window_sums('7d', '$3')}"
+
+_PROFILES_BY_ID = f"""
+SELECT {_PROFILE_SELECT}
+FROM {S}.students s
+LEFT JOIN {S}.privacy p ON p.user_id = s.user_id
+LEFT JOIN LATERAL (
+    SELECT {_SUMS} FROM {S}.daily_stats d WHERE d.user_id = s.user_id AND d.day >= $2
+) w ON true
+WHERE s.user_id = ANY($1::uuid[])
+"""
+
+_ALL_RANKABLE_PROFILES = f"""
+SELECT {_PROFILE_SELECT}
+FROM {S}.students s
+LEFT JOIN {S}.privacy p ON p.user_id = s.user_id
+LEFT JOIN (
+    SELECT user_id, {_SUMS} FROM {S}.daily_stats d WHERE d.day >= $2 GROUP BY user_id
+) w ON w.user_id = s.user_id
+WHERE s.role = 'student' AND s.first_event_day IS NOT NULL AND $1::int IS NULL
+"""
+
+_T = len(_TALLY_COLUMNS)
+_ALL_AT = _HEAD_SIZE
+_W30_AT = _ALL_AT + _T
+_W7_AT = _W30_AT + _T + 2
+
+
+def _profile_from(r: Any) -> Profile:
+    v = tuple(r)
+    windows = {
+        "all": WindowFigures(Tally(*v[_ALL_AT : _ALL_AT + _T]), v[6], v[7]),
+        "30d": WindowFigures(
+            Tally(*v[_W30_AT : _W30_AT + _T]), v[_W30_AT + _T], v[_W30_AT + _T + 1]
+        ),
+        "7d": WindowFigures(Tally(*v[_W7_AT : _W7_AT + _T]), v[_W7_AT + _T], v[_W7_AT + _T + 1]),
+    }
+    return Profile(
+        user_id=v[0],
+        name=v[1],
+        role=v[2],
+        track=v[3],
+        goal_slug=v[4],
+        goal_name=v[5],
+        total_revenue=v[6],
+        current_mrr=v[7],
+        earned=v[8],
+        earned_at=v[9],
+        first_event_day=v[10],
+        last_event_day=v[11],
+        streak_start=v[12],
+        streak_end=v[13],
+        reached_at=v[14],
+        visible=v[15],
+        show_earnings=v[16],
+        badges=frozenset(v[17]) if v[17] else frozenset(),
+        windows=windows,
+    )
+
+
+async def load_profiles(
+    conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID], today: dt.date
+) -> dict[uuid.UUID, Profile]:
+    ids = list(set(user_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        _PROFILES_BY_ID,
+        ids,
+        today - dt.timedelta(days=29),
+        today - dt.timedelta(days=6),
+    )
+    return {r["user_id"]: _profile_from(r) for r in rows}
+
+
+async def iter_rankable_profiles(
+    conn: asyncpg.Connection, today: dt.date, *, chunk: int = 5000
+) -> AsyncIterator[list[Profile]]:
+    """Every student who may be ranked (any visibility), in chunks; needs a transaction."""
+    cursor = conn.cursor(
+        _ALL_RANKABLE_PROFILES,
+        None,
+        today - dt.timedelta(days=29),
+        today - dt.timedelta(days=6),
+        prefetch=chunk,
+    )
+    batch: list[Profile] = []
+    async for r in cursor:
+        batch.append(_profile_from(r))
+        if len(batch) >= chunk:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def users_with_days(conn: asyncpg.Connection, days: Sequence[dt.date]) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        f"SELECT DISTINCT user_id FROM {S}.daily_stats WHERE day = ANY($1::date[])", list(days)
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def holders_with_broken_streak(
+    conn: asyncpg.Connection, badge: str, before: dt.date
+) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        f"""SELECT b.user_id FROM {S}.badges b JOIN {S}.students s ON s.user_id = b.user_id
+            WHERE b.badge = $1 AND (s.streak_end IS NULL OR s.streak_end < $2)""",
+        badge,
+        before,
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def board_by_name(
+    conn: asyncpg.Connection,
+    *,
+    since: dt.date | None,
+    track: str | None,
+    limit: int,
+    offset: int,
+) -> list[uuid.UUID]:
+    """A board's members ordered by name (the same membership as the Redis board)."""
+    rows = await conn.fetch(
+        f"""SELECT s.user_id FROM {S}.students s
+            WHERE s.role = 'student' AND s.first_event_day IS NOT NULL
+              AND ($1::date IS NULL OR s.last_event_day >= $1)
+              AND ($2::text IS NULL OR s.track = $2)
+              AND NOT EXISTS (SELECT 1 FROM {S}.privacy p
+                              WHERE p.user_id = s.user_id AND NOT p.show_on_leaderboard)
+            ORDER BY lower(coalesce(s.name, 'Student')), s.user_id
+            LIMIT $3 OFFSET $4""",
+        since,
+        track,
+        limit,
+        offset,
+    )
+    return [r["user_id"] for r in rows]
+
+
+# --------------------------------------------------------------------------- badges
+
+
+async def badges_of(
+    conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, set[str]]:
+    ids = list(set(user_ids))
+    found: dict[uuid.UUID, set[str]] = {i: set() for i in ids}
+    if not ids:
+        return found
+    rows = await conn.fetch(
+        f"SELECT user_id, badge FROM {S}.badges WHERE user_id = ANY($1::uuid[])", ids
+    )
+    for r in rows:
+        found[r["user_id"]].add(r["badge"])
+    return found
+
+
+async def top_earners(conn: asyncpg.Connection, track: str, limit: int) -> list[uuid.UUID]:
+    """The visible students of `track` with the most earned (first to reach it first)."""
+    rows = await conn.fetch(
+        f"""SELECT s.user_id FROM {S}.students s
+            WHERE s.track = $1 AND s.role = 'student' AND s.earned > 0
+              AND NOT EXISTS (SELECT 1 FROM {S}.privacy p
+                              WHERE p.user_id = s.user_id AND NOT p.show_on_leaderboard)
+            ORDER BY s.earned DESC, s.earned_at NULLS LAST, s.user_id
+            LIMIT $2""",
+        track,
+        limit,
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def badge_holders(conn: asyncpg.Connection, badge: str) -> set[uuid.UUID]:
+    rows = await conn.fetch(f"SELECT user_id FROM {S}.badges WHERE badge = $1", badge)
+    return {r["user_id"] for r in rows}
+
+
+async def award_badges(
+    conn: asyncpg.Connection, awards: Sequence[tuple[uuid.UUID, str]], at: dt.datetime
+) -> list[tuple[uuid.UUID, str]]:
+    """Insert badges; return those that were new (a concurrent batch may have won)."""
+    if not awards:
+        return []
+    rows = await conn.fetch(
+        f"""INSERT INTO {S}.badges (user_id, badge, awarded_at)
+            SELECT u, b, $3 FROM unnest($1::uuid[], $2::text[]) AS x(u, b)
+            ON CONFLICT DO NOTHING RETURNING user_id, badge""",
+        [a[0] for a in awards],
+        [a[1] for a in awards],
+        at,
+    )
+    return [(r["user_id"], r["badge"]) for r in rows]
+
+
+async def revoke_badges(
+    conn: asyncpg.Connection, revokes: Sequence[tuple[uuid.UUID, str]]
+) -> list[tuple[uuid.UUID, str]]:
+    """Delete badges; return those that were there."""
+    if not revokes:
+        return []
+    rows = await conn.fetch(
+        f"""DELETE FROM {S}.badges b USING unnest($1::uuid[], $2::text[]) AS x(u, g)
+            WHERE b.user_id = x.u AND b.badge = x.g RETURNING b.user_id, b.badge""",
+        [r[0] for r in revokes],
+        [r[1] for r in revokes],
+    )
+    return [(r["user_id"], r["badge"]) for r in rows]
+
+
+# --------------------------------------------------------------------------- privacy
+
+
+@dataclass(frozen=True)
+class PrivacyRow:
+    show_on_leaderboard: bool
+    show_earnings: bool
+
+
+async def name_if_unnamed(conn: asyncpg.Connection, user_id: uuid.UUID, name: str) -> None:
+    """A student no event has named yet shows under the name of their token."""
+    await conn.execute(
+        f"UPDATE {S}.students SET name = $2 WHERE user_id = $1 AND name IS NULL", user_id, name
+    )
+
+
+async def names_from_tokens(conn: asyncpg.Connection) -> None:
+    """After a rebuild: token names for the students no event names."""
+    await conn.execute(
+        f"""UPDATE {S}.students s SET name = p.token_name FROM {S}.privacy p
+            WHERE s.user_id = p.user_id AND s.name IS NULL AND p.token_name IS NOT NULL"""
+    )
+
+
+async def get_privacy(conn: asyncpg.Connection, user_id: uuid.UUID) -> PrivacyRow:
+    row = await conn.fetchrow(
+        f"SELECT show_on_leaderboard, show_earnings FROM {S}.privacy WHERE user_id = $1", user_id
+    )
+    if row is None:
+        return PrivacyRow(True, True)
+    return PrivacyRow(row["show_on_leaderboard"], row["show_earnings"])
+
+
+async def put_privacy(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    *,
+    show_on_leaderboard: bool,
+    show_earnings: bool,
+    token_name: str | None,
+) -> None:
+    await conn.execute(
+        f"""INSERT INTO {S}.privacy (user_id, show_on_leaderboard, show_earnings, token_name)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (user_id) DO UPDATE SET show_on_leaderboard = EXCLUDED.show_on_leaderboard,
+                show_earnings = EXCLUDED.show_earnings,
+                token_name = coalesce(EXCLUDED.token_name, {S}.privacy.token_name),
+                updated_at = now()""",
+        user_id,
+        show_on_leaderboard,
+        show_earnings,
+        token_name,
+    )
+
+
+async def visibility_of(
+    conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, PrivacyRow]:
+    ids = list(set(user_ids))
+    found = {i: PrivacyRow(True, True) for i in ids}
+    if ids:
+        rows = await conn.fetch(
+            f"SELECT user_id, show_on_leaderboard, show_earnings FROM {S}.privacy"
+            " WHERE user_id = ANY($1::uuid[])",
+            ids,
+        )
+        for r in rows:
+            found[r["user_id"]] = PrivacyRow(r["show_on_leaderboard"], r["show_earnings"])
+    return found
+
+
+# --------------------------------------------------------------------------- activity
+
+
+async def insert_activities(
+    conn: asyncpg.Connection, rows: Sequence[ActivityRow]
+) -> list[uuid.UUID]:
+    """Insert new activity items; return the ids that were new."""
+    if not rows:
+        return []
+    inserted = await conn.fetch(
+        f"""INSERT INTO {S}.activity
+                (id, kind, user_id, occurred_at, subject_id, amount, detail, ref)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[],
+                                 $5::text[], $6::numeric[], $7::text[], $8::jsonb[])
+            ON CONFLICT (id) DO NOTHING RETURNING id""",
+        [r.id for r in rows],
+        [r.kind for r in rows],
+        [r.user_id for r in rows],
+        [r.occurred_at for r in rows],
+        [r.subject_id for r in rows],
+        [r.amount for r in rows],
+        [r.detail for r in rows],
+        [msgspec.json.encode(r.ref).decode() for r in rows],
+    )
+    return [r["id"] for r in inserted]
+
+
+async def delete_post_activity(conn: asyncpg.Connection, post_ids: Iterable[str]) -> None:
+    ids = list(post_ids)
+    if ids:
+        await conn.execute(
+            f"DELETE FROM {S}.activity"
+            " WHERE subject_id = ANY($1::text[]) AND kind = 'post.created'",
+            ids,
+        )
+
+
+@dataclass(frozen=True)
+class ActivityView:
+    id: uuid.UUID
+    kind: str
+    user_id: uuid.UUID
+    name: str | None
+    occurred_at: dt.datetime
+    amount: Decimal | None
+    detail: str | None
+    ref: dict[str, str]
+    show_earnings: bool
+
+
+async def recent_activity(
+    conn: asyncpg.Connection, *, limit: int, before: tuple[dt.datetime, uuid.UUID] | None
+) -> list[ActivityView]:
+    """Newest first; items of opted-out students and of non-students are left out."""
+    rows = await conn.fetch(
+        f"""SELECT a.id, a.kind, a.user_id, s.name, a.occurred_at,
+                   a.amount, a.detail, a.ref, coalesce(p.show_earnings, true) AS show_earnings
+            FROM {S}.activity a
+            JOIN {S}.students s ON s.user_id = a.user_id
+            LEFT JOIN {S}.privacy p ON p.user_id = a.user_id
+            WHERE s.role = 'student' AND coalesce(p.show_on_leaderboard, true)
+              AND ($2::timestamptz IS NULL OR (a.occurred_at, a.id) < ($2, $3::uuid))
+            ORDER BY a.occurred_at DESC, a.id DESC
+            LIMIT $1""",
+        limit,
+        before[0] if before else None,
+        before[1] if before else None,
+    )
+    return [
+        ActivityView(
+            id=r["id"],
+            kind=r["kind"],
+            user_id=r["user_id"],
+            name=r["name"],
+            occurred_at=r["occurred_at"],
+            amount=r["amount"],
+            detail=r["detail"],
+            ref=msgspec.json.decode(r["ref"]) if isinstance(r["ref"], str | bytes) else r["ref"],
+            show_earnings=r["show_earnings"],
+        )
+        for r in rows
+    ]
+
+
+# --------------------------------------------------------------------------- stats
+
+
+@dataclass(frozen=True)
+class CommunityFigures:
+    total_students: int
+    active_this_week: int
+    total_earnings: Decimal
+    average_learn_rate: float | None
+    agency: int
+    saas: int
+
+
+async def community_figures(conn: asyncpg.Connection, week_start: dt.date) -> CommunityFigures:
+    """Totals over every student (opted-out ones included; staff never)."""
+    r = await conn.fetchrow(
+        f"""SELECT count(*) AS total,
+                   count(*) FILTER (WHERE last_active_day >= $1) AS active,
+                   coalesce(sum(earned), 0) AS earnings,
+                   avg(60.0 * watched_seconds / session_seconds)
+                       FILTER (WHERE session_seconds > 0) AS learn_rate,
+                   count(*) FILTER (WHERE track = 'agency') AS agency,
+                   count(*) FILTER (WHERE track = 'saas') AS saas
+            FROM {S}.students
+            WHERE role = 'student' AND first_event_day IS NOT NULL""",
+        week_start,
+    )
+    assert r is not None
+    return CommunityFigures(
+        total_students=r["total"],
+        active_this_week=r["active"],
+        total_earnings=r["earnings"],
+        average_learn_rate=float(r["learn_rate"]) if r["learn_rate"] is not None else None,
+        agency=r["agency"],
+        saas=r["saas"],
+    )
+
+
+# --------------------------------------------------------------------------- outbox and meta
+
+
+async def enqueue_events(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, str]]) -> None:
+    """Write many (envelope, aggregate) pairs to this schema's outbox at once.
+
+    The same table and the same notification as `community_shared.outbox.enqueue`,
+    in one statement: a batch that moves hundreds of students enqueues hundreds
+    of `rank.changed` events.
+    """
+    if not events:
+        return
+    await conn.execute(
+        f"""INSERT INTO {S}.outbox (id, subject, aggregate, payload)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])""",
+        [e.id for e, _ in events],
+        [e.type for e, _ in events],
+        [a for _, a in events],
+        [encode_envelope(e) for e, _ in events],
+    )
+    await conn.execute("SELECT pg_notify($1, '')", notify_channel(SCHEMA))
+
+
+async def get_meta(conn: asyncpg.Connection, key: str) -> str | None:
+    value: str | None = await conn.fetchval(f"SELECT value FROM {S}.meta WHERE key = $1", key)
+    return value
+
+
+async def set_meta(conn: asyncpg.Connection, key: str, value: str) -> None:
+    await conn.execute(
+        f"""INSERT INTO {S}.meta (key, value) VALUES ($1, $2)
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""",
+        key,
+        value,
+    )
+
+
+async def reset_derived(conn: asyncpg.Connection) -> None:
+    """Empty everything derived from events (privacy and badge history stay)."""
+    await conn.execute(
+        f"""TRUNCATE {S}.students, {S}.daily_stats, {S}.counted_items, {S}.applied_events,
+                     {S}.badges;
+            DELETE FROM {S}.activity WHERE kind <> 'badge.awarded';"""
+    )

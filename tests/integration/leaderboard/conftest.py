@@ -1,0 +1,44 @@
+"""Fixtures of the leaderboard's integration tests (helpers in leaderboard_support.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+from community_shared.settings import Settings
+from litestar.testing import AsyncTestClient
+
+from tests.integration.leaderboard.leaderboard_support import Events
+
+
+@pytest.fixture(scope="session")
+def lb_settings(settings_for: Callable[..., Settings]) -> Settings:
+    return settings_for("leaderboard")
+
+
+@pytest.fixture(scope="session")
+async def events(
+    leaderboard_client: AsyncTestClient[Any],
+    nats_client: Any,
+    lb_settings: Settings,
+    db: asyncpg.Pool,
+) -> AsyncIterator[Events]:
+    yield Events(js=nats_client.jetstream(), settings=lb_settings, db=db)
+
+
+@pytest.fixture
+async def rank_changes(
+    nats_client: Any, lb_settings: Settings
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every leaderboard.rank.changed published while the test runs (data only)."""
+    seen: list[dict[str, Any]] = []
+
+    async def collect(msg: Any) -> None:
+        seen.append(msgspec.json.decode(msg.data)["data"])
+
+    sub = await nats_client.subscribe(lb_settings.subject("leaderboard.rank.changed"), cb=collect)
+    yield seen
+    await sub.unsubscribe()
