@@ -117,3 +117,51 @@ async def test_an_approval_moves_a_student_up_with_one_rank_changed_frame(
         f for f in frames
         if f.get("type") == "rank.changed" and (f.get("data") or {}).get("user_id") == str(high.id)
     ]  # fmt: skip
+
+
+async def test_an_approval_by_an_instructor_through_the_goals_service(
+    leaderboard_client: Any, goals_client: Any, gateway: Any, ws_connect: Any
+) -> None:
+    from tests.integration.goals.conftest import GoalsApi
+
+    goals = GoalsApi(goals_client)
+    instructor = make_user("instructor")
+    low, high = make_user("student"), make_user("student")
+    for student in (low, high):
+        await goals.assign(student, "agency-1k", instructor)
+    # high: 900 approved and a submission waiting; low: 100 approved and one waiting
+    await goals.submit_and_approve(high, "900.00", instructor)
+    await goals.submit(high, "50.00")
+    await goals.submit_and_approve(low, "100.00", instructor)
+    pending = await goals.submit(low, "500.00")
+
+    async def settled() -> bool:
+        mine, theirs = await _me(leaderboard_client, low), await _me(leaderboard_client, high)
+        return (mine["earned"], mine["actions"], theirs["actions"]) == ("100.00", 2, 2)
+
+    await eventually(settled, timeout=10)
+    before = await _me(leaderboard_client, low)
+    assert before["rank"] > (await _me(leaderboard_client, high))["rank"]
+
+    async with ws_connect(gateway) as ws:
+        assert (await ws.subscribe("leaderboard"))["op"] == "subscribed"
+        await goals.approve(pending["id"], instructor)
+        approved_at = time.monotonic()
+
+        def mine_on_all_time(frame: dict[str, Any]) -> bool:
+            data = frame.get("data") or {}
+            return (
+                frame.get("type") == "rank.changed"
+                and data.get("user_id") == str(low.id)
+                and data.get("board") == "all:all"
+            )
+
+        frame = await ws.recv_until(mine_on_all_time, timeout=2.0)
+        assert time.monotonic() - approved_at < 2.0
+        rest = await ws.drain(quiet=0.5)
+
+    after = await _me(leaderboard_client, low)
+    assert after["earned"] == "600.00"
+    assert frame["data"]["old_rank"] == before["rank"]
+    assert frame["data"]["new_rank"] == after["rank"] < before["rank"]
+    assert sum(1 for f in [*ws.skipped, frame, *rest] if mine_on_all_time(f)) == 1
