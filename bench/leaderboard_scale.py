@@ -2,7 +2,7 @@
 
     uv run python bench/leaderboard_scale.py [--students 100000] [--events 1000000]
                                              [--samples 200] [--reads 2000]
-                                             [--no-gateway] [--keep]
+                                             [--days 60] [--no-gateway] [--keep]
 
 1. History: generates `--events` events for `--students` students on both
    tracks (a goal each, then posts, replies, likes, submissions, approvals,
@@ -92,13 +92,13 @@ def author(s: Student) -> dict[str, str]:
 
 
 def generate(
-    history: History, count: int, rng: random.Random
+    history: History, count: int, rng: random.Random, days: float = 60
 ) -> list[tuple[str, dict[str, Any], float]]:
-    """(type, data, unix time) of the whole history, oldest first."""
+    """(type, data, unix time) of the whole history over the last `days`, oldest first."""
     students = history.students
     n = len(students)
     now = time.time()
-    start = now - 60 * DAY
+    start = now - days * DAY
     out: list[tuple[str, dict[str, Any], float]] = []
     for i, s in enumerate(students):
         out.append(
@@ -111,7 +111,7 @@ def generate(
             )
         )  # fmt: skip
     rest = max(count - n, 0)
-    times = sorted(start + 60 + rng.random() * (60 * DAY - 120) for _ in range(rest))
+    times = sorted(start + 60 + rng.random() * (days * DAY - 120) for _ in range(rest))
     types = [t for t, _ in MIX]
     weights = [w for _, w in MIX]
     for at in times:
@@ -333,6 +333,9 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="approvals timed")
     parser.add_argument("--reads", type=int, default=2000, help="requests per read route")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--days", type=float, default=60, help="the history spans this many days up to now"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database, stream and keys")
     parser.add_argument("--no-gateway", action="store_true", help="time rank.changed on NATS only")
     args = parser.parse_args()
@@ -373,7 +376,7 @@ async def main() -> None:
     ]
     history = History(students)
     t = time.perf_counter()
-    events = generate(history, args.events, rng)
+    events = generate(history, args.events, rng, args.days)
     print(f"generated {len(events)} events in {time.perf_counter() - t:.1f} s")
     took = await publish_history(js, settings, events)
     print(f"published the history in {took:.1f} s ({len(events) / took:,.0f} events/s)")

@@ -102,7 +102,7 @@ PUT, EARNED_CHANGED, LEARN_CHANGED = 1, 2, 4
 ALL_CHANGED = EARNED_CHANGED | LEARN_CHANGED
 
 
-class BoardEntry(msgspec.Struct, frozen=True):
+class BoardEntry(msgspec.Struct, frozen=True, gc=False):
     """A student's place-defining numbers on one board."""
 
     score: int
@@ -112,7 +112,7 @@ class BoardEntry(msgspec.Struct, frozen=True):
     learn_rate: float
 
 
-class BoardOp(msgspec.Struct, frozen=True):
+class BoardOp(msgspec.Struct, frozen=True, gc=False):
     """Put `user_id` on `board` with `entry`, or take them off it (`entry` None).
 
     `changed` says which sort scores may have moved (`EARNED_CHANGED`,
@@ -124,7 +124,7 @@ class BoardOp(msgspec.Struct, frozen=True):
     changed: int = ALL_CHANGED
 
 
-class Move(msgspec.Struct, frozen=True):
+class Move(msgspec.Struct, frozen=True, gc=False):
     op: BoardOp
     old_rank: int | None  # 1-based; None = was not on the board
     new_rank: int | None

@@ -67,7 +67,7 @@ def boards_of(track: str | None) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- metrics
 
 
-class Tally(msgspec.Struct, frozen=True):
+class Tally(msgspec.Struct, frozen=True, gc=False):
     """What a student did in some span of days (a window, or all time).
 
     Field order is relied on (profiles are read positionally from SQL)."""

@@ -20,7 +20,7 @@ from community_leaderboard.store import Profile, WindowFigures
 ZERO = Decimal("0")
 
 
-class Standing(msgspec.Struct, frozen=True, kw_only=True):
+class Standing(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A student's figures over one window."""
 
     points: int

@@ -349,13 +349,13 @@ async def write_items(
 # --------------------------------------------------------------------------- profiles
 
 
-class WindowFigures(msgspec.Struct, frozen=True):
+class WindowFigures(msgspec.Struct, frozen=True, gc=False):
     tally: Tally
     revenue_growth: Decimal
     mrr_growth: Decimal
 
 
-class Profile(msgspec.Struct, frozen=True, kw_only=True):
+class Profile(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Everything the boards and the API show about one student."""
 
     user_id: uuid.UUID
