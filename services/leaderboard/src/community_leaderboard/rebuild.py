@@ -78,6 +78,8 @@ async def replay(
     )
     seen = 0
     try:
+        if (await sub.consumer_info()).num_pending == 0:
+            return 0
         while True:
             try:
                 messages = await sub.fetch(REPLAY_BATCH, timeout=2)
