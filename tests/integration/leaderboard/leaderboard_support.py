@@ -5,7 +5,6 @@ until they are applied, and reading the API.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,11 +21,9 @@ from tests.conftest import User, eventually
 T = TypeVar("T")
 
 
-async def in_app(client: AsyncTestClient[Any], fn: Callable[[], Awaitable[T]]) -> T:
-    """Run `fn` on the app's own event loop (the test client runs the app in a
-    thread of its own; its pools and connections belong to that loop)."""
-    portal = client.blocking_portal
-    return await asyncio.to_thread(portal.call, fn)
+async def in_app(client: Any, fn: Callable[[], Awaitable[T]]) -> T:
+    """Run `fn` against the app's state (the app runs on the test's own loop)."""
+    return await fn()
 
 
 def now() -> dt.datetime:
@@ -72,6 +69,26 @@ class Events:
             encode_envelope(envelope),
             headers={"Nats-Msg-Id": msg_id or str(envelope.id)},
         )
+
+    async def caught_up(self, within: float = 15.0) -> None:
+        """Wait until every durable consumer has applied everything in the stream.
+
+        Other components' tests publish into the same stream; the leaderboard
+        may still be working through their events when a test starts.
+        """
+        from community_leaderboard.consumers import durable_name
+        from community_leaderboard.events import CONSUMED_SUBJECTS
+
+        stream = self.settings.stream_name("EVENTS")
+
+        async def done() -> bool:
+            for subject in CONSUMED_SUBJECTS:
+                info = await self.js.consumer_info(stream, durable_name(self.settings, subject))
+                if info.num_pending or info.num_ack_pending:
+                    return False
+            return True
+
+        await eventually(done, timeout=within, interval=0.1)
 
     async def applied(self, *envelopes: Envelope, within: float = 5.0) -> None:
         """Wait until every envelope was applied (its effect committed, boards moved)."""
