@@ -326,6 +326,7 @@ def create_service_app(
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], allow_methods=["*"]),
         request_max_body_size=256 * 1024,
         debug=False,
+        logging_config=None,  # keep the JSON logs configured above
     )
 
 
