@@ -1,7 +1,8 @@
 """Leaderboard at scale: ingest throughput, approval -> rank.changed, read latency.
 
     uv run python bench/leaderboard_scale.py [--students 100000] [--events 1000000]
-                                             [--samples 200] [--reads 2000] [--keep]
+                                             [--samples 200] [--reads 2000]
+                                             [--no-gateway] [--keep]
 
 1. History: generates `--events` events for `--students` students on both
    tracks (a goal each, then posts, replies, likes, submissions, approvals,
@@ -12,10 +13,12 @@
    its durable consumers from ready to caught up: events applied per second.
    Then waits for the outbox relay to publish the `rank.changed` events the
    ingest produced, and reports how many and how fast.
-3. Approval -> rank.changed: publishes `goals.submission.approved` for
-   students in the middle of the all-time board, one at a time, and times
-   until that student's `rank.changed` on `all:all` arrives on its NATS
-   subject (what the gateway consumes).
+3. Approval -> rank.changed: starts a websocket gateway (which routes events
+   published from then on) with one client subscribed to `leaderboard`, then
+   publishes `goals.submission.approved` for students in the middle of the
+   all-time board, one at a time, and times until that student's
+   `rank.changed` on `all:all` arrives on its NATS subject and as a frame on
+   the websocket.
 4. Reads: p50/p99 of `GET /leaderboard` (first page) and `GET /leaderboard/me`
    for random students, one request at a time over a kept-alive connection.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import random
@@ -224,6 +228,102 @@ def line(label: str, values: list[float]) -> str:
     )
 
 
+def start_gateway(stack: contextlib.ExitStack, env: dict[str, str]) -> str:
+    """Start a gateway (it routes only events published from now on) and return its URL."""
+    port = free_port()
+    stack.enter_context(
+        process([python(), "-m", "community_gateway.app"], {**env, "PORT": str(port)})
+    )
+    wait_ready(f"http://127.0.0.1:{port}/ready", timeout=60)
+    return f"ws://127.0.0.1:{port}/ws"
+
+
+async def time_approvals(
+    args: argparse.Namespace,
+    rng: random.Random,
+    http: httpx.AsyncClient,
+    js: Any,
+    nc: Any,
+    settings: Settings,
+    by_id: dict[str, Student],
+    total: int,
+    ws_url: str | None,
+) -> tuple[list[float], list[float], int]:
+    """Approve students from the middle of the board one at a time; time their
+    all-time `rank.changed` on NATS and (with a gateway) as a websocket frame."""
+    from websockets.asyncio.client import connect
+
+    sent: dict[str, float] = {}
+    on_nats: dict[str, float] = {}
+    on_ws: dict[str, float] = {}
+
+    async def nats_arrival(msg: Any) -> None:
+        arrived = time.time()
+        data = msgspec.json.decode(msg.data)["data"]
+        if data["board"] == "all:all" and data["user_id"] in sent:
+            on_nats.setdefault(data["user_id"], arrived)
+
+    async def ws_arrivals(ws: Any) -> None:
+        async for message in ws:
+            arrived = time.time()
+            frame = msgspec.json.decode(message)
+            data = frame.get("data") or {}
+            if (
+                frame.get("type") == "rank.changed"
+                and data.get("board") == "all:all"
+                and data.get("user_id") in sent
+            ):
+                on_ws.setdefault(data["user_id"], arrived)
+
+    sub = await nc.subscribe(settings.subject("leaderboard.rank.changed"), cb=nats_arrival)
+    ws = reader = None
+    if ws_url is not None:
+        ws = await connect(ws_url, open_timeout=10, max_size=2**22)
+        await ws.recv()  # hello
+        await ws.send('{"op": "subscribe", "channel": "leaderboard", "id": "s"}')
+        reader = asyncio.create_task(ws_arrivals(ws))
+    nats_ms: list[float] = []
+    frame_ms: list[float] = []
+    missed = 0
+    try:
+        for i in range(args.samples + 5):  # the first five warm the path up
+            offset = rng.randint(total // 4, max(total - 1, total // 4))
+            page = (await http.get("/leaderboard", params={"offset": offset, "limit": 1})).json()
+            if not page["items"]:
+                continue
+            user = page["items"][0]["user_id"]
+            data = approval(by_id[user], 5000 + rng.randint(0, 5000))
+            envelope = make_event("goals.submission.approved", data, source="goals", actor_id=None)
+            sent[user] = time.time()
+            await js.publish(
+                settings.subject(envelope.type),
+                encode_envelope(envelope),
+                headers={"Nats-Msg-Id": str(envelope.id)},
+            )
+            deadline = time.perf_counter() + 5
+            while time.perf_counter() < deadline and (
+                user not in on_nats or (ws is not None and user not in on_ws)
+            ):
+                await asyncio.sleep(0.001)
+            started = sent.pop(user)
+            if user not in on_nats or (ws is not None and user not in on_ws):
+                missed += 1
+            elif i >= 5:
+                nats_ms.append((on_nats[user] - started) * 1000)
+                if ws is not None:
+                    frame_ms.append((on_ws[user] - started) * 1000)
+            on_nats.pop(user, None)
+            on_ws.pop(user, None)
+            await asyncio.sleep(0.05)
+    finally:
+        await sub.unsubscribe()
+        if reader is not None:
+            reader.cancel()
+        if ws is not None:
+            await ws.close()
+    return nats_ms, frame_ms, missed
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -234,6 +334,7 @@ async def main() -> None:
     parser.add_argument("--reads", type=int, default=2000, help="requests per read route")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the database, stream and keys")
+    parser.add_argument("--no-gateway", action="store_true", help="time rank.changed on NATS only")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -329,44 +430,18 @@ async def main() -> None:
                 total = (await http.get("/leaderboard")).json()["total"]
                 print(f"  all-time board: {total:,} students")
                 # ------------------------------------------------ approval -> rank.changed
-                awaited: dict[str, float] = {}  # user id -> when their approval was sent
-                latencies: list[float] = []
-
-                async def on_rank(msg: Any) -> None:
-                    arrived = time.time()
-                    data = msgspec.json.decode(msg.data)["data"]
-                    if data["board"] == "all:all" and data["user_id"] in awaited:
-                        latencies.append((arrived - awaited.pop(data["user_id"])) * 1000)
-
-                sub = await nc.subscribe(settings.subject("leaderboard.rank.changed"), cb=on_rank)
                 by_id = {str(s.id): s for s in students}
-                missed = 0
-                for _ in range(args.samples):
-                    offset = rng.randint(total // 4, max(total - 1, total // 4))
-                    page = (
-                        await http.get("/leaderboard", params={"offset": offset, "limit": 1})
-                    ).json()
-                    if not page["items"]:
-                        continue
-                    s = by_id[page["items"][0]["user_id"]]
-                    data = approval(s, 5000 + rng.randint(0, 5000))
-                    envelope = make_event(
-                        "goals.submission.approved", data, source="goals", actor_id=None
+                with contextlib.ExitStack() as stack:
+                    ws_url = None
+                    if not args.no_gateway:
+                        ws_url = start_gateway(stack, env)
+                    nats_ms, frame_ms, missed = await time_approvals(
+                        args, rng, http, js, nc, settings, by_id, total, ws_url
                     )
-                    awaited[str(s.id)] = time.time()
-                    await js.publish(settings.subject(envelope.type), encode_envelope(envelope),
-                                     headers={"Nats-Msg-Id": str(envelope.id)})  # fmt: skip
-                    deadline = time.perf_counter() + 5
-                    while str(s.id) in awaited and time.perf_counter() < deadline:
-                        await asyncio.sleep(0.001)
-                    if awaited.pop(str(s.id), None) is not None:
-                        missed += 1
-                    await asyncio.sleep(0.05)
-                await sub.unsubscribe()
-                print(
-                    line("APPROVAL -> rank.changed (NATS subject)", latencies)
-                    + f"  missed {missed}"
-                )
+                print(line("APPROVAL -> rank.changed on its NATS subject", nats_ms))
+                if frame_ms:
+                    print(line("APPROVAL -> rank.changed frame through the gateway", frame_ms))
+                print(f"  approvals timed: {len(nats_ms)}, missed: {missed}")
 
                 # ------------------------------------------------------------- reads
                 board_ms: list[float] = []

@@ -45,9 +45,10 @@ CREATE INDEX students_top_earners ON students (track, earned DESC, earned_at, us
 -- GET /leaderboard?sort=name
 CREATE INDEX students_by_name ON students (lower(coalesce(name, 'Student')), user_id)
     WHERE role = 'student' AND first_event_day IS NOT NULL;
--- community stats (active this week) and the daily window roll-over.
-CREATE INDEX students_last_active ON students (last_active_day);
-CREATE INDEX students_streak_end ON students (streak_end);
+-- Deliberately no index on the day columns (last_active_day, streak_end...): they
+-- change with most events, and an unindexed change keeps the update on its page
+-- (HOT). The community stats scan the table once a second at most; the roll-over
+-- finds students through daily_stats_day and badges.
 
 -- Per student per UTC day: what the sliding 30- and 7-day windows sum over.
 CREATE TABLE daily_stats (

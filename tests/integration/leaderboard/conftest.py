@@ -9,7 +9,6 @@ import asyncpg
 import msgspec
 import pytest
 from community_shared.settings import Settings
-from litestar.testing import AsyncTestClient
 
 from tests.integration.leaderboard.leaderboard_support import Events
 
@@ -21,7 +20,7 @@ def lb_settings(settings_for: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture(scope="session")
 async def events(
-    leaderboard_client: AsyncTestClient[Any],
+    leaderboard_client: Any,
     nats_client: Any,
     lb_settings: Settings,
     db: asyncpg.Pool,

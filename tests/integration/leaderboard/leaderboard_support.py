@@ -14,16 +14,31 @@ from typing import Any, TypeVar
 import asyncpg
 from community_shared.events import Envelope, encode_envelope, make_event
 from community_shared.settings import Settings
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import User, eventually
 
 T = TypeVar("T")
 
 
+def app_of(client: Any) -> Any:
+    """The Litestar app behind a service client (served over ASGI on the test's loop,
+    or by litestar's test client in a thread of its own)."""
+    app = getattr(client, "app", None)
+    return app if app is not None else client._transport.app
+
+
+def parts_of(client: Any) -> Any:
+    """The leaderboard's running parts: `.service`, `.consumers`, `.chores`."""
+    return app_of(client).state.leaderboard
+
+
 async def in_app(client: Any, fn: Callable[[], Awaitable[T]]) -> T:
-    """Run `fn` against the app's state (the app runs on the test's own loop)."""
-    return await fn()
+    """Run `fn` on the app's own event loop (the one its pools and connections
+    belong to): the test's loop, or litestar's test client's thread."""
+    portal = getattr(client, "blocking_portal", None)
+    if portal is None:
+        return await fn()
+    return await asyncio.to_thread(portal.call, fn)
 
 
 def now() -> dt.datetime:
@@ -254,7 +269,7 @@ class Events:
         )
 
 
-async def me(client: AsyncTestClient[Any], user: User) -> dict[str, Any]:
+async def me(client: Any, user: User) -> dict[str, Any]:
     response = await client.get("/leaderboard/me", headers=user.headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -262,7 +277,7 @@ async def me(client: AsyncTestClient[Any], user: User) -> dict[str, Any]:
 
 
 async def whole_board(
-    client: AsyncTestClient[Any], *, window: str = "all", track: str = "all", sort: str = "rank"
+    client: Any, *, window: str = "all", track: str = "all", sort: str = "rank"
 ) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     offset = 0

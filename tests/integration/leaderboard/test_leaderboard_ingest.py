@@ -14,6 +14,7 @@ from tests.integration.leaderboard.leaderboard_support import (
     days_ago,
     in_app,
     me,
+    parts_of,
     whole_board,
 )
 
@@ -33,7 +34,7 @@ async def test_the_same_event_delivered_twice_counts_once(
 
 
 async def test_a_stopped_consumer_catches_up(leaderboard_client: Any, events: Events) -> None:
-    consumers = leaderboard_client.app.state.leaderboard.consumers
+    consumers = parts_of(leaderboard_client).consumers
     student = make_user("student")
     await in_app(leaderboard_client, consumers.stop)
     try:
@@ -164,7 +165,7 @@ async def test_names_come_from_the_events(leaderboard_client: Any, events: Event
 async def test_a_backlog_announces_each_students_net_move_once(
     leaderboard_client: Any, events: Events, rank_changes: list[dict[str, Any]]
 ) -> None:
-    consumers = leaderboard_client.app.state.leaderboard.consumers
+    consumers = parts_of(leaderboard_client).consumers
     climber = make_user("student")
     crowd = [make_user("student") for _ in range(40)]
     for student in crowd:
@@ -217,5 +218,5 @@ async def test_a_backlog_announces_each_students_net_move_once(
     assert mine[0]["old_rank"] == before["rank"]
     assert mine[0]["new_rank"] == after["rank"]
     assert mine[0]["points"] == after["points"]
-    service = leaderboard_client.app.state.leaderboard.service
+    service = parts_of(leaderboard_client).service
     assert await in_app(leaderboard_client, service.boards.pending_count) == 0

@@ -13,6 +13,7 @@ from tests.integration.leaderboard.leaderboard_support import (
     in_app,
     me,
     now,
+    parts_of,
     whole_board,
 )
 
@@ -149,7 +150,7 @@ async def test_windows_slide(leaderboard_client: Any, events: Events) -> None:
 async def test_a_new_utc_day_slides_actions_out_of_the_window(
     leaderboard_client: Any, events: Events, rank_changes: list[dict[str, Any]]
 ) -> None:
-    service = leaderboard_client.app.state.leaderboard.service
+    service = parts_of(leaderboard_client).service
     student = make_user("student")
     await events.video(student, 3000, 3600, at=days_ago(6))  # fast learner over the last 7 days
     assert "fast-learner" in (await me(leaderboard_client, student))["badges"]
