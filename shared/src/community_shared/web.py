@@ -258,9 +258,7 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.runtime = runtime
-        runtime.pool = await create_pool(
-            settings, min_size=1, max_size=settings.db_pool_max_size
-        )
+        runtime.pool = await create_pool(settings, min_size=1, max_size=settings.db_pool_max_size)
         if settings.run_migrations:
             async with runtime.pool.acquire() as conn:
                 applied = await migrate(conn, schema, migrations_for(migrations_dir))

@@ -5,6 +5,7 @@ until they are applied, and reading the API.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
