@@ -168,6 +168,18 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
             status_code=400,
             media_type=MediaType.JSON,
         )
+    if isinstance(
+        exc,
+        asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError | ConnectionError,
+    ):
+        # The database is saturated or restarting: nothing was applied, try again.
+        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return Response(
+            {"status_code": 503, "detail": "service temporarily unavailable, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+            media_type=MediaType.JSON,
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(
         {"status_code": 500, "detail": "internal server error"},
