@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from community_shared.settings import Settings
 
+from tests.conftest import eventually
 from tests.integration.leaderboard.leaderboard_support import Events
 
 
@@ -25,7 +26,27 @@ async def events(
     lb_settings: Settings,
     db: asyncpg.Pool,
 ) -> AsyncIterator[Events]:
-    yield Events(js=nats_client.jetstream(), settings=lb_settings, db=db)
+    js = nats_client.jetstream()
+    await caught_up(js, lb_settings)
+    yield Events(js=js, settings=lb_settings, db=db)
+
+
+async def caught_up(js: Any, settings: Settings, timeout: float = 60.0) -> None:
+    """Wait until the leaderboard has applied every event already in the stream
+    (other components' tests publish too; the service may start behind)."""
+    stream = settings.stream_name("EVENTS")
+
+    async def nothing_waiting() -> bool:
+        for source in ("posts", "goals", "learning"):
+            try:
+                info = await js.consumer_info(stream, settings.stream_name(f"leaderboard_{source}"))
+            except Exception:
+                return False
+            if info.num_pending or info.num_ack_pending:
+                return False
+        return True
+
+    await eventually(nothing_waiting, timeout=timeout)
 
 
 @pytest.fixture

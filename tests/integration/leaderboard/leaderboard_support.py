@@ -87,24 +87,10 @@ class Events:
         )
 
     async def caught_up(self, within: float = 15.0) -> None:
-        """Wait until every durable consumer has applied everything in the stream.
+        """Wait until the leaderboard has applied everything already in the stream."""
+        from tests.integration.leaderboard.conftest import caught_up
 
-        Other components' tests publish into the same stream; the leaderboard
-        may still be working through their events when a test starts.
-        """
-        from community_leaderboard.consumers import durable_name
-        from community_leaderboard.events import CONSUMED_SUBJECTS
-
-        stream = self.settings.stream_name("EVENTS")
-
-        async def done() -> bool:
-            for subject in CONSUMED_SUBJECTS:
-                info = await self.js.consumer_info(stream, durable_name(self.settings, subject))
-                if info.num_pending or info.num_ack_pending:
-                    return False
-            return True
-
-        await eventually(done, timeout=within, interval=0.1)
+        await caught_up(self.js, self.settings, timeout=within)
 
     async def applied(self, *envelopes: Envelope, within: float = 5.0) -> None:
         """Wait until every envelope was applied (its effect committed, boards moved)."""

