@@ -24,10 +24,12 @@ import msgspec
 import redis.asyncio as aioredis
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.cors import CORSConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -84,15 +86,38 @@ async def provide_runtime(state: State) -> Runtime:
     return runtime_of(state)
 
 
-async def provide_identity(request: Request[Any, Any, Any]) -> Identity:
+def identity_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
     """The caller: a verified token's identity, or the guest. Bad token → 401."""
-    runtime = runtime_of(request.app.state)
+    runtime = runtime_of(connection.app.state)
     try:
         return identity_from_authorization(
-            request.headers.get("authorization"), runtime.settings.jwt_secret
+            connection.headers.get("authorization"), runtime.settings.jwt_secret
         )
     except InvalidToken as exc:
         raise NotAuthorizedException(detail=f"invalid token: {exc}") from exc
+
+
+async def provide_identity(request: Request[Any, Any, Any]) -> Identity:
+    return identity_of(request)
+
+
+# Route guards: they refuse before the request body is even read, so a caller
+# without the right gets 401/403 whatever the body holds.
+
+
+def students_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 for guests, 403 for instructors and admins."""
+    require_student(identity_of(connection))
+
+
+def moderators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 for guests, 403 for students."""
+    require_moderator(identity_of(connection))
+
+
+def signed_in_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 for guests."""
+    require_user(identity_of(connection))
 
 
 def require_user(identity: Identity) -> uuid.UUID:
