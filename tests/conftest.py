@@ -166,6 +166,8 @@ def settings_for(infra: Infra, database_url: str) -> Callable[..., Settings]:
             "redis_key_prefix": f"{RUN_ID}:",
             "port": 0,
             "outbox_poll_seconds": 0.5,
+            # Many apps share one Postgres in a test run; keep each pool small.
+            "db_pool_max_size": 6,
         }
         values.update(overrides)
         return Settings.from_env(service, SERVICE_PORTS.get(service, 8000), **values)

@@ -24,15 +24,21 @@ async def nats_hooks_ran(app: Litestar) -> None:
     await asyncio.wait_for(app.state.runtime.nats_ready.wait(), timeout=15)
 
 
+class ServiceClient(httpx.AsyncClient):
+    """An HTTP client of one in-loop app; `app` gives tests its runtime state."""
+
+    def __init__(self, app: Litestar) -> None:
+        super().__init__(
+            transport=httpx.ASGITransport(app=app), base_url="http://service.test", timeout=30
+        )
+        self.app = app
+
+
 @contextlib.asynccontextmanager
 async def serve_in_this_loop(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     """Run `app` (lifespan included) on the current loop; yield a client for it."""
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://service.test", timeout=30
-        ) as client:
-            yield client
+    async with app.lifespan(), ServiceClient(app) as client:
+        yield client
 
 
 async def serve_for_a_session(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:

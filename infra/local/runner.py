@@ -36,6 +36,7 @@ from community_shared.migrations import ensure_database
 from community_shared.settings import Settings
 
 from infra.demo.server import DEMO_PORT, page_config, serve_in_thread
+from infra.seed import ServiceUrls, seed, showcase_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Community Live is ready."
@@ -417,8 +418,6 @@ async def bring_up(options: Options, stack: Stack, main: asyncio.Task[int]) -> i
     if failures:
         say("\n".join(failures))
         return 1
-
-    from infra.seed import ServiceUrls, seed, showcase_tokens  # the seed pulls in httpx, nats
 
     if options.seed:
         urls = ServiceUrls.local(host, options.port_offset)

@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     run_migrations: bool = True
     outbox_poll_seconds: float = 1.0
+    db_pool_max_size: int = 20
 
     @classmethod
     def from_env(cls, service: str, default_port: int, **overrides: object) -> Settings:
@@ -56,6 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "log_level": env.get("LOG_LEVEL", "INFO"),
             "run_migrations": env.get("RUN_MIGRATIONS", "1") not in ("0", "false", "no"),
             "outbox_poll_seconds": float(env.get("OUTBOX_POLL_SECONDS", "1.0")),
+            "db_pool_max_size": int(env.get("DB_POOL_MAX_SIZE", "20")),
         }
         values.update(overrides)
         return msgspec.convert(values, cls)

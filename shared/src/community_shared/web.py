@@ -24,10 +24,12 @@ import msgspec
 import redis.asyncio as aioredis
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.cors import CORSConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -84,15 +86,38 @@ async def provide_runtime(state: State) -> Runtime:
     return runtime_of(state)
 
 
-async def provide_identity(request: Request[Any, Any, Any]) -> Identity:
+def identity_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
     """The caller: a verified token's identity, or the guest. Bad token → 401."""
-    runtime = runtime_of(request.app.state)
+    runtime = runtime_of(connection.app.state)
     try:
         return identity_from_authorization(
-            request.headers.get("authorization"), runtime.settings.jwt_secret
+            connection.headers.get("authorization"), runtime.settings.jwt_secret
         )
     except InvalidToken as exc:
         raise NotAuthorizedException(detail=f"invalid token: {exc}") from exc
+
+
+async def provide_identity(request: Request[Any, Any, Any]) -> Identity:
+    return identity_of(request)
+
+
+# Route guards: they refuse before the request body is even read, so a caller
+# without the right gets 401/403 whatever the body holds.
+
+
+def students_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 for guests, 403 for instructors and admins."""
+    require_student(identity_of(connection))
+
+
+def moderators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 for guests, 403 for students."""
+    require_moderator(identity_of(connection))
+
+
+def signed_in_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 for guests."""
+    require_user(identity_of(connection))
 
 
 def require_user(identity: Identity) -> uuid.UUID:
@@ -166,6 +191,18 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
         return Response(
             {"status_code": 400, "detail": f"invalid request body: {exc}"},
             status_code=400,
+            media_type=MediaType.JSON,
+        )
+    if isinstance(
+        exc,
+        asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError | ConnectionError,
+    ):
+        # The database is saturated or restarting: nothing was applied, try again.
+        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return Response(
+            {"status_code": 503, "detail": "service temporarily unavailable, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
             media_type=MediaType.JSON,
         )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -258,7 +295,7 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.runtime = runtime
-        runtime.pool = await create_pool(settings)
+        runtime.pool = await create_pool(settings, min_size=1, max_size=settings.db_pool_max_size)
         if settings.run_migrations:
             async with runtime.pool.acquire() as conn:
                 applied = await migrate(conn, schema, migrations_for(migrations_dir))
@@ -324,6 +361,7 @@ def create_service_app(
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], allow_methods=["*"]),
         request_max_body_size=256 * 1024,
         debug=False,
+        logging_config=None,  # keep the JSON logs configured above
     )
 
 

@@ -86,6 +86,12 @@ class Events:
             headers={"Nats-Msg-Id": msg_id or str(envelope.id)},
         )
 
+    async def caught_up(self, within: float = 15.0) -> None:
+        """Wait until the leaderboard has applied everything already in the stream."""
+        from tests.integration.leaderboard.conftest import caught_up
+
+        await caught_up(self.js, self.settings, timeout=within)
+
     async def applied(self, *envelopes: Envelope, within: float = 5.0) -> None:
         """Wait until every envelope was applied (its effect committed, boards moved)."""
         ids = [e.id for e in envelopes]

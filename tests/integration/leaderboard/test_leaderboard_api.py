@@ -19,6 +19,7 @@ from tests.integration.leaderboard.leaderboard_support import Events, me
 async def test_stats_count_students_earnings_and_tracks(
     leaderboard_client: Any, events: Events
 ) -> None:
+    await events.caught_up()
     before = (await leaderboard_client.get("/leaderboard/stats")).json()
     agency, saas = make_user("student"), make_user("student")
     await events.assigned(agency, "agency")
@@ -47,6 +48,7 @@ async def test_stats_updates_are_coalesced_to_one_per_second(
 
     sub = await nats_client.subscribe(lb_settings.subject("leaderboard.stats.updated"), cb=collect)
     try:
+        await events.caught_up()  # other components' events are applied first
         await asyncio.sleep(1.1)  # let a pending update from earlier tests go out first
         arrivals.clear()
         students = [make_user("student") for _ in range(15)]
@@ -76,7 +78,7 @@ async def test_stats_updates_are_coalesced_to_one_per_second(
 async def test_activity_is_newest_first_and_paged(leaderboard_client: Any, events: Events) -> None:
     student = make_user("student", name="Ticker Tess")
     await events.assigned(student, "agency")
-    await events.post(student)
+    await events.post(student)  # before the approval: older on the ticker
     await events.approve(student, "agency", amount="1500.00", total="1500.00")
     await events.post(student, visibility="members")  # not public: not on the public ticker
     items = (await leaderboard_client.get("/leaderboard/activity?limit=100")).json()["items"]

@@ -7,15 +7,18 @@ calling an instructor route gets 403 (and a guest 401) whatever the body holds.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
-from community_shared.auth import Identity, InvalidToken, identity_from_authorization
+from community_shared.auth import Identity
 from community_shared.pagination import Page, parse_limit
-from community_shared.web import require_moderator, require_student, require_user, runtime_of
+from community_shared.web import (
+    moderators_only,
+    require_moderator,
+    require_user,
+    students_only,
+)
 from litestar import Controller, get, post, put
-from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
+from litestar.exceptions import PermissionDeniedException
 
 from community_goals.schemas import (
     GoalRequestIn,
@@ -32,26 +35,6 @@ from community_goals.schemas import (
     TracksOut,
 )
 from community_goals.service import GoalsService
-
-
-def _caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
-    settings = runtime_of(connection.app.state).settings
-    try:
-        return identity_from_authorization(
-            connection.headers.get("authorization"), settings.jwt_secret
-        )
-    except InvalidToken as exc:
-        raise NotAuthorizedException(detail=f"invalid token: {exc}") from exc
-
-
-def students_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """401 for guests, 403 for instructors and admins."""
-    require_student(_caller(connection))
-
-
-def moderators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """401 for guests, 403 for students."""
-    require_moderator(_caller(connection))
 
 
 class GoalsController(Controller):

@@ -16,14 +16,18 @@ import uuid
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from community_shared.auth import Identity, InvalidToken, identity_from_authorization
+from community_shared.auth import Identity
 from community_shared.pagination import parse_limit
-from community_shared.web import Runtime, require_moderator, require_user, runtime_of
+from community_shared.web import (
+    Runtime,
+    moderators_only,
+    require_moderator,
+    require_user,
+    signed_in_only,
+)
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException, ValidationException
-from litestar.handlers.base import BaseRouteHandler
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -73,26 +77,6 @@ def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
     if value not in allowed:
         raise ValidationException(detail=f"{name} must be one of: {', '.join(allowed)}")
     return value
-
-
-def _caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
-    settings = runtime_of(connection.app.state).settings
-    try:
-        return identity_from_authorization(
-            connection.headers.get("authorization"), settings.jwt_secret
-        )
-    except InvalidToken as exc:
-        raise NotAuthorizedException(detail=f"invalid token: {exc}") from exc
-
-
-def moderators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """401 for guests, 403 for students."""
-    require_moderator(_caller(connection))
-
-
-def signed_in_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """401 for guests."""
-    require_user(_caller(connection))
 
 
 def _input_error(exc: ValueError) -> ValidationException:
