@@ -181,3 +181,17 @@ async def test_a_student_no_event_names_shows_under_their_token_name(
     await put_privacy(leaderboard_client, learner, show_on_leaderboard=True, show_earnings=True)
     board = await whole_board(leaderboard_client)
     assert next(i for i in board if i["user_id"] == str(learner.id))["name"] == "Quiet Learner"
+
+
+async def test_a_guest_is_refused_before_the_body_is_read(leaderboard_client: Any) -> None:
+    response = await leaderboard_client.put(
+        "/leaderboard/me/privacy",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 401
+    instructor = make_user("instructor")
+    response = await leaderboard_client.put(
+        "/leaderboard/me/privacy", json={"bogus": 1}, headers=instructor.headers
+    )
+    assert response.status_code == 403

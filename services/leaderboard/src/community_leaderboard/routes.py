@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from community_shared.auth import Identity
 from community_shared.pagination import parse_limit
-from community_shared.web import require_student
+from community_shared.web import require_student, students_only
 from litestar import Controller, Request, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -65,14 +65,18 @@ class LeaderboardController(Controller):
             window=window, track=track, sort=sort, limit=page_size, offset=offset
         )
 
-    @get("/me", summary="The caller's own standing, ranks and neighbours")
+    @get("/me", summary="The caller's own standing, ranks and neighbours", guards=[students_only])
     async def me(
         self, service: NamedDependency[LeaderboardService], identity: NamedDependency[Identity]
     ) -> MyStanding:
         require_student(identity)
         return await service.me(identity)
 
-    @put("/me/privacy", summary="Show or hide oneself and one's earnings on the boards")
+    @put(
+        "/me/privacy",
+        summary="Show or hide oneself and one's earnings on the boards",
+        guards=[students_only],
+    )
     async def privacy(
         self,
         service: NamedDependency[LeaderboardService],
