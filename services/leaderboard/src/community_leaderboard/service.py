@@ -793,9 +793,6 @@ class LeaderboardService:
 
     # ------------------------------------------------------------------ community stats
 
-    def mark_stats_dirty(self) -> None:
-        self._stats_dirty = True
-
     async def publish_stats_if_due(self) -> bool:
         """Publish `leaderboard.stats.updated` if something changed since the last one,
         at most once per `stats_interval_seconds` across every instance."""
