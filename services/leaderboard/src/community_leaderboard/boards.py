@@ -62,7 +62,9 @@ while pos <= #blob do
   if not kept then old = redis.call('ZREVRANK', rank_key, member) end
   local changed = 0
   if flags % 2 == 1 then
-    local present = redis.call('ZSCORE', rank_key, member) ~= false
+    local present
+    if kept then present = redis.call('ZSCORE', rank_key, member) ~= false
+    else present = old ~= false end
     changed = redis.call('ZADD', rank_key, 'CH', score, member)
     redis.call('ZADD', key .. 'actions', actions, member)
     if not present or math.floor(flags / 2) % 2 == 1 then

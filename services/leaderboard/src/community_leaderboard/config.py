@@ -19,15 +19,19 @@ WEIGHT_ENV_PREFIX = "LEADERBOARD_WEIGHT_"
 @dataclass(frozen=True)
 class LeaderboardConfig:
     weights: Weights = field(default_factory=lambda: DEFAULT_WEIGHTS)
-    batch_size: int = 500
-    """Most events applied in one transaction."""
+    batch_size: int = 1500
+    """Most events applied in one transaction (a backlog fills them; a live
+    event goes through alone)."""
     appliers: int = 3
     """Transactions applying events side by side (each on its own set of students)."""
-    max_ack_pending: int = 5000
+    max_ack_pending: int = 10_000
     """Events the server may hand a consumer before it acknowledges any."""
     ack_wait_seconds: float = 30.0
     stats_interval_seconds: float = 1.0
     """`leaderboard.stats.updated` goes out at most once per this interval."""
+    catch_up_stats_interval_seconds: float = 5.0
+    """... and at most once per this interval while a backlog is worked through
+    (the totals are a scan of every student)."""
     rollover_check_seconds: float = 30.0
     """How often the windows are checked for a new UTC day."""
     catch_up_threshold: int = 1000
@@ -55,6 +59,12 @@ class LeaderboardConfig:
             ack_wait_seconds=float(env.get("LEADERBOARD_ACK_WAIT_SECONDS", cls.ack_wait_seconds)),
             stats_interval_seconds=float(
                 env.get("LEADERBOARD_STATS_INTERVAL_SECONDS", cls.stats_interval_seconds)
+            ),
+            catch_up_stats_interval_seconds=float(
+                env.get(
+                    "LEADERBOARD_CATCH_UP_STATS_INTERVAL_SECONDS",
+                    cls.catch_up_stats_interval_seconds,
+                )
             ),
             catch_up_threshold=int(
                 env.get("LEADERBOARD_CATCH_UP_THRESHOLD", cls.catch_up_threshold)

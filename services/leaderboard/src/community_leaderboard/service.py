@@ -795,11 +795,17 @@ class LeaderboardService:
 
     async def publish_stats_if_due(self) -> bool:
         """Publish `leaderboard.stats.updated` if something changed since the last one,
-        at most once per `stats_interval_seconds` across every instance."""
+        at most once per `stats_interval_seconds` across every instance
+        (`catch_up_stats_interval_seconds` while a backlog is worked through)."""
         if not self._stats_dirty:
             return False
         gate = self.settings.redis_key("lb:stats:gate")
-        interval_ms = max(int(self.config.stats_interval_seconds * 1000), 1)
+        interval = (
+            self.config.catch_up_stats_interval_seconds
+            if self.catching_up
+            else self.config.stats_interval_seconds
+        )
+        interval_ms = max(int(interval * 1000), 1)
         if not await self.redis.set(gate, b"1", nx=True, px=interval_ms):
             return False
         self._stats_dirty = False
