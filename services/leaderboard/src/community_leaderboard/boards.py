@@ -46,17 +46,21 @@ local prefix = ARGV[1]
 local defer = ARGV[2] == 'defer'
 local pending = ARGV[3]
 local blob = ARGV[4]
-local boards = {}
-for i = 5, #ARGV do boards[i - 5] = prefix .. ARGV[i] .. ':' end
+local rank_keys, actions_keys, earned_keys, learn_keys, tags = {}, {}, {}, {}, {}
+for i = 5, #ARGV do
+  local key = prefix .. ARGV[i] .. ':'
+  rank_keys[i - 5], actions_keys[i - 5] = key .. 'rank', key .. 'actions'
+  earned_keys[i - 5], learn_keys[i - 5] = key .. 'earned', key .. 'learn_rate'
+  tags[i - 5] = string.char(i - 5)
+end
 local out = {}
 local pos = 1
 while pos <= #blob do
   local board, flags, member, score, earned, actions, learn
   board, flags, member, score, earned, actions, learn, pos =
     struct.unpack('<BBc16dddd', blob, pos)
-  local key = boards[board]
-  local rank_key = key .. 'rank'
-  local field = string.char(board) .. member
+  local rank_key = rank_keys[board]
+  local field = defer and (tags[board] .. member)
   local old = false
   local kept = defer and redis.call('HEXISTS', pending, field) == 1
   if not kept then old = redis.call('ZREVRANK', rank_key, member) end
@@ -66,19 +70,19 @@ while pos <= #blob do
     if kept then present = redis.call('ZSCORE', rank_key, member) ~= false
     else present = old ~= false end
     changed = redis.call('ZADD', rank_key, 'CH', score, member)
-    redis.call('ZADD', key .. 'actions', actions, member)
+    redis.call('ZADD', actions_keys[board], actions, member)
     if not present or math.floor(flags / 2) % 2 == 1 then
-      redis.call('ZADD', key .. 'earned', earned, member)
+      redis.call('ZADD', earned_keys[board], earned, member)
     end
     if not present or math.floor(flags / 4) % 2 == 1 then
-      redis.call('ZADD', key .. 'learn_rate', learn, member)
+      redis.call('ZADD', learn_keys[board], learn, member)
     end
   else
     changed = redis.call('ZREM', rank_key, member)
     if changed == 1 then
-      redis.call('ZREM', key .. 'earned', member)
-      redis.call('ZREM', key .. 'actions', member)
-      redis.call('ZREM', key .. 'learn_rate', member)
+      redis.call('ZREM', earned_keys[board], member)
+      redis.call('ZREM', actions_keys[board], member)
+      redis.call('ZREM', learn_keys[board], member)
     end
   end
   if defer then
