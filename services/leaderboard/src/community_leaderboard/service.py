@@ -296,16 +296,30 @@ class LeaderboardService:
             sort_changes=sort_changes,
         )
         moved.update(users)
-        if defer_moves:
-            await self.boards.apply_deferred(ops)
-            await self.redis.set(
-                self._pending_since_key, dt.datetime.now(dt.UTC).isoformat(), nx=True
-            )
-        else:
-            for move in await self.boards.apply(ops):
-                if move.moved:
-                    out.append(self._rank_changed(move, profiles.get(move.op.user_id)))
-        await self._settle_badges(conn, profiles, today, out)
+        ranked: Outgoing = []
+        badges: Outgoing = []
+
+        async def place() -> None:
+            if defer_moves:
+                await self.boards.apply_deferred(ops)
+                await self.redis.set(
+                    self._pending_since_key, dt.datetime.now(dt.UTC).isoformat(), nx=True
+                )
+            else:
+                for move in await self.boards.apply(ops):
+                    if move.moved:
+                        ranked.append(self._rank_changed(move, profiles.get(move.op.user_id)))
+
+        # Redis and Postgres work side by side: the boards and the badges both
+        # follow from the profiles just loaded.
+        results = await asyncio.gather(
+            place(), self._settle_badges(conn, profiles, today, badges), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        out.extend(ranked)
+        out.extend(badges)
 
     def _board_ops(
         self,
