@@ -71,8 +71,10 @@ def create_app(
     async def consume(runtime: Runtime) -> None:
         # NATS may answer while start-up is still rebuilding the boards.
         await parts.started.wait()
-        assert parts.service is not None
-        parts.consumers = EventConsumers(runtime.jetstream(), parts.service, settings, config)
+        assert parts.service is not None and runtime.nats is not None
+        parts.consumers = EventConsumers(
+            runtime.nats, runtime.jetstream(), parts.service, settings, config
+        )
         await parts.consumers.start()
         runtime.closers.append(parts.consumers.close)
 

@@ -1,10 +1,13 @@
 """The leaderboard's durable JetStream consumers and its periodic chores.
 
 One durable pull consumer per source (`posts.>`, `goals.>`, `learning.>`) on
-the EVENTS stream, explicit acks. A fetcher per source waits for the next
-event with one long pull, so a single event goes through at once (low
-latency); the `num_pending` an event carries says how many more are waiting,
-and those are fetched in batches (throughput).
+the EVENTS stream, explicit acks. A fetcher per source keeps one pull request
+open (a batch, expiring after a few seconds) and the server delivers events on
+it as they come: a single event goes through at once (low latency), a backlog
+streams in whole batches (throughput). The events arrive on a subscription of
+the source's own and are routed from its callback, one at a time, in order;
+the `num_pending` an event carries says whether a backlog is being worked
+through.
 
 Fetched events are routed by student to a few appliers (`LEADERBOARD_APPLIERS`):
 all the events of one student go to the same applier, in stream order, so a
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections import OrderedDict
@@ -32,14 +36,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
-import nats.errors
+import nats.js.errors
 from community_shared.events import Envelope, decode_envelope
 from community_shared.metrics import EVENTS_CONSUMED
 from community_shared.settings import Settings
 from community_shared.streams import EVENTS_STREAM
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy, Header
 
 from community_leaderboard import store, tally
 from community_leaderboard.config import LeaderboardConfig
@@ -49,8 +55,10 @@ from community_leaderboard.service import LeaderboardService
 log = logging.getLogger(__name__)
 
 WAIT_SECONDS = 5.0
-"""How long one long pull waits for the next event before asking again."""
-BATCH_FETCH_SECONDS = 1.0
+"""How long one pull request stays open on the server before it is asked again."""
+HEARTBEAT_STATUS = "100"
+FILL_SECONDS = 0.05
+"""While a backlog is worked through, how long an applier waits for a full batch."""
 STANDBY_POLL_SECONDS = 2.0
 CONSUME_LOCK = "leaderboard:consume"
 OWNERS_REMEMBERED = 100_000
@@ -74,38 +82,87 @@ class Routed:
 
 
 class Source:
-    """One source's durable consumer and how far behind it is."""
+    """One source's durable consumer, its open pull request and how far behind it is."""
 
     def __init__(
-        self, js: JetStreamContext, settings: Settings, config: LeaderboardConfig, subject: str
+        self,
+        nc: NATS,
+        js: JetStreamContext,
+        settings: Settings,
+        config: LeaderboardConfig,
+        subject: str,
     ) -> None:
+        self._nc = nc
         self._js = js
         self._settings = settings
         self._config = config
         self.subject = subject
         self.durable = durable_name(settings, subject)
-        self.sub: JetStreamContext.PullSubscription | None = None
+        self.stream = settings.stream_name(EVENTS_STREAM)
+        self.sub: Subscription | None = None
         self.catching_up = False
         self.in_flight = 0
         self.room = asyncio.Event()
         self.room.set()
+        self._inbox = ""
+        self._open = 0  # events the open pull request may still deliver
+        self._ended = asyncio.Event()
 
-    async def subscribe(self) -> None:
+    async def subscribe(self, deliver: Callable[[Msg, Source], Awaitable[None]]) -> None:
+        """Create the durable consumer if it is new, and take its events on an
+        inbox of our own, handing each to `deliver` in order."""
         if self.sub is not None:
             return
-        self.sub = await self._js.pull_subscribe(
-            self._settings.subject(self.subject),
-            durable=self.durable,
-            stream=self._settings.stream_name(EVENTS_STREAM),
-            config=ConsumerConfig(
-                durable_name=self.durable,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=self._config.ack_wait_seconds,
-                max_ack_pending=self._config.max_ack_pending,
-                filter_subject=self._settings.subject(self.subject),
-            ),
+        try:
+            await self._js.consumer_info(self.stream, self.durable)
+        except nats.js.errors.NotFoundError:
+            await self._js.add_consumer(
+                self.stream,
+                config=ConsumerConfig(
+                    durable_name=self.durable,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=self._config.ack_wait_seconds,
+                    max_ack_pending=self._config.max_ack_pending,
+                    filter_subject=self._settings.subject(self.subject),
+                ),
+            )
+
+        async def receive(msg: Msg) -> None:
+            headers = msg.headers
+            status = headers.get(Header.STATUS) if headers else None
+            if status is not None and not msg.data:
+                if status != HEARTBEAT_STATUS:
+                    self._ended.set()  # 404/408/409: the pull request is over
+                return
+            self._open -= 1
+            if self._open <= 0:
+                self._ended.set()
+            await deliver(msg, self)
+
+        self._inbox = self._nc.new_inbox()
+        self.sub = await self._nc.subscribe(self._inbox, cb=receive)
+
+    async def unsubscribe(self) -> None:
+        if self.sub is not None:
+            with contextlib.suppress(Exception):
+                await self.sub.unsubscribe()
+            self.sub = None
+
+    async def pull(self, batch: int, expires: float) -> None:
+        """Ask for up to `batch` events and wait until they came or the request
+        expired (the server delivers each event as soon as it is there)."""
+        self._open = batch
+        self._ended.clear()
+        request = {"batch": batch, "expires": int(expires * 1_000_000_000)}
+        await self._nc.publish(
+            f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}",
+            json.dumps(request).encode(),
+            reply=self._inbox,
         )
+        with contextlib.suppress(TimeoutError):
+            # A request lost on the way (a reconnect) is simply asked again.
+            await asyncio.wait_for(self._ended.wait(), expires + 1.0)
 
     def behind(self, waiting: int) -> bool:
         """A source falls behind when more than `catch_up_threshold` events wait,
@@ -128,6 +185,7 @@ class Applier:
         self.index = index
         self.queue: asyncio.Queue[Routed] = asyncio.Queue()
         self.applying = asyncio.Lock()
+        self.full = asyncio.Event()  # a whole batch is waiting
         self.holding: Routed | None = None  # taken from the queue, batch not started
 
 
@@ -136,6 +194,7 @@ class EventConsumers:
 
     def __init__(
         self,
+        nc: NATS,
         js: JetStreamContext,
         service: LeaderboardService,
         settings: Settings,
@@ -143,13 +202,14 @@ class EventConsumers:
     ) -> None:
         self._service = service
         self._config = config
-        self.sources = [Source(js, settings, config, subject) for subject in CONSUMED_SUBJECTS]
+        self.sources = [Source(nc, js, settings, config, subject) for subject in CONSUMED_SUBJECTS]
         self.appliers = [Applier(i) for i in range(max(config.appliers, 1))]
         self._owners: OrderedDict[tally.ItemKey, uuid.UUID] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._fetchers: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._owed = False  # some rank moves were kept for after a backlog
+        self._accepting = False  # events that arrive while stopped go back to the server
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -157,7 +217,7 @@ class EventConsumers:
         if self._task is not None:
             return
         for source in self.sources:
-            await source.subscribe()
+            await source.subscribe(self._deliver)
         self._task = asyncio.create_task(self._run(), name="leaderboard-consumers")
 
     async def stop(self) -> None:
@@ -166,6 +226,7 @@ class EventConsumers:
         the subscriptions or on the server) for `start`."""
         if self._task is None:
             return
+        self._accepting = False
         for task in self._fetchers:
             task.cancel()
         for applier, task in zip(self.appliers, self._workers, strict=False):
@@ -188,10 +249,7 @@ class EventConsumers:
     async def close(self) -> None:
         await self.stop()
         for source in self.sources:
-            if source.sub is not None:
-                with contextlib.suppress(Exception):
-                    await source.sub.unsubscribe()
-                source.sub = None
+            await source.unsubscribe()
 
     async def _run(self) -> None:
         async with self._service.pool.acquire() as conn:
@@ -202,6 +260,7 @@ class EventConsumers:
                 if held:
                     break
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
+            self._accepting = True
             self._fetchers = [
                 asyncio.create_task(self._fetch(source), name=source.durable)
                 for source in self.sources
@@ -228,36 +287,27 @@ class EventConsumers:
     # ----------------------------------------------------------------- fetching and routing
 
     async def _fetch(self, source: Source) -> None:
-        assert source.sub is not None
-        sub = source.sub
-        waiting = 0  # events the server still holds for us, as of the last one received
         while True:
             await source.room.wait()
             try:
-                if waiting > 0:
-                    batch = await sub.fetch(
-                        min(waiting, self._config.batch_size), timeout=BATCH_FETCH_SECONDS
-                    )
-                else:
-                    batch = await sub.fetch(1, timeout=WAIT_SECONDS)
-            except (TimeoutError, nats.errors.TimeoutError):
-                waiting = 0
-                continue
+                await source.pull(self._config.batch_size, WAIT_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("%s: fetch failed; retrying", source.durable, exc_info=True)
-                waiting = 0
+                log.warning("%s: pull request failed; retrying", source.durable, exc_info=True)
                 await asyncio.sleep(1.0)
-                continue
-            waiting = batch[-1].metadata.num_pending
-            behind = source.behind(waiting)
-            self._service.note_backlog(source.durable, behind)
-            source.in_flight += len(batch)
-            if source.in_flight >= 2 * self._config.batch_size:
-                source.room.clear()
-            for msg in batch:
-                await self._route(msg, source, behind)
+
+    async def _deliver(self, msg: Msg, source: Source) -> None:
+        if not self._accepting:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            return
+        behind = source.behind(msg.metadata.num_pending)
+        self._service.note_backlog(source.durable, behind)
+        source.in_flight += 1
+        if source.in_flight >= 2 * self._config.batch_size:
+            source.room.clear()
+        await self._route(msg, source, behind)
 
     async def _route(self, msg: Msg, source: Source, behind: bool) -> None:
         envelope: Envelope | None = None
@@ -270,8 +320,10 @@ class EventConsumers:
             except tally.InvalidEvent as exc:
                 parsed = exc
         user = await self._student_of(parsed) if isinstance(parsed, tally.Parsed) else None
-        index = user.int % len(self.appliers) if user is not None else 0
-        self.appliers[index].queue.put_nowait(Routed(msg, envelope, parsed, behind, source))
+        applier = self.appliers[user.int % len(self.appliers) if user is not None else 0]
+        applier.queue.put_nowait(Routed(msg, envelope, parsed, behind, source))
+        if applier.queue.qsize() >= self._config.batch_size - 1:
+            applier.full.set()
 
     async def _student_of(self, parsed: tally.Parsed) -> uuid.UUID | None:
         """The student whose statistics the event changes (deletions without an
@@ -297,6 +349,12 @@ class EventConsumers:
     async def _apply(self, applier: Applier) -> None:
         while True:
             applier.holding = await applier.queue.get()
+            if applier.holding.behind and applier.queue.qsize() < self._config.batch_size - 1:
+                # Events stream in a few at a time: in a backlog, a fuller batch
+                # is worth a few milliseconds.
+                applier.full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(applier.full.wait(), FILL_SECONDS)
             async with applier.applying:
                 batch = [applier.holding]
                 applier.holding = None

@@ -174,12 +174,11 @@ async def lock_students(
 _WRITE_STUDENTS = (
     f"UPDATE {S}.students s SET "
     + ", ".join(
-        f"{c} = (u.counters->>'{c}')::{_type_of(c)}" if c in COUNTER_NAMES else f"{c} = u.{c}"
-        for c in _STUDENT_FIELDS
+        f"{c} = (u.counters).{c}" if c in COUNTER_NAMES else f"{c} = u.{c}" for c in _STUDENT_FIELDS
     )
     + " FROM json_to_recordset($1::json) AS u(user_id uuid, "
     + ", ".join(f"{c} {_type_of(c)}" for c in _STUDENT_COLUMNS)
-    + ", counters json) WHERE s.user_id = u.user_id"
+    + f", counters {S}.counters) WHERE s.user_id = u.user_id"
 )
 
 
@@ -264,10 +263,10 @@ _WRITE_DAYS = (
     f"INSERT INTO {S}.daily_stats (user_id, day, "
     + ", ".join(_DAY_FIELDS)
     + ") SELECT u.user_id, u.day, "
-    + ", ".join(f"(u.counters->>'{c}')::{_DAY_TYPES.get(c, 'int')}" for c in COUNTER_NAMES)
+    + ", ".join(f"(u.counters).{c}" for c in COUNTER_NAMES)
     + ", u.revenue_delta, u.mrr_delta, u.active"
     + " FROM json_to_recordset($1::json)"
-    + " AS u(user_id uuid, day date, counters json, revenue_delta numeric,"
+    + f" AS u(user_id uuid, day date, counters {S}.counters, revenue_delta numeric,"
     + " mrr_delta numeric, active boolean)"
     + " ON CONFLICT (user_id, day) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _DAY_FIELDS)
