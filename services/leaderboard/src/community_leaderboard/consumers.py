@@ -81,6 +81,16 @@ class Routed:
     source: Source
 
 
+def _pending_after(msg: Msg) -> int:
+    """How many events the consumer still holds after `msg`: the last token of
+    the ack subject `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
+    seq>.<time>.<pending>` (other forms are read by nats-py's full parser)."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9 and tokens[1] == "ACK":
+        return int(tokens[8])
+    return msg.metadata.num_pending
+
+
 class Source:
     """One source's durable consumer, its open pull request and how far behind it is."""
 
@@ -302,7 +312,7 @@ class EventConsumers:
             with contextlib.suppress(Exception):
                 await msg.nak()
             return
-        behind = source.behind(msg.metadata.num_pending)
+        behind = source.behind(_pending_after(msg))
         self._service.note_backlog(source.durable, behind)
         source.in_flight += 1
         if source.in_flight >= 2 * self._config.batch_size:

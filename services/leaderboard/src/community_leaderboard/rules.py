@@ -205,8 +205,17 @@ def board_score(points_: int, reached_at: dt.datetime) -> int:
     then by the earlier `reached_at`. Points are clamped to 0..2^21-1 and time
     to whole seconds; students tied to the second are ordered by id.
     """
-    p = min(max(points_, 0), MAX_POINTS)
-    return p * TIME_SPAN + (TIME_SPAN - 1 - _seconds_since_epoch(reached_at))
+    return score_with(points_, tie_break(reached_at))
+
+
+def tie_break(reached_at: dt.datetime) -> int:
+    """The low half of a `board_score`: larger for whoever reached the points first."""
+    return TIME_SPAN - 1 - _seconds_since_epoch(reached_at)
+
+
+def score_with(points_: int, tie: int) -> int:
+    """`board_score` from the points and a `tie_break` computed once per student."""
+    return min(max(points_, 0), MAX_POINTS) * TIME_SPAN + tie
 
 
 def decode_board_score(score: float | int) -> tuple[int, dt.datetime]:

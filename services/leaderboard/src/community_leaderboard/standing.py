@@ -8,6 +8,7 @@ one counted event (an action or an achievement) in the board's window.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from decimal import Decimal
 
@@ -95,28 +96,49 @@ def board_entries(
     profile: Profile, today: dt.date, weights: rules.Weights
 ) -> dict[str, BoardEntry]:
     """The boards the student belongs on, with their entry on each (the same
-    membership as `on_board`, computed once per window)."""
+    membership as `on_board`, and the same figures as `standing`, computed once
+    per window: this runs for every student an ingest batch touches)."""
     entries: dict[str, BoardEntry] = {}
     if not is_rankable(profile):
         return entries
-    reached = profile.reached_at or rules.SCORE_EPOCH
-    tracks = ("all", profile.track) if profile.track in rules.STUDENT_TRACKS else ("all",)
+    tie = rules.tie_break(profile.reached_at or rules.SCORE_EPOCH)
+    track = profile.track
+    names = _BOARD_NAMES.get(track) or _BOARD_NAMES[None]
     last = profile.last_event_day
-    for window in rules.WINDOWS:
-        start = rules.window_start(window, today)
+    for window, start in _window_starts(today):
         if start is not None and (last is None or last < start):
             continue
-        s = standing(profile, window, weights)
+        figures = profile.windows[window]
+        tally = figures.tally
+        if window == "all":
+            earned = rules.earned_for_track(track, profile.total_revenue, profile.current_mrr)
+        else:
+            earned = rules.window_earned(track, figures.revenue_growth, figures.mrr_growth)
+        points = rules.points(tally, earned, weights)
         entry = BoardEntry(
-            score=rules.board_score(s.points, reached),
-            points=s.points,
-            earned_cents=int(s.earned * 100),
-            actions=s.actions,
-            learn_rate=s.learn_rate,
+            score=rules.score_with(points, tie),
+            points=points,
+            earned_cents=int(earned * 100),
+            actions=rules.actions(tally),
+            learn_rate=rules.round1(rules.learn_rate(tally.watched_seconds, tally.session_seconds)),
         )
-        for track in tracks:
-            entries[f"{window}:{track}"] = entry
+        for name in names[window]:
+            entries[name] = entry
     return entries
+
+
+_BOARD_NAMES: dict[str | None, dict[str, tuple[str, ...]]] = {
+    track: {
+        w: tuple(f"{w}:{t}" for t in (("all", track) if track is not None else ("all",)))
+        for w in rules.WINDOWS
+    }
+    for track in (None, *sorted(rules.STUDENT_TRACKS))
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _window_starts(today: dt.date) -> tuple[tuple[str, dt.date | None], ...]:
+    return tuple((w, rules.window_start(w, today)) for w in rules.WINDOWS)
 
 
 def personal_badges(profile: Profile, today: dt.date) -> set[str]:

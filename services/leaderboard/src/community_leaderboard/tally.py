@@ -70,8 +70,7 @@ class InvalidEvent(ValueError):
     """An event of a consumed type whose payload cannot be used."""
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(msgspec.Struct, frozen=True, gc=False):
     id: uuid.UUID
     type: str
     at: dt.datetime
