@@ -459,26 +459,8 @@ def _profile_from(r: Any) -> Profile:
     )
 
 
-_HEAD_NAMES = [
-    "user_id",
-    "name",
-    "role",
-    "track",
-    "goal_slug",
-    "goal_name",
-    "total_revenue",
-    "current_mrr",
-    "earned",
-    "earned_at",
-    "first_event_day",
-    "last_event_day",
-    "streak_start",
-    "streak_end",
-    "reached_at",
-    "visible",
-    "show_earnings",
-    "badges",
-]
+# Every field of a profile but its windows is a column of `_PROFILES_BY_ID`.
+_HEAD_NAMES = [f for f in Profile.__struct_fields__ if f != "windows"]
 
 
 def _window_json(tally_names: Sequence[str], revenue: str, mrr: str) -> str:
