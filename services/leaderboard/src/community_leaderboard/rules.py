@@ -67,10 +67,11 @@ def boards_of(track: str | None) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- metrics
 
 
-class Tally(msgspec.Struct, frozen=True, gc=False):
+class Tally(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """What a student did in some span of days (a window, or all time).
 
-    Field order is relied on (profiles are read positionally from SQL)."""
+    Field order is relied on (profiles are read positionally from SQL, and as
+    JSON arrays: `array_like`)."""
 
     posts: int = 0
     replies: int = 0
