@@ -67,9 +67,13 @@ while pos <= #blob do
   local changed = 0
   if flags % 2 == 1 then
     local present
-    if kept then present = redis.call('ZSCORE', rank_key, member) ~= false
-    else present = old ~= false end
-    changed = redis.call('ZADD', rank_key, 'CH', score, member)
+    if kept then
+      -- the move is already kept: only whether the student was on the board matters
+      present = redis.call('ZADD', rank_key, score, member) == 0
+    else
+      present = old ~= false
+      changed = redis.call('ZADD', rank_key, 'CH', score, member)
+    end
     redis.call('ZADD', actions_keys[board], actions, member)
     if not present or math.floor(flags / 2) % 2 == 1 then
       redis.call('ZADD', earned_keys[board], earned, member)
