@@ -219,7 +219,8 @@ class EventConsumers:
         self._fetchers: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._owed = False  # some rank moves were kept for after a backlog
-        self._accepting = False  # events that arrive while stopped go back to the server
+        self._accepting = False  # events that arrive while stopped are parked
+        self._parked: list[tuple[Msg, Source]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -260,6 +261,10 @@ class EventConsumers:
         await self.stop()
         for source in self.sources:
             await source.unsubscribe()
+        parked, self._parked = self._parked, []
+        for msg, _ in parked:
+            with contextlib.suppress(Exception):
+                await msg.nak()
 
     async def _run(self) -> None:
         async with self._service.pool.acquire() as conn:
@@ -271,6 +276,9 @@ class EventConsumers:
                     break
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
             self._accepting = True
+            parked, self._parked = self._parked, []
+            for msg, source in parked:
+                await self._deliver(msg, source)
             self._fetchers = [
                 asyncio.create_task(self._fetch(source), name=source.durable)
                 for source in self.sources
@@ -309,8 +317,10 @@ class EventConsumers:
 
     async def _deliver(self, msg: Msg, source: Source) -> None:
         if not self._accepting:
-            with contextlib.suppress(Exception):
-                await msg.nak()
+            # Stopped: the pull request still open for a moment may deliver an
+            # event. It waits here for `start` (naked, it would come straight
+            # back on that same request, again and again until it expires).
+            self._parked.append((msg, source))
             return
         behind = source.behind(_pending_after(msg))
         self._service.note_backlog(source.durable, behind)
