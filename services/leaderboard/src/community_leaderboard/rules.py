@@ -70,8 +70,8 @@ def boards_of(track: str | None) -> tuple[str, ...]:
 class Tally(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """What a student did in some span of days (a window, or all time).
 
-    Field order is relied on (profiles are read positionally from SQL, and as
-    JSON arrays: `array_like`)."""
+    Field order is relied on: profiles are read from SQL as JSON arrays
+    (`array_like`)."""
 
     posts: int = 0
     replies: int = 0

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -381,7 +380,6 @@ _PROFILE_HEAD = (
     " coalesce(p.show_earnings, true) AS show_earnings,"
     f" array(SELECT b.badge FROM {S}.badges b WHERE b.user_id = s.user_id) AS badges"
 )
-_HEAD_SIZE = 18
 _ALL_TIME = ", ".join(f"s.{c}" for c in _TALLY_COLUMNS)
 
 
@@ -400,8 +398,8 @@ def _window_sums(w: str, since: str) -> str:
     return ", ".join(sums)
 
 
-# Columns in a fixed order: head, then the all-time, 30-day and 7-day tallies,
-# each window followed by its revenue and MRR growth (see `_profile_from`).
+# The columns a profile is built from (see `_PROFILE_JSON`): the head, the
+# all-time tally, and each window's tally with its revenue and MRR growth.
 _PROFILE_SELECT = f"{_PROFILE_HEAD}, {_ALL_TIME}, {_window_columns('30d')}, {_window_columns('7d')}"
 _SUMS = f"{_window_sums('30d', '$2')}, {_window_sums('7d', '$3')}"
 
@@ -425,44 +423,6 @@ LEFT JOIN (
 WHERE s.role = 'student' AND s.first_event_day IS NOT NULL AND $1::int IS NULL
 """
 
-_T = len(_TALLY_COLUMNS)
-_ALL_AT = _HEAD_SIZE
-_W30_AT = _ALL_AT + _T
-_W7_AT = _W30_AT + _T + 2
-
-
-def _profile_from(r: Any) -> Profile:
-    v = tuple(r)
-    windows = {
-        "all": WindowFigures(Tally(*v[_ALL_AT : _ALL_AT + _T]), v[6], v[7]),
-        "30d": WindowFigures(
-            Tally(*v[_W30_AT : _W30_AT + _T]), v[_W30_AT + _T], v[_W30_AT + _T + 1]
-        ),
-        "7d": WindowFigures(Tally(*v[_W7_AT : _W7_AT + _T]), v[_W7_AT + _T], v[_W7_AT + _T + 1]),
-    }
-    return Profile(
-        user_id=v[0],
-        name=v[1],
-        role=v[2],
-        track=v[3],
-        goal_slug=v[4],
-        goal_name=v[5],
-        total_revenue=v[6],
-        current_mrr=v[7],
-        earned=v[8],
-        earned_at=v[9],
-        first_event_day=v[10],
-        last_event_day=v[11],
-        streak_start=v[12],
-        streak_end=v[13],
-        reached_at=v[14],
-        visible=v[15],
-        show_earnings=v[16],
-        badges=frozenset(v[17]) if v[17] else frozenset(),
-        windows=windows,
-    )
-
-
 # Every field of a profile but its windows (the last) is a column of `_PROFILES_BY_ID`.
 assert Profile.__struct_fields__[-1] == "windows"
 _HEAD_NAMES = Profile.__struct_fields__[:-1]
@@ -473,11 +433,10 @@ def _window_json(tally_names: Sequence[str], revenue: str, mrr: str) -> str:
     return f"json_build_array(json_build_array({tally}), r.{revenue}, r.{mrr})"
 
 
-# The same rows as `_PROFILES_BY_ID`, as one JSON document that msgspec decodes
-# straight into `Profile`s (the ingest loads a profile for every student a
-# batch touches; built field by field in Python, that was a twentieth of it).
-_PROFILES_JSON_BY_ID = (
-    "SELECT coalesce(json_agg(json_build_array("
+# A profile as JSON, from a row of the profile queries: an array of its fields
+# in order (`array_like`), which msgspec decodes straight into `Profile`.
+_PROFILE_JSON = (
+    "json_build_array("
     + ", ".join(f"r.{c}" for c in _HEAD_NAMES)
     + ", json_build_object("
     + f"'all', {_window_json(_TALLY_COLUMNS, 'total_revenue', 'current_mrr')}, "
@@ -485,9 +444,16 @@ _PROFILES_JSON_BY_ID = (
     + _window_json([f"{c}_30d" for c in _TALLY_COLUMNS], "revenue_delta_30d", "mrr_delta_30d")
     + ", '7d', "
     + _window_json([f"{c}_7d" for c in _TALLY_COLUMNS], "revenue_delta_7d", "mrr_delta_7d")
-    + f"))), '[]') FROM ({_PROFILES_BY_ID}) r"
+    + "))"
 )
+# The ingest loads a profile for every student a batch touches: one document
+# for all of them (built field by field in Python, that was a twentieth of it).
+_PROFILES_JSON_BY_ID = (
+    f"SELECT coalesce(json_agg({_PROFILE_JSON}), '[]') FROM ({_PROFILES_BY_ID}) r"
+)
+_ALL_RANKABLE_PROFILES_JSON = f"SELECT {_PROFILE_JSON} FROM ({_ALL_RANKABLE_PROFILES}) r"
 _profiles_decoder = msgspec.json.Decoder(list[Profile])
+_profile_decoder = msgspec.json.Decoder(Profile)
 
 
 async def load_profiles(
@@ -510,7 +476,7 @@ async def iter_rankable_profiles(
 ) -> AsyncIterator[list[Profile]]:
     """Every student who may be ranked (any visibility), in chunks; needs a transaction."""
     cursor = conn.cursor(
-        _ALL_RANKABLE_PROFILES,
+        _ALL_RANKABLE_PROFILES_JSON,
         None,
         today - dt.timedelta(days=29),
         today - dt.timedelta(days=6),
@@ -518,7 +484,7 @@ async def iter_rankable_profiles(
     )
     batch: list[Profile] = []
     async for r in cursor:
-        batch.append(_profile_from(r))
+        batch.append(_profile_decoder.decode(r[0]))
         if len(batch) >= chunk:
             yield batch
             batch = []
