@@ -64,6 +64,39 @@ def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[b
         log.close()
 
 
+def cpu_seconds(pids: dict[str, int], names: tuple[str, ...] = ()) -> dict[str, float]:
+    """CPU time (user + system, seconds) used so far by each process of `pids`
+    (label -> pid) and, summed, by every process whose name starts with one of
+    `names` (on this machine: the local Postgres, Redis and NATS). Read from
+    /proc; empty where there is none."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    used: dict[str, float] = {}
+
+    def read(pid: str) -> tuple[str, float] | None:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            return None
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return name, (int(fields[11]) + int(fields[12])) / tick
+
+    for label, pid in pids.items():
+        found = read(str(pid))
+        if found is not None:
+            used[label] = found[1]
+    if names and os.path.isdir("/proc"):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                found = read(entry)
+                if found is not None:
+                    for name in names:
+                        if found[0].startswith(name):
+                            used[name] = used.get(name, 0.0) + found[1]
+    return used
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

@@ -3,6 +3,7 @@
     uv run python bench/leaderboard_scale.py [--students 100000] [--events 1000000]
                                              [--samples 200] [--reads 2000]
                                              [--days 60] [--no-gateway] [--keep]
+                                             [--ingest-only]
 
 1. History: generates `--events` events for `--students` students on both
    tracks (a goal each, then posts, replies, likes, submissions, approvals,
@@ -49,7 +50,7 @@ import httpx
 import msgspec
 import nats
 import redis.asyncio as aioredis
-from _harness import free_port, percentile, process, python, wait_ready
+from _harness import cpu_seconds, free_port, percentile, process, python, wait_ready
 from community_shared.auth import issue_token
 from community_shared.events import encode_envelope, make_event
 from community_shared.migrations import ensure_database
@@ -220,6 +221,10 @@ async def consumers_backlog(js: Any, settings: Settings) -> int:
     return backlog
 
 
+SERVERS = ("postgres", "redis-server", "nats-server")
+"""The local servers whose CPU time the ingest is charged with."""
+
+
 def line(label: str, values: list[float]) -> str:
     return (
         f"{label}: n={len(values)} p50 {percentile(values, 50):.1f} ms  "
@@ -338,6 +343,9 @@ async def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the database, stream and keys")
     parser.add_argument("--no-gateway", action="store_true", help="time rank.changed on NATS only")
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="stop once the ingest is timed (steps 1-2)"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -385,9 +393,12 @@ async def main() -> None:
     port = free_port()
     db = await asyncpg.connect(database_url)
     try:
-        with process([python(), "-m", "community_leaderboard.app"], {**env, "PORT": str(port)}):
+        with process(
+            [python(), "-m", "community_leaderboard.app"], {**env, "PORT": str(port)}
+        ) as service:
             wait_ready(f"http://127.0.0.1:{port}/ready", timeout=120)
             started = time.perf_counter()
+            cpu_before = cpu_seconds({"leaderboard": service.pid}, SERVERS)
             # ---------------------------------------------------------- ingest
             last_report = started
             while True:
@@ -406,6 +417,17 @@ async def main() -> None:
                 f"INGEST: {applied:,} events in {ingest_seconds:.1f} s = "
                 f"{applied / ingest_seconds:,.0f} events/s"
             )
+            cpu_after = cpu_seconds({"leaderboard": service.pid}, SERVERS)
+            if cpu_after:
+                # CPU time per event is steadier than events/s on a shared machine.
+                per = {k: (cpu_after[k] - cpu_before.get(k, 0.0)) for k in cpu_after}
+                print(
+                    "  CPU per 1,000 events during the ingest: "
+                    + ", ".join(f"{k} {v / applied * 1000:.3f} s" for k, v in per.items())
+                    + f"; total {sum(per.values()) / applied * 1000:.3f} s"
+                )
+            if args.ingest_only:
+                return
             # The backlog's net rank moves are announced once caught up; then the
             # relay publishes everything the ingest enqueued.
             drain_started = time.perf_counter()

@@ -6,6 +6,10 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+from community_leaderboard import store
+from community_leaderboard.schemas import Privacy
+from community_shared.auth import Identity
 from community_shared.events import make_event
 
 from tests.conftest import eventually, make_user
@@ -63,6 +67,62 @@ async def test_a_stopped_consumer_catches_up(leaderboard_client: Any, events: Ev
     mine = await me(leaderboard_client, student)
     assert mine["actions"] == 6
     assert mine["learn_rate"] == 30.0
+
+
+async def test_a_student_changed_while_a_batch_is_applied_keeps_both_changes(
+    leaderboard_client: Any, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest reads students without locking them and writes each back only
+    at the version it read: a change committed in between (here the privacy
+    route, naming a student from their token) makes the batch apply again from
+    fresh rows instead of being overwritten."""
+    service = parts_of(leaderboard_client).service
+    student = make_user("student")
+    await events.send("learning.task.assigned", {"user_id": str(student.id), "task_id": "t1"})
+    raced: list[uuid.UUID] = []
+    read = store.read_students
+
+    async def read_then_race(conn: Any, user_ids: Any, *, lock: bool = False) -> Any:
+        found = await read(conn, user_ids, lock=lock)
+        if student.id in found and not raced:
+            raced.append(student.id)
+            token = Identity(user_id=student.id, role="student", name="Named By Token", member=True)
+            await service.set_privacy(token, Privacy(show_on_leaderboard=True, show_earnings=False))
+        return found
+
+    monkeypatch.setattr(store, "read_students", read_then_race)
+    watched = await events.video_event(student, watched=60, session=120)
+    await events.applied(watched)
+    assert raced == [student.id]
+    row = await events.db.fetchrow(
+        "SELECT name, videos_watched, tasks_assigned FROM leaderboard.students WHERE user_id = $1",
+        student.id,
+    )
+    assert tuple(row) == ("Named By Token", 1, 1)
+
+
+async def test_a_stale_student_row_is_refused(events: Events) -> None:
+    student = make_user("student")
+    async with events.db.acquire() as conn:
+        async with conn.transaction():
+            state = (await store.read_students(conn, [student.id]))[student.id]  # created
+        await events.db.execute(  # another transaction changes the row
+            "UPDATE leaderboard.students SET name = 'Someone' WHERE user_id = $1", student.id
+        )
+        state.counters.posts += 1
+        with pytest.raises(store.StaleStudents):
+            async with conn.transaction():
+                await store.write_students(conn, [state])
+        async with conn.transaction():  # read again, it goes through
+            fresh = (await store.read_students(conn, [student.id]))[student.id]
+            fresh.counters.posts += 1
+            await store.write_students(conn, [fresh])
+    row = await events.db.fetchrow(
+        "SELECT name, posts FROM leaderboard.students WHERE user_id = $1", student.id
+    )
+    assert (row["name"], row["posts"]) == ("Someone", 1)
+    # No event made this student: the rebuild test would not find them again.
+    await events.db.execute("DELETE FROM leaderboard.students WHERE user_id = $1", student.id)
 
 
 async def test_a_malformed_event_is_skipped_and_does_not_block_the_stream(

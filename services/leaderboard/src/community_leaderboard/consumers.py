@@ -414,6 +414,10 @@ class EventConsumers:
                 break
             except asyncio.CancelledError:
                 raise
+            except store.StaleStudents as exc:
+                # Rare (another transaction changed a student meanwhile): again, now.
+                log.info("applying %d events again: %s", len(envelopes), exc)
+                continue
             except Exception:
                 log.warning(
                     "applying %d events failed (attempt %d)",

@@ -194,7 +194,7 @@ class LeaderboardService:
             return result
 
         items = await store.fetch_items(conn, tally.item_keys(events))
-        students = await store.lock_students(conn, tally.users_of(events, items))
+        students = await store.read_students(conn, tally.users_of(events, items))
         days = await store.fetch_days(conn, tally.day_keys(events, items))
         fold = tally.Fold(students, days, items)
         for event in events:

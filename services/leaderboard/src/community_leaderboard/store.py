@@ -73,26 +73,16 @@ async def prune_applied(conn: asyncpg.Connection, older_than_days: int) -> int:
 
 # --------------------------------------------------------------------------- students
 
-_STUDENT_FIELDS = (
-    "name",
-    "name_at",
-    "role",
-    "track",
-    "goal_slug",
-    "goal_name",
-    "total_revenue",
-    "current_mrr",
-    "earned_at",
-    *COUNTER_NAMES,
-    "days_active",
-    "first_event_day",
-    "last_event_day",
-    "last_active_day",
-    "streak_start",
-    "streak_end",
-    "reached_at",
-)
-_STUDENT_TYPES = {
+# Students and day rows cross the wire as one JSON document per statement, each
+# row an array of the struct's fields in order: Postgres builds the document and
+# takes its rows apart by position, msgspec decodes (and encodes) it in C
+# straight into the structs the fold works on. Taken apart and put together row
+# by row in Python, these four statements cost a third of an ingest batch's CPU;
+# with keys, the documents were twice the size.
+
+_COLUMN_TYPES = {
+    "user_id": "uuid",
+    "day": "date",
     "name": "text",
     "name_at": "timestamptz",
     "role": "text",
@@ -101,8 +91,9 @@ _STUDENT_TYPES = {
     "goal_name": "text",
     "total_revenue": "numeric",
     "current_mrr": "numeric",
+    "revenue_delta": "numeric",
+    "mrr_delta": "numeric",
     "earned_at": "timestamptz",
-    "days_active": "int",
     "first_event_day": "date",
     "last_event_day": "date",
     "last_active_day": "date",
@@ -111,80 +102,108 @@ _STUDENT_TYPES = {
     "reached_at": "timestamptz",
     "watched_seconds": "bigint",
     "session_seconds": "bigint",
+    "active": "boolean",
 }
 
 
-def _type_of(column: str) -> str:
-    return _STUDENT_TYPES.get(column, "int")
+def _row_array(fields: Sequence[str], alias: str) -> str:
+    """`json_build_array` of a row's columns in the order of a struct's fields
+    (`counters` nested, `version` the row's `xmin`)."""
+    parts = []
+    for f in fields:
+        if f == "counters":
+            counters = ", ".join(f"{alias}.{c}" for c in COUNTER_NAMES)
+            parts.append(f"json_build_array({counters})")
+        elif f == "version":
+            parts.append(f"{alias}.xmin::text::bigint")
+        else:
+            parts.append(f"{alias}.{f}")
+    return f"json_build_array({', '.join(parts)})"
 
 
-# Students and day rows cross the wire as one JSON document per statement:
-# Postgres builds (and parses) the JSON, msgspec decodes (and encodes) it in C
-# straight into the dataclasses the fold works on. Taken apart and put
-# together row by row in Python, these four statements cost a third of an
-# ingest batch's CPU.
+def _row_values(fields: Sequence[str], element: str) -> dict[str, str]:
+    """Column -> SQL expression taking it out of one row array `element` (jsonb)."""
+    values = {}
+    for i, f in enumerate(fields):
+        if f == "counters":
+            for k, c in enumerate(COUNTER_NAMES):
+                values[c] = f"({element}->{i}->>{k})::{_COLUMN_TYPES.get(c, 'int')}"
+        else:
+            values[f] = f"({element}->>{i})::{_COLUMN_TYPES.get(f, 'int')}"
+    return values
 
 
-def _counters_json(alias: str) -> str:
-    return "json_build_object(" + ", ".join(f"'{c}', {alias}.{c}" for c in COUNTER_NAMES) + ")"
-
-
-_STUDENT_COLUMNS = tuple(c for c in _STUDENT_FIELDS if c not in COUNTER_NAMES)
-_STUDENT_JSON = (
-    "json_build_object('user_id', s.user_id, "
-    + ", ".join(f"'{c}', s.{c}" for c in _STUDENT_COLUMNS)
-    + f", 'counters', {_counters_json('s')})"
-)
+_STUDENT_ARRAY = _row_array(StudentState.__struct_fields__, "s")
 _students_decoder = msgspec.json.Decoder(list[StudentState])
 _days_decoder = msgspec.json.Decoder(list[DayState])
 
 
-async def lock_students(
-    conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID]
+class StaleStudents(Exception):
+    """A student's row changed between reading and writing it back (the batch
+    is applied again, from fresh rows)."""
+
+
+async def read_students(
+    conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID], *, lock: bool = False
 ) -> dict[uuid.UUID, StudentState]:
-    """Lock every student's row (creating missing ones), in id order so that
-    concurrent batches never deadlock; the row lock serialises all changes to
-    one student."""
+    """Every student's row (creating missing ones), each with the version it was
+    read at.
+
+    The ingest reads without locking: `write_students` writes a row back only
+    at the version it was read at, and all the changes a batch makes to a
+    student (their days and counted items included) go with a write of the
+    student's row, so a batch that raced another on one student is applied
+    again. `lock` takes the rows' locks instead, in id order so that
+    concurrent callers never deadlock."""
     ids = sorted(set(user_ids), key=uuid_order)
     if not ids:
         return {}
-    locked = f"""SELECT coalesce(json_agg({_STUDENT_JSON}), '[]') FROM (
-                     SELECT * FROM {S}.students WHERE user_id = ANY($1::uuid[])
-                     ORDER BY user_id FOR UPDATE) s"""
-    found = {st.user_id: st for st in _students_decoder.decode(await conn.fetchval(locked, ids))}
+    select = f"""SELECT coalesce(json_agg({_STUDENT_ARRAY}), '[]') FROM (
+                     SELECT *, xmin FROM {S}.students WHERE user_id = ANY($1::uuid[])
+                     ORDER BY user_id {"FOR UPDATE" if lock else ""}) s"""
+    found = {st.user_id: st for st in _students_decoder.decode(await conn.fetchval(select, ids))}
     missing = [i for i in ids if i not in found]
     if missing:
-        # New rows are locked by this transaction; a row another batch created
-        # meanwhile is skipped here and locked by the second SELECT.
+        # A row another transaction created meanwhile is skipped here and read
+        # by the second SELECT.
         created = await conn.fetchval(
             f"""WITH s AS (INSERT INTO {S}.students (user_id) SELECT unnest($1::uuid[])
-                           ON CONFLICT DO NOTHING RETURNING *)
-                SELECT coalesce(json_agg({_STUDENT_JSON}), '[]') FROM s""",
+                           ON CONFLICT DO NOTHING RETURNING *, xmin)
+                SELECT coalesce(json_agg({_STUDENT_ARRAY}), '[]') FROM s""",
             missing,
         )
         found.update((st.user_id, st) for st in _students_decoder.decode(created))
         raced = [i for i in missing if i not in found]
         if raced:
-            again = await conn.fetchval(locked, raced)
+            again = await conn.fetchval(select, raced)
             found.update((st.user_id, st) for st in _students_decoder.decode(again))
     return found
 
 
+async def lock_students(
+    conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, StudentState]:
+    """`read_students`, holding the rows' locks to the end of the transaction."""
+    return await read_students(conn, user_ids, lock=True)
+
+
+_STUDENT_VALUES = _row_values(StudentState.__struct_fields__, "u.j")
 _WRITE_STUDENTS = (
     f"UPDATE {S}.students s SET "
-    + ", ".join(
-        f"{c} = (u.counters).{c}" if c in COUNTER_NAMES else f"{c} = u.{c}" for c in _STUDENT_FIELDS
-    )
-    + " FROM json_to_recordset($1::json) AS u(user_id uuid, "
-    + ", ".join(f"{c} {_type_of(c)}" for c in _STUDENT_COLUMNS)
-    + f", counters {S}.counters) WHERE s.user_id = u.user_id"
+    + ", ".join(f"{c} = {v}" for c, v in _STUDENT_VALUES.items() if c not in ("user_id", "version"))
+    + " FROM jsonb_array_elements($1::jsonb) AS u(j)"
+    + f" WHERE s.user_id = {_STUDENT_VALUES['user_id']}"
+    + f" AND s.xmin::text::bigint = {_STUDENT_VALUES['version']}"
 )
 
 
 async def write_students(conn: asyncpg.Connection, students: Sequence[StudentState]) -> None:
+    """Write the students back; `StaleStudents` if a row changed since it was read."""
     if not students:
         return
-    await conn.execute(_WRITE_STUDENTS, msgspec.json.encode(students).decode())
+    status: str = await conn.execute(_WRITE_STUDENTS, msgspec.json.encode(students).decode())
+    if int(status.split()[-1]) != len(students):
+        raise StaleStudents(f"{len(students) - int(status.split()[-1])} rows changed meanwhile")
 
 
 async def ensure_student(conn: asyncpg.Connection, user_id: uuid.UUID) -> StudentState:
@@ -229,11 +248,7 @@ async def latest_runs(
 # --------------------------------------------------------------------------- days and items
 
 
-_DAY_JSON = (
-    "json_build_object('user_id', d.user_id, 'day', d.day, "
-    f"'counters', {_counters_json('d')}, "
-    "'revenue_delta', d.revenue_delta, 'mrr_delta', d.mrr_delta, 'active', d.active)"
-)
+_DAY_ARRAY = _row_array(DayState.__struct_fields__, "d")
 
 
 async def fetch_days(conn: asyncpg.Connection, keys: Iterable[DayKey]) -> dict[DayKey, DayState]:
@@ -241,7 +256,7 @@ async def fetch_days(conn: asyncpg.Connection, keys: Iterable[DayKey]) -> dict[D
     if not keys:
         return {}
     document = await conn.fetchval(
-        f"""SELECT coalesce(json_agg({_DAY_JSON}), '[]')
+        f"""SELECT coalesce(json_agg({_DAY_ARRAY}), '[]')
             FROM unnest($1::uuid[], $2::date[]) AS k(user_id, day)
             JOIN {S}.daily_stats d ON d.user_id = k.user_id AND d.day = k.day""",
         [k[0] for k in keys],
@@ -250,23 +265,12 @@ async def fetch_days(conn: asyncpg.Connection, keys: Iterable[DayKey]) -> dict[D
     return {(d.user_id, d.day): d for d in _days_decoder.decode(document)}
 
 
-_DAY_FIELDS = (*COUNTER_NAMES, "revenue_delta", "mrr_delta", "active")
-_DAY_TYPES = {
-    "watched_seconds": "bigint",
-    "session_seconds": "bigint",
-    "revenue_delta": "numeric",
-    "mrr_delta": "numeric",
-    "active": "boolean",
-}
+_DAY_VALUES = _row_values(DayState.__struct_fields__, "u.j")
+_DAY_FIELDS = tuple(c for c in _DAY_VALUES if c not in ("user_id", "day"))
 _WRITE_DAYS = (
-    f"INSERT INTO {S}.daily_stats (user_id, day, "
-    + ", ".join(_DAY_FIELDS)
-    + ") SELECT u.user_id, u.day, "
-    + ", ".join(f"(u.counters).{c}" for c in COUNTER_NAMES)
-    + ", u.revenue_delta, u.mrr_delta, u.active"
-    + " FROM json_to_recordset($1::json)"
-    + f" AS u(user_id uuid, day date, counters {S}.counters, revenue_delta numeric,"
-    + " mrr_delta numeric, active boolean)"
+    f"INSERT INTO {S}.daily_stats (user_id, day, {', '.join(_DAY_FIELDS)})"
+    + f" SELECT {', '.join(_DAY_VALUES.values())}"
+    + " FROM jsonb_array_elements($1::jsonb) AS u(j)"
     + " ON CONFLICT (user_id, day) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _DAY_FIELDS)
 )

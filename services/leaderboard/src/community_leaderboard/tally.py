@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -122,8 +122,12 @@ def parse_amount(value: object) -> Decimal:
 # --------------------------------------------------------------------------- state
 
 
-@dataclass(slots=True)
-class Counters:
+# Students and days cross the wire as JSON arrays of their fields in order
+# (`array_like`): Postgres builds them, msgspec decodes them straight into
+# these structs, and encodes them back for the writes (see `store`).
+
+
+class Counters(msgspec.Struct, array_like=True, gc=False):
     posts: int = 0
     replies: int = 0
     likes_given: int = 0
@@ -140,27 +144,22 @@ class Counters:
         setattr(self, name, getattr(self, name) + delta)
 
     def tally(self, days_active: int) -> Tally:
-        return Tally(
-            days_active=days_active, **{f.name: getattr(self, f.name) for f in COUNTER_FIELDS}
-        )
+        return Tally(days_active=days_active, **{n: getattr(self, n) for n in COUNTER_NAMES})
 
 
-COUNTER_FIELDS = fields(Counters)
-COUNTER_NAMES: tuple[str, ...] = tuple(f.name for f in COUNTER_FIELDS)
+COUNTER_NAMES: tuple[str, ...] = Counters.__struct_fields__
 
 
-@dataclass(slots=True)
-class DayState:
+class DayState(msgspec.Struct, array_like=True, gc=False):
     user_id: uuid.UUID
     day: dt.date
-    counters: Counters = field(default_factory=Counters)
+    counters: Counters = msgspec.field(default_factory=Counters)
     revenue_delta: Decimal = Decimal("0.00")
     mrr_delta: Decimal = Decimal("0.00")
     active: bool = False
 
 
-@dataclass(slots=True)
-class StudentState:
+class StudentState(msgspec.Struct, array_like=True, gc=False):
     user_id: uuid.UUID
     name: str | None = None
     name_at: dt.datetime | None = None
@@ -171,7 +170,7 @@ class StudentState:
     total_revenue: Decimal = Decimal("0.00")
     current_mrr: Decimal = Decimal("0.00")
     earned_at: dt.datetime | None = None
-    counters: Counters = field(default_factory=Counters)
+    counters: Counters = msgspec.field(default_factory=Counters)
     days_active: int = 0
     first_event_day: dt.date | None = None
     last_event_day: dt.date | None = None
@@ -179,6 +178,9 @@ class StudentState:
     streak_start: dt.date | None = None
     streak_end: dt.date | None = None
     reached_at: dt.datetime | None = None
+    version: int = 0
+    """The row version it was read at (Postgres's `xmin`; 0 for a new student):
+    the ingest writes a student back only if nobody changed the row since."""
 
 
 @dataclass(frozen=True, slots=True)
