@@ -60,42 +60,48 @@ while pos <= #blob do
   board, flags, member, score, earned, actions, learn, pos =
     struct.unpack('<BBc16dddd', blob, pos)
   local rank_key = rank_keys[board]
-  local field = defer and (tags[board] .. member)
-  local old = false
-  local kept = defer and redis.call('HEXISTS', pending, field) == 1
-  if not kept then old = redis.call('ZREVRANK', rank_key, member) end
-  local changed = 0
-  if flags % 2 == 1 then
-    local present
-    if kept then
-      -- the move is already kept: only whether the student was on the board matters
-      present = redis.call('ZADD', rank_key, score, member) == 0
+  if flags % 2 == 0 and not redis.call('ZSCORE', rank_key, member) then
+    -- taking off a student who is not on the board (most often: no figures in
+    -- the window yet): nothing moves
+    if not defer then out[#out + 1] = struct.pack('<ii', -1, -1) end
+  else
+    local field = defer and (tags[board] .. member)
+    local old = false
+    local kept = defer and redis.call('HEXISTS', pending, field) == 1
+    if not kept then old = redis.call('ZREVRANK', rank_key, member) end
+    local changed = 0
+    if flags % 2 == 1 then
+      local present
+      if kept then
+        -- the move is already kept: only whether the student was on the board matters
+        present = redis.call('ZADD', rank_key, score, member) == 0
+      else
+        present = old ~= false
+        changed = redis.call('ZADD', rank_key, 'CH', score, member)
+      end
+      redis.call('ZADD', actions_keys[board], actions, member)
+      if not present or math.floor(flags / 2) % 2 == 1 then
+        redis.call('ZADD', earned_keys[board], earned, member)
+      end
+      if not present or math.floor(flags / 4) % 2 == 1 then
+        redis.call('ZADD', learn_keys[board], learn, member)
+      end
     else
-      present = old ~= false
-      changed = redis.call('ZADD', rank_key, 'CH', score, member)
+      changed = redis.call('ZREM', rank_key, member)
+      if changed == 1 then
+        redis.call('ZREM', earned_keys[board], member)
+        redis.call('ZREM', actions_keys[board], member)
+        redis.call('ZREM', learn_keys[board], member)
+      end
     end
-    redis.call('ZADD', actions_keys[board], actions, member)
-    if not present or math.floor(flags / 2) % 2 == 1 then
-      redis.call('ZADD', earned_keys[board], earned, member)
+    if defer then
+      if changed == 1 and not kept then
+        redis.call('HSET', pending, field, old or -1)
+      end
+    else
+      local new = redis.call('ZREVRANK', rank_key, member)
+      out[#out + 1] = struct.pack('<ii', old or -1, new or -1)
     end
-    if not present or math.floor(flags / 4) % 2 == 1 then
-      redis.call('ZADD', learn_keys[board], learn, member)
-    end
-  else
-    changed = redis.call('ZREM', rank_key, member)
-    if changed == 1 then
-      redis.call('ZREM', earned_keys[board], member)
-      redis.call('ZREM', actions_keys[board], member)
-      redis.call('ZREM', learn_keys[board], member)
-    end
-  end
-  if defer then
-    if changed == 1 and not kept then
-      redis.call('HSET', pending, field, old or -1)
-    end
-  else
-    local new = redis.call('ZREVRANK', rank_key, member)
-    out[#out + 1] = struct.pack('<ii', old or -1, new or -1)
   end
 end
 return table.concat(out)
