@@ -8,9 +8,16 @@ from typing import Any
 
 import msgspec
 import pytest
+from community_shared.events import make_event
 
 from tests.conftest import User, eventually, make_user
-from tests.integration.leaderboard.leaderboard_support import Events, days_ago, me
+from tests.integration.leaderboard.leaderboard_support import (
+    Events,
+    days_ago,
+    in_app,
+    me,
+    parts_of,
+)
 
 
 @pytest.fixture
@@ -122,3 +129,45 @@ async def test_top_performer_goes_to_the_top_ten_earners_of_a_track(
     await asyncio.sleep(0.3)
     top_changes = [d["user_id"] for t, d in badge_events if d["badge"] == "top-performer"]
     assert sorted(top_changes) == sorted([str(earners[0].id), str(earners[1].id)])
+
+
+async def test_a_backlog_decides_the_top_performers_once_worked_through(
+    leaderboard_client: Any, events: Events, badge_events: list[Any]
+) -> None:
+    """Approvals replayed from a backlog would pass `top-performer` from one
+    student to the next at every step; it is decided once, at the end."""
+    service = parts_of(leaderboard_client).service
+    earners = [make_user("student") for _ in range(12)]
+    amounts = [str(Decimal(50_000_000 + i * 1000)) for i in range(12)]  # each above the last
+    approvals = [
+        make_event(
+            "goals.submission.approved",
+            events.approval(student, "saas", amount=amount, total="0.00", mrr=amount),
+            source="goals",
+            actor_id=None,
+        )
+        for student, amount in zip(earners, amounts, strict=True)
+    ]
+    badge_events.clear()
+    for approval in approvals:  # batch by batch, as a backlog is applied
+        await in_app(leaderboard_client, lambda a=approval: service.apply_events([a], behind=True))
+
+    async def holders() -> list[User]:
+        return [s for s in earners if "top-performer" in await badges_of(leaderboard_client, s)]
+
+    assert await holders() == []  # not yet decided
+    for approval in approvals:  # in the history too, as if they had come from it
+        await events.publish_envelope(approval)
+    await events.caught_up()
+    await in_app(leaderboard_client, service.announce_pending_moves)
+    assert await holders() == earners[2:]
+
+    mine = {str(s.id) for s in earners}
+
+    async def announced() -> bool:
+        return len([d for _, d in badge_events if d["user_id"] in mine]) >= 10
+
+    await eventually(announced)
+    await asyncio.sleep(0.3)
+    changes = [(t, d["user_id"]) for t, d in badge_events if d["user_id"] in mine]
+    assert sorted(changes) == sorted(("leaderboard.badge.awarded", str(s.id)) for s in earners[2:])

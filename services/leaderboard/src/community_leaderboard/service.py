@@ -312,9 +312,10 @@ class LeaderboardService:
 
         # Redis and Postgres work side by side: the boards and the badges both
         # follow from the profiles just loaded.
-        results = await asyncio.gather(
-            place(), self._settle_badges(conn, profiles, today, badges), return_exceptions=True
-        )
+        # While moves are kept (a backlog), the top performers are decided once
+        # it is worked through (`announce_pending_moves`), not at every step.
+        settle = self._settle_badges(conn, profiles, today, badges, top=not defer_moves)
+        results = await asyncio.gather(place(), settle, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -375,6 +376,7 @@ class LeaderboardService:
             taken = await self.boards.take_pending(chunk)
             if not taken:
                 await self.redis.delete(self._pending_since_key)
+                await self.settle_top_performers()
                 return settled
             out: Outgoing = []
             for _, board, user_id, old_rank, new_rank, score in taken:
@@ -385,6 +387,15 @@ class LeaderboardService:
                 await store.enqueue_events(conn, out)
             await self.boards.forget_pending([t[0] for t in taken])
             settled += len(taken)
+
+    async def settle_top_performers(self) -> None:
+        """Decide the top performers of both tracks now (after a backlog)."""
+        today = self.today()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.lock_ingest_shared(conn)
+            out: Outgoing = []
+            await self._settle_badges(conn, {}, today, out)
+            await store.enqueue_events(conn, out)
 
     async def announce_stale_moves(self) -> int:
         """Announce kept moves older than `catch_up_flush_seconds` (a long backlog
@@ -427,9 +438,11 @@ class LeaderboardService:
         profiles: dict[uuid.UUID, Profile],
         today: dt.date,
         out: Outgoing,
+        *,
+        top: bool = True,
     ) -> None:
         """Award and revoke badges by rule for `profiles`, and re-decide the top
-        performers of both tracks."""
+        performers of both tracks (unless not `top`)."""
         awards: list[tuple[uuid.UUID, str]] = []
         revokes: list[tuple[uuid.UUID, str]] = []
         for user_id, profile in profiles.items():
@@ -437,10 +450,11 @@ class LeaderboardService:
             have = set(profile.badges) - {rules.TOP_PERFORMER}
             awards.extend((user_id, b) for b in sorted(want - have))
             revokes.extend((user_id, b) for b in sorted(have - want))
-        top = await self._top_performers(conn)
-        holders = await store.badge_holders(conn, rules.TOP_PERFORMER)
-        awards.extend((u, rules.TOP_PERFORMER) for u in sorted(top - holders))
-        revokes.extend((u, rules.TOP_PERFORMER) for u in sorted(holders - top))
+        if top:
+            performers = await self._top_performers(conn)
+            holders = await store.badge_holders(conn, rules.TOP_PERFORMER)
+            awards.extend((u, rules.TOP_PERFORMER) for u in sorted(performers - holders))
+            revokes.extend((u, rules.TOP_PERFORMER) for u in sorted(holders - performers))
         if not awards and not revokes:
             return
         now = dt.datetime.now(dt.UTC)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -78,6 +79,8 @@ class Parsed(msgspec.Struct, frozen=True, gc=False):
     day: dt.date
     user: uuid.UUID
     """The student the event is about (the nil UUID when only a counted item says)."""
+    item: tuple[str, str] | None
+    """The counted item the event creates or undoes (`item_key`)."""
 
 
 def as_utc(at: dt.datetime) -> dt.datetime:
@@ -103,7 +106,13 @@ def parse(envelope: Envelope) -> Parsed | None:
             parse_amount(value)
     at = as_utc(envelope.occurred_at)
     return Parsed(
-        id=envelope.id, type=envelope.type, at=at, data=data, day=at.date(), user=_user_of(data)
+        id=envelope.id,
+        type=envelope.type,
+        at=at,
+        data=data,
+        day=at.date(),
+        user=_user_of(data),
+        item=_item_of(envelope.type, data),
     )
 
 
@@ -215,19 +224,35 @@ def user_of(p: Parsed) -> uuid.UUID:
     return p.user
 
 
-def _user_of(d: Any) -> uuid.UUID:
-    if isinstance(d, ev.PostChanged | ev.ReplyChanged):
-        return d.author.id
-    if isinstance(d, ev.PostDeleted):
-        # the author is read from the counted item; this only names a row to lock
-        return d.author_id or NOBODY
-    if isinstance(d, ev.ReplyDeleted):
-        return NOBODY
-    if isinstance(d, ev.StoryPublished):
-        return d.author_id
-    if isinstance(d, ev.PostLike | ev.VideoWatched | ev.TaskAssigned | ev.TaskCompleted):
-        return d.user_id
+def _author(d: Any) -> uuid.UUID:
+    return d.author.id  # type: ignore[no-any-return]
+
+
+def _user(d: Any) -> uuid.UUID:
+    return d.user_id  # type: ignore[no-any-return]
+
+
+def _student(d: Any) -> uuid.UUID:
     return d.student_id  # type: ignore[no-any-return]
+
+
+_USERS: dict[type[Any], Callable[[Any], uuid.UUID]] = {
+    ev.PostChanged: _author,
+    ev.ReplyChanged: _author,
+    # the author of a deletion is read from the counted item; this only names a row
+    ev.PostDeleted: lambda d: d.author_id or NOBODY,
+    ev.ReplyDeleted: lambda d: NOBODY,
+    ev.StoryPublished: lambda d: d.author_id,
+    ev.PostLike: _user,
+    ev.VideoWatched: _user,
+    ev.TaskAssigned: _user,
+    ev.TaskCompleted: _user,
+}
+
+
+def _user_of(d: Any) -> uuid.UUID:
+    """The student an event's payload is about."""
+    return _USERS.get(type(d), _student)(d)
 
 
 def users_of(batch: list[Parsed], items: dict[ItemKey, ItemState]) -> set[uuid.UUID]:
@@ -238,23 +263,27 @@ def users_of(batch: list[Parsed], items: dict[ItemKey, ItemState]) -> set[uuid.U
     return users
 
 
-def item_key(p: Parsed) -> ItemKey | None:
-    d = p.data
-    if p.type in (ev.POST_CREATED, ev.POST_DELETED):
+def _item_of(type_: str, d: Any) -> ItemKey | None:
+    if type_ in (ev.POST_CREATED, ev.POST_DELETED):
         return ("post", str(d.id))
-    if p.type in (ev.REPLY_CREATED, ev.REPLY_DELETED):
+    if type_ in (ev.REPLY_CREATED, ev.REPLY_DELETED):
         return ("reply", str(d.id))
-    if p.type in (ev.POST_LIKED, ev.POST_UNLIKED):
+    if type_ in (ev.POST_LIKED, ev.POST_UNLIKED):
         return ("like", f"{d.post_id}:{d.user_id}")
-    if p.type == ev.TASK_ASSIGNED:
+    if type_ == ev.TASK_ASSIGNED:
         return ("task_assigned", f"{d.user_id}:{d.task_id}")
-    if p.type == ev.TASK_COMPLETED:
+    if type_ == ev.TASK_COMPLETED:
         return ("task_completed", f"{d.user_id}:{d.task_id}")
     return None
 
 
+def item_key(p: Parsed) -> ItemKey | None:
+    """The counted item an event creates or undoes: a post, a reply, a like, a task."""
+    return p.item
+
+
 def item_keys(batch: list[Parsed]) -> set[ItemKey]:
-    return {k for p in batch if (k := item_key(p)) is not None}
+    return {p.item for p in batch if p.item is not None}
 
 
 def day_keys(batch: list[Parsed], items: dict[ItemKey, ItemState]) -> set[DayKey]:
@@ -383,8 +412,8 @@ class Fold:
                 else:
                     st.streak_start, st.streak_end = extended
 
-    def _create_item(self, key: ItemKey, user_id: uuid.UUID, day: dt.date) -> bool:
-        if self._items.get(key) is not None:
+    def _create_item(self, key: ItemKey | None, user_id: uuid.UUID, day: dt.date) -> bool:
+        if key is None or self._items.get(key) is not None:
             return False
         item = ItemState(user_id=user_id, day=day)
         self._items[key] = item
@@ -392,16 +421,16 @@ class Fold:
         self.items_removed.discard(key)
         return True
 
-    def _remove_item(self, key: ItemKey) -> ItemState | None:
-        item = self._items.get(key)
-        if item is None:
+    def _remove_item(self, key: ItemKey | None) -> ItemState | None:
+        item = self._items.get(key) if key is not None else None
+        if key is None or item is None:
             return None
         self._items[key] = None
         self.items_added.pop(key, None)
         self.items_removed.add(key)
         return item
 
-    def _uncount(self, key: ItemKey, counter: str, at: dt.datetime) -> None:
+    def _uncount(self, key: ItemKey | None, counter: str, at: dt.datetime) -> None:
         item = self._remove_item(key)
         if item is not None:
             self._count(item.user_id, item.day, at, counter, -1, active=False)
@@ -442,89 +471,97 @@ class Fold:
     # ----------------------------------------------------------------- events
 
     def apply(self, p: Parsed) -> None:
-        d = p.data
-        t = p.type
-        if isinstance(d, ev.PostChanged):
-            self._name(d.author.id, d.author.name, p.at)
-            self._role(d.author.id, d.author.role)
-            if t == ev.POST_CREATED and self._create_item(("post", str(d.id)), d.author.id, p.day):
-                self._count(d.author.id, p.day, p.at, "posts", active=True)
-                if d.visibility == "public":
-                    self._activity(
-                        p, "post.created", d.author.id, str(d.id), {"post_id": str(d.id)}
-                    )
-        elif isinstance(d, ev.PostDeleted):
-            self._uncount(("post", str(d.id)), "posts", p.at)
-            self.removed_subjects.add(str(d.id))
-            self.activities = [
-                a for a in self.activities if (a.kind, a.subject_id) != ("post.created", str(d.id))
-            ]
-        elif isinstance(d, ev.PostLike):
-            self._name(d.user_id, d.user_name, p.at)
-            key = ("like", f"{d.post_id}:{d.user_id}")
-            if t == ev.POST_UNLIKED:
-                self._uncount(key, "likes_given", p.at)
-            elif d.post_author_id != d.user_id and self._create_item(key, d.user_id, p.day):
-                self._count(d.user_id, p.day, p.at, "likes_given", active=True)
-        elif isinstance(d, ev.ReplyChanged):
-            self._name(d.author.id, d.author.name, p.at)
-            self._role(d.author.id, d.author.role)
-            if t == ev.REPLY_CREATED and self._create_item(
-                ("reply", str(d.id)), d.author.id, p.day
-            ):
-                self._count(d.author.id, p.day, p.at, "replies", active=True)
-        elif isinstance(d, ev.ReplyDeleted):
-            self._uncount(("reply", str(d.id)), "replies", p.at)
-        elif isinstance(d, ev.GoalRequested | ev.GoalRejected | ev.SubmissionRejected):
-            self._name(d.student_id, d.student_name, p.at)
-        elif isinstance(d, ev.GoalAssigned):
-            self._name(d.student_id, d.student_name, p.at)
-            self._track(d.student_id, d.track)
-            st = self.student(d.student_id)
-            st.goal_slug, st.goal_name = d.goal_slug[:200], (d.goal_name or d.goal_slug)[:200]
-        elif isinstance(d, ev.GoalCompleted):
-            self._name(d.student_id, d.student_name, p.at)
-            self._track(d.student_id, d.track)
-            self._count(d.student_id, p.day, p.at, "completed_goals", active=False)
+        handler = _HANDLERS.get(type(p.data))
+        if handler is not None:
+            handler(self, p, p.data)
+
+    def _post_changed(self, p: Parsed, d: ev.PostChanged) -> None:
+        self._name(d.author.id, d.author.name, p.at)
+        self._role(d.author.id, d.author.role)
+        if p.type == ev.POST_CREATED and self._create_item(p.item, d.author.id, p.day):
+            self._count(d.author.id, p.day, p.at, "posts", active=True)
+            if d.visibility == "public":
+                self._activity(p, "post.created", d.author.id, str(d.id), {"post_id": str(d.id)})
+
+    def _post_deleted(self, p: Parsed, d: ev.PostDeleted) -> None:
+        self._uncount(p.item, "posts", p.at)
+        self.removed_subjects.add(str(d.id))
+        self.activities = [
+            a for a in self.activities if (a.kind, a.subject_id) != ("post.created", str(d.id))
+        ]
+
+    def _post_like(self, p: Parsed, d: ev.PostLike) -> None:
+        self._name(d.user_id, d.user_name, p.at)
+        if p.type == ev.POST_UNLIKED:
+            self._uncount(p.item, "likes_given", p.at)
+        elif d.post_author_id != d.user_id and self._create_item(p.item, d.user_id, p.day):
+            self._count(d.user_id, p.day, p.at, "likes_given", active=True)
+
+    def _reply_changed(self, p: Parsed, d: ev.ReplyChanged) -> None:
+        self._name(d.author.id, d.author.name, p.at)
+        self._role(d.author.id, d.author.role)
+        if p.type == ev.REPLY_CREATED and self._create_item(p.item, d.author.id, p.day):
+            self._count(d.author.id, p.day, p.at, "replies", active=True)
+
+    def _reply_deleted(self, p: Parsed, d: ev.ReplyDeleted) -> None:
+        self._uncount(p.item, "replies", p.at)
+
+    def _named(
+        self, p: Parsed, d: ev.GoalRequested | ev.GoalRejected | ev.SubmissionRejected
+    ) -> None:
+        self._name(d.student_id, d.student_name, p.at)
+
+    def _goal_assigned(self, p: Parsed, d: ev.GoalAssigned) -> None:
+        self._name(d.student_id, d.student_name, p.at)
+        self._track(d.student_id, d.track)
+        st = self.student(d.student_id)
+        st.goal_slug, st.goal_name = d.goal_slug[:200], (d.goal_name or d.goal_slug)[:200]
+
+    def _goal_completed(self, p: Parsed, d: ev.GoalCompleted) -> None:
+        self._name(d.student_id, d.student_name, p.at)
+        self._track(d.student_id, d.track)
+        self._count(d.student_id, p.day, p.at, "completed_goals", active=False)
+        self._activity(
+            p,
+            "goal.completed",
+            d.student_id,
+            d.goal_slug,
+            {"goal_slug": d.goal_slug},
+            detail=(d.goal_name or d.goal_slug)[:200] or None,
+        )
+
+    def _submission_created(self, p: Parsed, d: ev.SubmissionCreated) -> None:
+        self._name(d.student_id, d.student_name, p.at)
+        self._track(d.student_id, d.track)
+        self._count(d.student_id, p.day, p.at, "submissions", active=True)
+
+    def _story_published(self, p: Parsed, d: ev.StoryPublished) -> None:
+        if not d.anonymous:
             self._activity(
                 p,
-                "goal.completed",
-                d.student_id,
-                d.goal_slug,
-                {"goal_slug": d.goal_slug},
-                detail=(d.goal_name or d.goal_slug)[:200] or None,
+                "story.published",
+                d.author_id,
+                str(d.story_id),
+                {"story_id": str(d.story_id)},
+                detail=d.title[:200] or None,
             )
-        elif isinstance(d, ev.SubmissionCreated):
-            self._name(d.student_id, d.student_name, p.at)
-            self._track(d.student_id, d.track)
-            self._count(d.student_id, p.day, p.at, "submissions", active=True)
-        elif isinstance(d, ev.SubmissionApproved):
-            self._approve(p, d)
-        elif isinstance(d, ev.StoryPublished):
-            if not d.anonymous:
-                self._activity(
-                    p,
-                    "story.published",
-                    d.author_id,
-                    str(d.story_id),
-                    {"story_id": str(d.story_id)},
-                    detail=d.title[:200] or None,
-                )
-        elif isinstance(d, ev.VideoWatched):
-            self._count(d.user_id, p.day, p.at, "videos_watched", active=True)
-            self.learn_changed.add(d.user_id)
-            # the seconds ride along with the count (same day, same student)
-            row, st = self.days[(d.user_id, p.day)], self.students[d.user_id]
-            row.counters.watched_seconds += d.watched_seconds
-            row.counters.session_seconds += d.session_seconds
-            st.counters.watched_seconds += d.watched_seconds
-            st.counters.session_seconds += d.session_seconds
-        elif isinstance(d, ev.TaskAssigned):
-            if self._create_item(("task_assigned", f"{d.user_id}:{d.task_id}"), d.user_id, p.day):
-                self._count(d.user_id, p.day, p.at, "tasks_assigned", active=False, counted=False)
-        elif isinstance(d, ev.TaskCompleted) and self._create_item(
-            ("task_completed", f"{d.user_id}:{d.task_id}"), d.user_id, p.day
-        ):
+
+    def _video_watched(self, p: Parsed, d: ev.VideoWatched) -> None:
+        self._count(d.user_id, p.day, p.at, "videos_watched", active=True)
+        self.learn_changed.add(d.user_id)
+        # the seconds ride along with the count (same day, same student)
+        row, st = self.days[(d.user_id, p.day)], self.students[d.user_id]
+        row.counters.watched_seconds += d.watched_seconds
+        row.counters.session_seconds += d.session_seconds
+        st.counters.watched_seconds += d.watched_seconds
+        st.counters.session_seconds += d.session_seconds
+
+    def _task_assigned(self, p: Parsed, d: ev.TaskAssigned) -> None:
+        if self._create_item(p.item, d.user_id, p.day):
+            self._count(d.user_id, p.day, p.at, "tasks_assigned", active=False, counted=False)
+
+    def _task_completed(self, p: Parsed, d: ev.TaskCompleted) -> None:
+        if self._create_item(p.item, d.user_id, p.day):
             self._count(d.user_id, p.day, p.at, "tasks_completed", active=True)
 
     def _approve(self, p: Parsed, d: ev.SubmissionApproved) -> None:
@@ -550,3 +587,24 @@ class Fold:
             {"review_id": str(d.review_id)},
             amount=parse_amount(d.amount),
         )
+
+
+_HANDLERS: dict[type[Any], Callable[[Fold, Parsed, Any], None]] = {
+    ev.PostChanged: Fold._post_changed,
+    ev.PostDeleted: Fold._post_deleted,
+    ev.PostLike: Fold._post_like,
+    ev.ReplyChanged: Fold._reply_changed,
+    ev.ReplyDeleted: Fold._reply_deleted,
+    ev.GoalRequested: Fold._named,
+    ev.GoalRejected: Fold._named,
+    ev.SubmissionRejected: Fold._named,
+    ev.GoalAssigned: Fold._goal_assigned,
+    ev.GoalCompleted: Fold._goal_completed,
+    ev.SubmissionCreated: Fold._submission_created,
+    ev.SubmissionApproved: Fold._approve,
+    ev.StoryPublished: Fold._story_published,
+    ev.VideoWatched: Fold._video_watched,
+    ev.TaskAssigned: Fold._task_assigned,
+    ev.TaskCompleted: Fold._task_completed,
+}
+"""What each payload type does to the statistics (`Fold.apply`)."""
