@@ -22,7 +22,7 @@ class LeaderboardConfig:
     batch_size: int = 1500
     """Most events applied in one transaction (a backlog fills them; a live
     event goes through alone)."""
-    appliers: int = 3
+    appliers: int = 5
     """Transactions applying events side by side (each on its own set of students)."""
     max_ack_pending: int = 10_000
     """Events the server may hand a consumer before it acknowledges any."""
