@@ -21,18 +21,11 @@ from community_shared.settings import Settings
 log = logging.getLogger(__name__)
 
 
-SERVER_SETTINGS = {"jit": "off", "random_page_cost": "1.1"}
-"""Session settings of every service connection.
-
-- Postgres's JIT compiler pays off for long analytic queries; for the short
-  statements the services run it only adds compile time (hundreds of ms on a
-  query the planner overestimates, such as the leaderboard's per-student
-  window sums), so it is off.
-- `random_page_cost` 1.1 (the default 4 models spinning disks): the services'
-  working sets are cached or on SSD, where a page read by index costs about
-  what a page read in sequence does. With 4 the planner read all 100,000
-  leaderboard students in sequence to find the 1,500 of a batch
-  (`user_id = ANY($1)`), a third of the time of those queries."""
+SERVER_SETTINGS = {"jit": "off"}
+"""Session settings of every service connection. Postgres's JIT compiler pays
+off for long analytic queries; for the short statements the services run it
+only adds compile time (hundreds of ms on a query the planner overestimates,
+such as the leaderboard's per-student window sums), so it is off."""
 
 
 async def create_pool(settings: Settings, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:

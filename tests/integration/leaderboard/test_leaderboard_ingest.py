@@ -280,3 +280,14 @@ async def test_a_backlog_announces_each_students_net_move_once(
     assert mine[0]["points"] == after["points"]
     service = parts_of(leaderboard_client).service
     assert await in_app(leaderboard_client, service.boards.pending_count) == 0
+
+
+async def test_ingest_transactions_plan_for_cached_tables(events: Events) -> None:
+    """Batch lookups by id (`user_id = ANY($1)`) must use the index: the ingest
+    lock sets `random_page_cost` for its transaction only."""
+    async with events.db.acquire() as conn:
+        default = await conn.fetchval("SHOW random_page_cost")
+        async with conn.transaction():
+            await store.lock_ingest_shared(conn)
+            assert await conn.fetchval("SHOW random_page_cost") == "1.1"
+        assert await conn.fetchval("SHOW random_page_cost") == default
