@@ -81,8 +81,18 @@ async def test_an_approval_moves_a_student_up_with_one_rank_changed_frame(
     before = await _me(leaderboard_client, low)
     assert before["rank"] > (await _me(leaderboard_client, high))["rank"]
 
+    async def setup_announced() -> bool:
+        waiting = await db.fetchval(
+            "SELECT count(*) FROM leaderboard.outbox WHERE published_at IS NULL"
+        )
+        return bool(waiting == 0)
+
+    # The setup's own moves (joining the boards) must not be taken for the
+    # approval's: let them be published, and pass before the approval.
+    await eventually(setup_announced)
     async with ws_connect(gateway) as ws:
         assert (await ws.subscribe("leaderboard"))["op"] == "subscribed"
+        await ws.drain(quiet=0.3)
         approved_at = time.monotonic()
         approval = await _publish(
             nats_client, settings, "goals.submission.approved",
