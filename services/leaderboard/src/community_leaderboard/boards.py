@@ -37,6 +37,9 @@ LUA_CHUNK = 4000
 # 2 = earned may have changed, 4 = learn rate may have changed (a student
 # already on the board keeps the other sort scores untouched).
 #
+# Taking off a student who is not on the board costs one ZSCORE (in a batch,
+# most removals are of students with no days in a window yet).
+#
 # live: returns (old, new) 0-based ranks as int32 pairs, -1 = not on the board.
 # defer: returns nothing; the first time a student's place on a board changes
 # during the backlog, their rank before it is kept in the hash (field: board

@@ -349,7 +349,7 @@ class EventConsumers:
         """The student whose statistics the event changes (deletions without an
         author are resolved through the counted item's owner)."""
         user = tally.user_of(parsed)
-        key = tally.item_key(parsed)
+        key = parsed.item
         if user.int != 0:
             if key is not None and parsed.type in tally.CREATIONS:
                 self._owners[key] = user

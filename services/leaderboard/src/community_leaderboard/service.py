@@ -367,7 +367,8 @@ class LeaderboardService:
         """Announce the net move of every student whose rank changes were kept
         while a backlog was worked through: one `rank.changed` per student and
         board, from the rank before the backlog to the rank now (none if they
-        ended where they started). Returns how many moves were settled.
+        ended where they started). Returns how many moves were settled. Then
+        the top performers, left alone during the backlog, are decided.
 
         A kept move is forgotten only after its announcement is committed (a
         crash in between announces it again rather than never)."""

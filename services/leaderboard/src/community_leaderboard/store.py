@@ -215,8 +215,9 @@ async def write_students(conn: asyncpg.Connection, students: Sequence[StudentSta
     if not students:
         return
     status: str = await conn.execute(_WRITE_STUDENTS, msgspec.json.encode(students).decode())
-    if int(status.split()[-1]) != len(students):
-        raise StaleStudents(f"{len(students) - int(status.split()[-1])} rows changed meanwhile")
+    written = int(status.split()[-1])
+    if written != len(students):
+        raise StaleStudents(f"{len(students) - written} rows changed meanwhile")
 
 
 async def ensure_student(conn: asyncpg.Connection, user_id: uuid.UUID) -> StudentState:

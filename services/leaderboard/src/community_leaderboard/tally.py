@@ -80,7 +80,7 @@ class Parsed(msgspec.Struct, frozen=True, gc=False):
     user: uuid.UUID
     """The student the event is about (the nil UUID when only a counted item says)."""
     item: tuple[str, str] | None
-    """The counted item the event creates or undoes (`item_key`)."""
+    """The counted item the event creates or undoes: a post, a reply, a like, a task."""
 
 
 def as_utc(at: dt.datetime) -> dt.datetime:
@@ -277,11 +277,6 @@ def _item_of(type_: str, d: Any) -> ItemKey | None:
     return None
 
 
-def item_key(p: Parsed) -> ItemKey | None:
-    """The counted item an event creates or undoes: a post, a reply, a like, a task."""
-    return p.item
-
-
 def item_keys(batch: list[Parsed]) -> set[ItemKey]:
     return {p.item for p in batch if p.item is not None}
 
@@ -422,8 +417,10 @@ class Fold:
         return True
 
     def _remove_item(self, key: ItemKey | None) -> ItemState | None:
-        item = self._items.get(key) if key is not None else None
-        if key is None or item is None:
+        if key is None:
+            return None
+        item = self._items.get(key)
+        if item is None:
             return None
         self._items[key] = None
         self.items_added.pop(key, None)
