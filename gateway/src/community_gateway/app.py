@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+from community_shared.collector import freeze_startup, tune_collector
 from community_shared.logs import configure_logging
 from community_shared.settings import Settings
 
@@ -36,6 +37,8 @@ def main() -> None:
     # One line per connection opened and closed is noise at this scale; the
     # metrics count them.
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    tune_collector()
+    freeze_startup()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency where it exists

@@ -38,6 +38,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
+from community_shared.collector import freeze_startup, tune_collector
 from community_shared.connections import connect_nats, create_pool, create_redis
 from community_shared.logs import configure_logging, request_id_var
 from community_shared.migrations import migrate, migrations_for, pending
@@ -366,11 +367,15 @@ def create_service_app(
 
 
 def run(app_factory: Callable[[Settings], Litestar], settings: Settings) -> None:
-    """Serve an app with uvicorn (uvloop, httptools) on the configured host and port."""
+    """Serve an app with uvicorn (uvloop, httptools) on the configured host and port,
+    the garbage collector tuned for a long-running process (`collector`)."""
     import uvicorn
 
+    tune_collector()
+    app = app_factory(settings)
+    freeze_startup()
     uvicorn.run(
-        app_factory(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
+from community_shared.collector import tune_collector
 from community_shared.connections import connect_nats, create_pool, create_redis
 from community_shared.events import Envelope, decode_envelope
 from community_shared.logs import configure_logging
@@ -160,6 +161,7 @@ def main() -> None:
     parser.parse_args()
     settings = Settings.from_env("leaderboard", 8004)
     configure_logging("leaderboard-rebuild", settings.log_level)
+    tune_collector()
     report = asyncio.run(rebuild(settings))
     print(
         f"replayed {report.events} events ({report.applied} applied, {report.invalid} invalid);"
