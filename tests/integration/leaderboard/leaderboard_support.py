@@ -9,7 +9,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
@@ -57,6 +57,8 @@ class Events:
     js: Any
     settings: Settings
     db: asyncpg.Pool
+    sequences: dict[uuid.UUID, int] = field(default_factory=dict)
+    """The `EVENTS` sequence of each envelope published."""
 
     async def publish(
         self,
@@ -80,11 +82,12 @@ class Events:
         return envelope
 
     async def publish_envelope(self, envelope: Envelope, *, msg_id: str | None = None) -> None:
-        await self.js.publish(
+        ack = await self.js.publish(
             self.settings.subject(envelope.type),
             encode_envelope(envelope),
             headers={"Nats-Msg-Id": msg_id or str(envelope.id)},
         )
+        self.sequences[envelope.id] = ack.seq
 
     async def caught_up(self, within: float = 15.0) -> None:
         """Wait until the leaderboard has applied everything already in the stream."""

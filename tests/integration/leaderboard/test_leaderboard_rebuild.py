@@ -7,9 +7,10 @@ from typing import Any
 
 from community_leaderboard.boards import Boards
 from community_leaderboard.config import LeaderboardConfig
+from community_leaderboard.history import history_stream_name
 from community_leaderboard.rebuild import rebuild
 
-from tests.conftest import make_user
+from tests.conftest import eventually, make_user
 from tests.integration.leaderboard.leaderboard_support import Events, days_ago, me
 
 STATISTICS = {
@@ -79,3 +80,54 @@ async def test_rebuild_from_history_gives_the_same_boards(
     # The live consumers carry on after a rebuild, without counting anything twice.
     await events.post(students[0])
     assert (await me(leaderboard_client, students[0]))["actions"] == 5
+
+
+async def test_a_rebuild_replays_events_the_events_stream_no_longer_holds(
+    leaderboard_client: Any,
+    events: Events,
+    nats_client: Any,
+    redis_client: Any,
+    lb_settings: Any,
+    db: Any,
+) -> None:
+    """`EVENTS` keeps eight days; the leaderboard's history streams keep its
+    events for good, and a rebuild replays them from there."""
+    student = make_user("student")
+    published = [
+        await events.assigned(student, "agency"),
+        await events.post(student, at=days_ago(20)),
+        await events.video(student, 1200, 1800, at=days_ago(12)),
+        await events.approve(
+            student, "agency", amount="4000.00", total="4000.00", mrr="0.00", at=days_ago(15)
+        ),
+    ]
+    standing = await me(leaderboard_client, student)
+    assert standing["earned"] == "4000.00"
+    boards = Boards(redis_client, lb_settings)
+    live_boards = await boards.snapshot()
+    live_statistics = await statistics(db)
+
+    # The server copied each event into its source's history stream...
+    js = nats_client.jetstream()
+    for envelope in published:
+        stream = history_stream_name(lb_settings, envelope.type.split(".", 1)[0] + ".>")
+        sequence = events.sequences[envelope.id]
+
+        async def copied(stream: str = stream, sequence: int = sequence) -> bool:
+            last = (await js.stream_info(stream)).state.last_seq
+            if last == 0:
+                return False
+            msg = await js.get_msg(stream, last)
+            origin = (msg.headers or {}).get("Nats-Stream-Source", "").split()
+            return len(origin) > 1 and int(origin[1]) >= sequence
+
+        await eventually(copied, timeout=5)
+    # ... and EVENTS forgets them, as it does after eight days.
+    for envelope in published:
+        assert await js.delete_msg(lb_settings.stream_name("EVENTS"), events.sequences[envelope.id])
+
+    await rebuild(lb_settings, LeaderboardConfig())
+
+    assert await boards.snapshot() == live_boards
+    assert await statistics(db) == live_statistics
+    assert await me(leaderboard_client, student) == standing

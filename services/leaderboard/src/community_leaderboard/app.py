@@ -2,12 +2,14 @@
 
 At start-up (after migrations) the Redis boards are rebuilt from the
 statistics in Postgres, the outbox relay is replaced by the pipelined one, and
-the chores start; once NATS answers, the three durable consumers start.
+the chores start; once NATS answers, the history streams a rebuild replays are
+set up (history.py) and the three durable consumers start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from community_shared.settings import Settings
@@ -17,10 +19,13 @@ from litestar.di import Provide
 
 from community_leaderboard.config import LeaderboardConfig
 from community_leaderboard.consumers import Chores, EventConsumers
+from community_leaderboard.history import ensure_history_streams
 from community_leaderboard.relay import PipelinedOutboxRelay
 from community_leaderboard.routes import LeaderboardController, provide_service
 from community_leaderboard.service import LeaderboardService
 from community_leaderboard.store import SCHEMA
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -72,6 +77,11 @@ def create_app(
         # NATS may answer while start-up is still rebuilding the boards.
         await parts.started.wait()
         assert parts.service is not None and runtime.nats is not None
+        try:
+            await ensure_history_streams(runtime.jetstream(), settings, config)
+        except Exception:
+            # The live boards do not depend on it; a rebuild would see less history.
+            log.warning("could not set up the leaderboard's history streams", exc_info=True)
         parts.consumers = EventConsumers(
             runtime.nats, runtime.jetstream(), parts.service, settings, config
         )

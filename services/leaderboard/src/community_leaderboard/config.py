@@ -41,6 +41,12 @@ class LeaderboardConfig:
     """During a long backlog, kept rank moves are announced at least this often."""
     applied_events_retention_days: int = 10
     """Applied event ids kept for idempotency (longer than the stream keeps events)."""
+    history_max_age_days: int = 0
+    """How long the leaderboard's copy of its events is kept for a rebuild (0: for good)."""
+
+    def __post_init__(self) -> None:
+        if self.history_max_age_days < 0:
+            raise ValueError("LEADERBOARD_HISTORY_MAX_AGE_DAYS must not be negative")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LeaderboardConfig:
@@ -74,5 +80,8 @@ class LeaderboardConfig:
             ),
             rollover_check_seconds=float(
                 env.get("LEADERBOARD_ROLLOVER_CHECK_SECONDS", cls.rollover_check_seconds)
+            ),
+            history_max_age_days=int(
+                env.get("LEADERBOARD_HISTORY_MAX_AGE_DAYS", cls.history_max_age_days)
             ),
         )

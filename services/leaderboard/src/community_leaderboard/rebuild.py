@@ -2,17 +2,19 @@
 
     python -m community_leaderboard.rebuild
 
-Replays `posts.>`, `goals.>` and `learning.>` from the start of the EVENTS
-stream through the same fold the live consumers use, in one transaction that
+Replays `posts.>`, `goals.>` and `learning.>` from the start of the
+leaderboard's history streams (history.py), then whatever `EVENTS` holds that
+was not copied yet, through the same fold the live consumers use, in one transaction that
 holds the ingest lock exclusively: live consumers (and privacy changes) wait,
 then continue with the events that arrive meanwhile, which the rebuild's
 recorded event ids make idempotent. Students' privacy choices are kept. The
 rebuild publishes nothing: it restores what the live consumers would have
 built, it does not happen again.
 
-What it can rebuild is what the stream still holds: the EVENTS stream keeps
-eight days of history, so statistics older than that are lost by a rebuild
-unless the stream is configured to keep more (see docs/leaderboard.md).
+The history streams keep every event for good by default
+(`LEADERBOARD_HISTORY_MAX_AGE_DAYS`), where `EVENTS` keeps eight days; events
+published before the history streams were first set up are replayed only if
+`EVENTS` still held them at that moment.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ from community_leaderboard import store
 from community_leaderboard.app import MIGRATIONS
 from community_leaderboard.config import LeaderboardConfig
 from community_leaderboard.events import CONSUMED_SUBJECTS
+from community_leaderboard.history import (
+    ensure_history_streams,
+    history_stream_name,
+    origin_sequence,
+)
 from community_leaderboard.service import LeaderboardService, utc_today
 
 log = logging.getLogger(__name__)
@@ -60,27 +67,37 @@ class RebuildReport:
 
 async def replay(
     js: JetStreamContext,
-    settings: Settings,
+    stream: str,
     subject: str,
     apply: Callable[[list[Envelope]], Awaitable[object]],
-) -> int:
-    """Feed every stored event of `subject`, oldest first, to `apply` in batches."""
-    stream = settings.stream_name(EVENTS_STREAM)
+    *,
+    after: int = 0,
+) -> tuple[int, int | None]:
+    """Feed every stored event of `subject` in `stream` after sequence `after`,
+    oldest first, to `apply` in batches.
+
+    Returns how many messages were read and, for a history stream, the `EVENTS`
+    sequence the last of them was copied from (None if nothing was read or the
+    messages carry no `Nats-Stream-Source`)."""
     last = (await js.stream_info(stream)).state.last_seq
+    if last <= after:
+        return 0, None
     sub = await js.pull_subscribe(
-        settings.subject(subject),
+        subject,
         stream=stream,
         config=ConsumerConfig(
             ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
+            opt_start_seq=after + 1 if after else None,
             inactive_threshold=60,
             max_ack_pending=-1,
         ),
     )
     seen = 0
+    origin: int | None = None
     try:
         if (await sub.consumer_info()).num_pending == 0:
-            return 0
+            return 0, None
         while True:
             try:
                 messages = await sub.fetch(REPLAY_BATCH, timeout=2)
@@ -96,6 +113,7 @@ async def replay(
             if envelopes:
                 await apply(envelopes)
             meta = messages[-1].metadata
+            origin = origin_sequence(messages[-1])
             if meta.num_pending == 0 or meta.sequence.stream >= last:
                 break
     finally:
@@ -104,7 +122,25 @@ async def replay(
         with contextlib.suppress(NotFoundError, Exception):
             info = await sub.consumer_info()
             await js.delete_consumer(stream, info.name)
-    return seen
+    return seen, origin
+
+
+async def replay_history(
+    js: JetStreamContext,
+    settings: Settings,
+    subject: str,
+    apply: Callable[[list[Envelope]], Awaitable[object]],
+) -> int:
+    """Every event of a source: its history stream, then what `EVENTS` holds
+    after the last event copied (the copy runs a moment behind; an event in
+    both is applied once, by id)."""
+    copied, origin = await replay(
+        js, history_stream_name(settings, subject), settings.subject(subject), apply
+    )
+    recent, _ = await replay(
+        js, settings.stream_name(EVENTS_STREAM), settings.subject(subject), apply, after=origin or 0
+    )
+    return copied + recent
 
 
 async def rebuild(
@@ -120,6 +156,7 @@ async def rebuild(
             await migrate(conn, store.SCHEMA, migrations_for(MIGRATIONS))
         js = nc.jetstream()
         await ensure_event_stream(js, settings)
+        await ensure_history_streams(js, settings, config)
         service = LeaderboardService(pool, redis, settings, config)
         day = today or utc_today()
         events = applied = invalid = 0
@@ -134,7 +171,7 @@ async def rebuild(
                 invalid += result.invalid
 
             for subject in CONSUMED_SUBJECTS:
-                events += await replay(js, settings, subject, apply)
+                events += await replay_history(js, settings, subject, apply)
             await service.boards.clear_pending()
             await store.names_from_tokens(conn)
             await service.settle_all_badges(conn, day)
