@@ -206,6 +206,17 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.fixture
+async def outbox_schema(db: asyncpg.Pool) -> str:
+    """A fresh schema with only the tables every service shares (the outbox)."""
+    from community_shared.migrations import SHARED_MIGRATIONS, load_migrations, migrate
+
+    name = f"obx_{uuid.uuid4().hex[:12]}"
+    async with db.acquire() as conn:
+        await migrate(conn, name, load_migrations(SHARED_MIGRATIONS, namespace="shared:"))
+    return name
+
+
 # --------------------------------------------------------------------------- users
 
 

@@ -22,7 +22,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 from nats.js import JetStreamContext
@@ -57,6 +58,16 @@ async def enqueue(
 
 
 PublishFn = Callable[[str, bytes, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Published:
+    """What became of a batch of claimed rows (by outbox `seq`)."""
+
+    done: list[int]
+    failed: list[int] = field(default_factory=list)
+    """Tried and not acknowledged: an attempt is counted; they stay pending."""
+    failure: BaseException | None = None
 
 
 def jetstream_publisher(js: JetStreamContext, settings: Settings) -> PublishFn:
@@ -168,7 +179,7 @@ class OutboxRelay:
         """Publish one batch of pending rows; return how many were published.
 
         Raises when a publish fails; rows published before the failure are
-        marked, the rest stay pending.
+        marked, the rest stay pending (those tried get an attempt counted).
         """
         schema = self._schema
         async with self._pool.acquire() as conn, conn.transaction():
@@ -183,31 +194,36 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            done: list[int] = []
-            failure: BaseException | None = None
-            for row in rows:
-                try:
-                    await self._publish(row["subject"], bytes(row["payload"]), str(row["id"]))
-                except Exception as exc:
-                    failure = exc
-                    break
-                done.append(row["seq"])
-            if done:
+            outcome = await self.publish_rows(rows)
+            if outcome.done:
                 await conn.execute(
                     f"UPDATE {schema}.outbox SET published_at = now()"
                     " WHERE seq = ANY($1::bigint[])",
-                    done,
+                    outcome.done,
                 )
-                OUTBOX_PUBLISHED.labels(schema=schema).inc(len(done))
-            if failure is not None:
-                failed_seq = rows[len(done)]["seq"]
+                OUTBOX_PUBLISHED.labels(schema=schema).inc(len(outcome.done))
+            if outcome.failed:
                 await conn.execute(
-                    f"UPDATE {schema}.outbox SET attempts = attempts + 1 WHERE seq = $1",
-                    failed_seq,
+                    f"UPDATE {schema}.outbox SET attempts = attempts + 1"
+                    " WHERE seq = ANY($1::bigint[])",
+                    outcome.failed,
                 )
-        if failure is not None:
-            raise failure
-        return len(done)
+        if outcome.failure is not None:
+            raise outcome.failure
+        return len(outcome.done)
+
+    async def publish_rows(self, rows: Sequence[asyncpg.Record]) -> Published:
+        """Publish claimed rows one at a time, each after the previous one's ack,
+        stopping at the first failure (so an aggregate's events are stored in
+        order even when NATS fails)."""
+        done: list[int] = []
+        for row in rows:
+            try:
+                await self._publish(row["subject"], bytes(row["payload"]), str(row["id"]))
+            except Exception as exc:
+                return Published(done, [row["seq"]], exc)
+            done.append(row["seq"])
+        return Published(done)
 
     async def delete_published(self) -> None:
         async with self._pool.acquire() as conn:

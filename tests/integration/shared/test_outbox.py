@@ -11,7 +11,6 @@ import asyncpg
 import nats
 import pytest
 from community_shared.events import decode_envelope, make_event
-from community_shared.migrations import SHARED_MIGRATIONS, load_migrations, migrate
 from community_shared.outbox import OutboxRelay, enqueue
 from community_shared.streams import ensure_stream
 from nats.js.api import StreamConfig
@@ -22,11 +21,8 @@ from .conftest import PrivateNats
 
 
 @pytest.fixture
-async def schema(db: asyncpg.Pool) -> str:
-    name = f"obx_{uuid.uuid4().hex[:12]}"
-    async with db.acquire() as conn:
-        await migrate(conn, name, load_migrations(SHARED_MIGRATIONS, namespace="shared:"))
-    return name
+def schema(outbox_schema: str) -> str:
+    return outbox_schema
 
 
 def _subject_prefix() -> str:
