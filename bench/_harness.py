@@ -8,6 +8,7 @@ event loop of the process that sends; timestamps are wall-clock
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import json
 import multiprocessing as mp
@@ -171,6 +172,10 @@ def _listener_main(
     out: Any,
     marker: str,
 ) -> None:
+    # The arrivals recorded (hundreds of thousands of tuples) would set off full
+    # garbage collections that pause every client at once, in the middle of a
+    # measurement; this short-lived process makes no garbage worth collecting.
+    gc.disable()
     try:
         import uvloop
 
