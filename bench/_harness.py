@@ -8,8 +8,8 @@ event loop of the process that sends; timestamps are wall-clock
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
