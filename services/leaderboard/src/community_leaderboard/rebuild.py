@@ -4,10 +4,10 @@
 
 Replays `posts.>`, `goals.>` and `learning.>` from the start of the
 leaderboard's history streams (history.py), then whatever `EVENTS` holds that
-was not copied yet, through the same fold the live consumers use, in one transaction that
-holds the ingest lock exclusively: live consumers (and privacy changes) wait,
-then continue with the events that arrive meanwhile, which the rebuild's
-recorded event ids make idempotent. Students' privacy choices are kept. The
+was not copied yet, through the same fold the live consumers use, in one
+transaction that holds the ingest lock exclusively: live consumers (and
+privacy changes) wait, then continue with the events that arrive meanwhile,
+which the rebuild's recorded event ids make idempotent. Students' privacy choices are kept. The
 rebuild publishes nothing: it restores what the live consumers would have
 built, it does not happen again.
 
