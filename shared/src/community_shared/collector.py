@@ -7,7 +7,7 @@ few milliseconds each (messages waiting for a batch, decoded events, rows of a
 transaction): at 700 they outlive two collections, are promoted to the oldest
 generation, and soon trigger full collections that walk every object the
 process holds. Measured on the leaderboard's ingest of a 1,000,000-event
-backlog, collections took 37% of the service's CPU time, the full ones 180–200 ms
+backlog, collections took 37% of the service's CPU time, the full ones 180 to 200 ms
 each (docs/benchmarks.md, "Leaderboard").
 
 With the youngest generation collected every 50,000 allocations, almost all
