@@ -7,7 +7,7 @@ from typing import Any
 
 from community_leaderboard.boards import Boards
 from community_leaderboard.config import LeaderboardConfig
-from community_leaderboard.history import history_stream_name
+from community_leaderboard.history import history_stream_name, origin_sequence
 from community_leaderboard.rebuild import rebuild
 
 from tests.conftest import eventually, make_user
@@ -117,9 +117,8 @@ async def test_a_rebuild_replays_events_the_events_stream_no_longer_holds(
             last = (await js.stream_info(stream)).state.last_seq
             if last == 0:
                 return False
-            msg = await js.get_msg(stream, last)
-            origin = (msg.headers or {}).get("Nats-Stream-Source", "").split()
-            return len(origin) > 1 and int(origin[1]) >= sequence
+            origin = origin_sequence(await js.get_msg(stream, last))
+            return origin is not None and origin >= sequence
 
         await eventually(copied, timeout=5)
     # ... and EVENTS forgets them, as it does after eight days.

@@ -22,7 +22,14 @@ from community_shared.settings import Settings
 from community_shared.streams import EVENTS_STREAM, ensure_stream
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamSource
+from nats.js.api import (
+    DiscardPolicy,
+    RawStreamMsg,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+)
 
 from community_leaderboard.config import LeaderboardConfig
 from community_leaderboard.events import CONSUMED_SUBJECTS
@@ -62,7 +69,7 @@ async def ensure_history_streams(
         await ensure_stream(js, history_stream_config(settings, config, subject))
 
 
-def origin_sequence(msg: Msg) -> int | None:
+def origin_sequence(msg: Msg | RawStreamMsg) -> int | None:
     """The `EVENTS` sequence a copied event came from, read off its
     `Nats-Stream-Source` header (`<stream> <sequence> ...`); None if absent."""
     value = (msg.headers or {}).get(SOURCE_HEADER)
