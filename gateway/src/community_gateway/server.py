@@ -228,10 +228,25 @@ class _Client:
             pass
 
 
-def _json_response(status: int, body: dict[str, Any]) -> Response:
-    payload = json.dumps(body).encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+def _http_response(status: int, content_type: str, payload: bytes) -> Response:
+    """A plain HTTP answer on the websocket port.
+
+    `Connection: close` because the server closes the connection after every
+    plain HTTP answer: without it a keep-alive client may send its next request
+    on a connection that is already closing and see it dropped unanswered.
+    """
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(payload))),
+            ("Connection", "close"),
+        ]
+    )
     return Response(status, http.HTTPStatus(status).phrase, headers, payload)
+
+
+def _json_response(status: int, body: dict[str, Any]) -> Response:
+    return _http_response(status, "application/json", json.dumps(body).encode())
 
 
 def _op_name(op: ClientOp | BadFrame) -> str:
@@ -390,11 +405,7 @@ class GatewayServer:
         if parts.path == "/ready":
             return await self._readiness()
         if parts.path == "/metrics":
-            body = generate_latest(REGISTRY)
-            headers = Headers(
-                [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
-            )
-            return Response(200, "OK", headers, body)
+            return _http_response(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
         if parts.path != "/ws":
             return _json_response(404, {"status_code": 404, "detail": "not found"})
         if not self._ready.is_set() or self._stopping:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -108,3 +109,30 @@ async def test_ready_names_the_failing_dependency(gateway_factory: Any) -> None:
     body = ready.json()
     assert set(body["failing"]) == {"redis"}
     assert "redis" in body["detail"]
+
+
+async def test_http_answers_close_the_connection_so_keep_alive_clients_never_see_a_drop(
+    gateway: Any,
+) -> None:
+    """The server closes the connection after a plain HTTP answer, and says so.
+
+    A keep-alive client (httpx, a load balancer's health checker) that was not
+    told would send its next request on the closing connection and see it
+    dropped without an answer, as a readiness probe once did.
+    """
+
+    def probe_in_a_row(rounds: int) -> list[str]:
+        failures: list[str] = []
+        with httpx.Client(timeout=5) as http:
+            for _ in range(rounds):
+                for path in ("/health", "/ready", "/metrics", "/nope"):
+                    try:
+                        answer = http.get(http_url(gateway, path))
+                    except httpx.HTTPError as exc:
+                        failures.append(f"{path}: {exc!r}")
+                        continue
+                    if answer.headers.get("connection") != "close":
+                        failures.append(f"{path}: no Connection: close")
+        return failures
+
+    assert await asyncio.to_thread(probe_in_a_row, 150) == []
