@@ -104,3 +104,9 @@ async def test_a_retry_after_a_connection_reset_creates_one_post(
     assert len(rows) == 1, f"{len(rows)} posts were created for one intended post"
     assert retry.headers.get("idempotent-replayed") == "true"
     assert retry.json()["id"] == str(rows[0]["id"])
+    announced = await db.fetchval(
+        "SELECT count(*) FROM posts.outbox WHERE subject = 'posts.post.created'"
+        " AND position($1::bytea in payload) > 0",
+        str(rows[0]["id"]).encode(),
+    )
+    assert announced == 1
