@@ -16,10 +16,10 @@ are not limited (see docs/posts.md).
 
 Reads render authors with their tagline from `TaglineDirectory`, after the
 database connection has been released (a slow goals service never holds a
-connection). Creates look the taglines they show up before their transaction
-opens instead: with an `Idempotency-Key`, the answer is stored in the
-transaction of the write (`community_shared.idempotency`), so it must be
-complete before the commit.
+connection). Creates look up the taglines they show before their transaction
+opens: the answer to a create is stored in the transaction of the write (for
+its `Idempotency-Key`, `community_shared.idempotency`), so it must be complete
+before the commit.
 """
 
 from __future__ import annotations
