@@ -8,8 +8,8 @@ processes starting at once apply each file exactly once. Files run with
 already applied whose checksum has changed is refused (`MigrationError`): a
 released migration is never edited, a new one is added.
 
-The shared outbox migration (`0000_outbox.sql` of this package) is applied to
-every schema first.
+The shared migrations of this package (`0000_outbox.sql`,
+`0001_idempotency_keys.sql`) are applied to every schema first.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def load_migrations(directory: Path, *, namespace: str = "") -> list[Migration]:
 
 
 def migrations_for(service_dir: Path) -> list[Migration]:
-    """The shared outbox migration followed by the service's own files."""
+    """The shared migrations (outbox, idempotency keys) followed by the service's own files."""
     return load_migrations(SHARED_MIGRATIONS, namespace="shared:") + load_migrations(service_dir)
 
 

@@ -4,8 +4,9 @@
 common: the lifespan that opens the Postgres pool, applies migrations,
 connects NATS in the background (a service accepts writes while NATS is down;
 the outbox keeps the events), runs the outbox relay, and closes everything on
-shutdown; `/health`, `/ready` and `/metrics`; the identity dependency; request
-ids; JSON errors that never turn a client's mistake into a 500.
+shutdown; `/health`, `/ready` and `/metrics`; the identity and idempotency-key
+dependencies; request ids; JSON errors that never turn a client's mistake into
+a 500.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
@@ -26,12 +27,13 @@ from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.params import HeaderParameter
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, ControllerRouterHandler, Receive, Scope, Send
 from nats.aio.client import Client as NATS
@@ -40,6 +42,18 @@ from nats.js import JetStreamContext
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
 from community_shared.collector import freeze_startup, tune_collector
 from community_shared.connections import connect_nats, create_pool, create_redis
+from community_shared.idempotency import (
+    HEADER,
+    KEY_PATTERN,
+    MAX_KEY_LENGTH,
+    REPLAYED_HEADER,
+    IdempotencyKey,
+    KeyInUse,
+    KeyReused,
+    Replay,
+    expire_keys,
+    fingerprint,
+)
 from community_shared.logs import configure_logging, request_id_var
 from community_shared.migrations import migrate, migrations_for, pending
 from community_shared.outbox import OutboxRelay, jetstream_publisher
@@ -100,6 +114,59 @@ def identity_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
 
 async def provide_identity(request: Request[Any, Any, Any]) -> Identity:
     return identity_of(request)
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name=HEADER,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        pattern=KEY_PATTERN,
+        description=(
+            "Makes a retry safe: repeating the key (same caller, same route, within 24 hours)"
+            f" answers the first response again, with `{REPLAYED_HEADER}: true`, and creates"
+            " nothing; the key with a different body is 422. 1..128 printable ASCII characters."
+        ),
+    ),
+]
+
+
+async def provide_idempotency(
+    request: Request[Any, Any, Any],
+    identity: NamedDependency[Identity],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> IdempotencyKey | None:
+    """The request's `Idempotency-Key`, scoped to the caller and route (None without one).
+
+    A malformed key is a 400 before anything runs. Only routes that create
+    something declare the `idempotency` dependency; they all require a
+    signed-in caller (their guards ran before this).
+    """
+    if idempotency_key is None:
+        return None
+    return IdempotencyKey(
+        user_id=require_user(identity),
+        route=f"{request.method} {request.url.path.rstrip('/')}",
+        key=idempotency_key,
+        fingerprint=fingerprint(await request.body()),
+    )
+
+
+class ErrorBody(msgspec.Struct):
+    """The JSON error shape of SPEC §3."""
+
+    status_code: int
+    detail: str
+
+
+IDEMPOTENT_RESPONSES: dict[int, ResponseSpec] = {
+    422: ResponseSpec(
+        data_container=ErrorBody,
+        description="The Idempotency-Key was already used for a different request body",
+    ),
+}
+"""OpenAPI answers a route that accepts `Idempotency-Key` adds to its own."""
 
 
 # Route guards: they refuse before the request body is even read, so a caller
@@ -173,6 +240,16 @@ class RequestIdMiddleware(ASGIMiddleware):
             request_id_var.reset(token)
 
 
+def _replay_response(request: Request[Any, Any, Any], exc: Replay) -> Response[bytes]:
+    """The stored answer of the request this one repeats (see `idempotency`)."""
+    return Response(
+        exc.body,
+        status_code=exc.status_code,
+        headers={REPLAYED_HEADER: "true"},
+        media_type=MediaType.JSON,
+    )
+
+
 def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Turn any exception into the JSON error shape of SPEC §3.
 
@@ -185,6 +262,15 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
             body["extra"] = exc.extra
         return Response(
             body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON
+        )
+    if isinstance(exc, KeyReused | KeyInUse):
+        status, detail = (
+            (422, f"this {HEADER} was used for a different request")
+            if isinstance(exc, KeyReused)
+            else (409, f"a request with this {HEADER} is still in progress")
+        )
+        return Response(
+            {"status_code": status, "detail": detail}, status_code=status, media_type=MediaType.JSON
         )
     if isinstance(exc, UnicodeDecodeError | msgspec.DecodeError | msgspec.ValidationError):
         # A body that is not UTF-8 JSON of the expected shape, caught outside a
@@ -317,6 +403,7 @@ def create_service_app(
         )
         await runtime.relay.start()
         runtime.tasks.append(asyncio.create_task(connect_nats_in_background()))
+        runtime.tasks.append(asyncio.create_task(expire_keys(runtime.pool, schema)))
         for hook in on_startup:
             await hook(runtime)
         try:
@@ -350,6 +437,7 @@ def create_service_app(
     deps: dict[str, Provide] = {
         "identity": Provide(provide_identity),
         "runtime": Provide(provide_runtime),
+        "idempotency": Provide(provide_idempotency),
     }
     deps.update(dependencies or {})
     return Litestar(
@@ -357,9 +445,14 @@ def create_service_app(
         lifespan=[lifespan],
         dependencies=deps,
         middleware=[RequestIdMiddleware(), prometheus.middleware],
-        exception_handlers={Exception: _error_response},
+        exception_handlers={Exception: _error_response, Replay: _replay_response},
         openapi_config=OpenAPIConfig(title=title, version="1.0.0", path="/schema"),
-        cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], allow_methods=["*"]),
+        cors_config=CORSConfig(
+            allow_origins=["*"],
+            allow_headers=["*"],
+            allow_methods=["*"],
+            expose_headers=[REPLAYED_HEADER],
+        ),
         request_max_body_size=256 * 1024,
         debug=False,
         logging_config=None,  # keep the JSON logs configured above

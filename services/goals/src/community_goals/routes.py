@@ -10,8 +10,10 @@ import uuid
 from typing import Literal
 
 from community_shared.auth import Identity
+from community_shared.idempotency import IdempotencyKey
 from community_shared.pagination import Page, parse_limit
 from community_shared.web import (
+    IDEMPOTENT_RESPONSES,
     moderators_only,
     require_moderator,
     require_user,
@@ -59,11 +61,20 @@ class GoalsController(Controller):
     ) -> ProfileOut:
         return await goals.request_goal(identity, data.goal_slug)
 
-    @post("/me/submissions", guards=[students_only], summary="Submit revenue proof")
+    @post(
+        "/me/submissions",
+        guards=[students_only],
+        summary="Submit revenue proof",
+        responses=IDEMPOTENT_RESPONSES,
+    )
     async def submit_revenue(
-        self, identity: Identity, goals: GoalsService, data: SubmissionIn
+        self,
+        identity: Identity,
+        goals: GoalsService,
+        idempotency: IdempotencyKey | None,
+        data: SubmissionIn,
     ) -> SubmissionOut:
-        return await goals.submit_revenue(identity, data)
+        return await goals.submit_revenue(identity, data, idempotency)
 
     @get("/me/submissions", guards=[students_only], summary="The caller's submissions")
     async def my_submissions(
@@ -115,11 +126,20 @@ class GoalsController(Controller):
 
     # ------------------------------------------------------------------- stories
 
-    @post("/stories", guards=[students_only], summary="Submit a success story")
+    @post(
+        "/stories",
+        guards=[students_only],
+        summary="Submit a success story",
+        responses=IDEMPOTENT_RESPONSES,
+    )
     async def create_story(
-        self, identity: Identity, goals: GoalsService, data: StoryIn
+        self,
+        identity: Identity,
+        goals: GoalsService,
+        idempotency: IdempotencyKey | None,
+        data: StoryIn,
     ) -> StoryOut:
-        return await goals.create_story(identity, data)
+        return await goals.create_story(identity, data, idempotency)
 
     @get("/stories", summary="Published success stories, newest first")
     async def published_stories(

@@ -22,6 +22,7 @@ import asyncpg
 import msgspec
 from community_shared.auth import Identity
 from community_shared.events import make_event, utcnow
+from community_shared.idempotency import IdempotencyKey, claim, remember
 from community_shared.money import format_money
 from community_shared.outbox import enqueue
 from community_shared.pagination import Page, decode_cursor, encode_cursor
@@ -342,13 +343,16 @@ class GoalsService:
 
     # ----------------------------------------------------------------------- submissions
 
-    async def submit_revenue(self, identity: Identity, data: SubmissionIn) -> SubmissionOut:
+    async def submit_revenue(
+        self, identity: Identity, data: SubmissionIn, idempotency: IdempotencyKey | None = None
+    ) -> SubmissionOut:
         student_id = _user(identity)
         amount = clean_amount(data.amount)
         proof_url = clean_proof_url(data.proof_url)
         note = clean_text(data.note, "note", max_length=MAX_NOTE, required=False)
         catalog = await self.catalog()
         async with self._pool.acquire() as conn, conn.transaction():
+            await claim(conn, SCHEMA, idempotency)
             student = await self._lock_student(conn, identity)
             await _refuse_if_pending(conn, student_id)
             if student["goal_status"] != "active":
@@ -382,17 +386,19 @@ class GoalsService:
                 actor_id=student_id,
                 aggregate=ev.student_aggregate(student_id),
             )
-        return SubmissionOut(
-            id=review_id,
-            goal_slug=goal.slug,
-            amount=money(amount),
-            proof_url=proof_url,
-            note=note,
-            status="pending",
-            created_at=created_at,
-            reviewed_at=None,
-            rejection_reason=None,
-        )
+            submission = SubmissionOut(
+                id=review_id,
+                goal_slug=goal.slug,
+                amount=money(amount),
+                proof_url=proof_url,
+                note=note,
+                status="pending",
+                created_at=created_at,
+                reviewed_at=None,
+                rejection_reason=None,
+            )
+            await remember(conn, SCHEMA, idempotency, submission)
+        return submission
 
     async def my_submissions(
         self, identity: Identity, *, cursor: str | None, limit: int
@@ -672,7 +678,9 @@ class GoalsService:
 
     # ----------------------------------------------------------------------- stories
 
-    async def create_story(self, identity: Identity, data: StoryIn) -> StoryOut:
+    async def create_story(
+        self, identity: Identity, data: StoryIn, idempotency: IdempotencyKey | None = None
+    ) -> StoryOut:
         author_id = _user(identity)
         title = required_text(data.title, "title", max_length=MAX_TITLE)
         story = required_text(data.story, "story", max_length=MAX_STORY)
@@ -683,6 +691,7 @@ class GoalsService:
         )
         story_id = uuid.uuid4()
         async with self._pool.acquire() as conn, conn.transaction():
+            await claim(conn, SCHEMA, idempotency)
             await self._lock_student(conn, identity)
             await store.insert_story(
                 conn,
@@ -710,7 +719,9 @@ class GoalsService:
                 actor_id=author_id,
                 aggregate=ev.story_aggregate(story_id),
             )
-        return _story_out(row)
+            created = _story_out(row)
+            await remember(conn, SCHEMA, idempotency, created)
+        return created
 
     async def publish_story(self, story_id: uuid.UUID, moderator: uuid.UUID) -> StoryOut:
         now = utcnow()

@@ -12,7 +12,14 @@ import uuid
 from typing import Annotated, Any
 
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
-from community_shared.web import require_member, require_moderator, require_user, runtime_of
+from community_shared.idempotency import IdempotencyKey
+from community_shared.web import (
+    IDEMPOTENT_RESPONSES,
+    require_member,
+    require_moderator,
+    require_user,
+    runtime_of,
+)
 from litestar import Controller, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -64,6 +71,7 @@ def moderators(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandl
 
 Caller = NamedDependency[Identity]
 Posts = NamedDependency[PostsService]
+Idempotency = NamedDependency[IdempotencyKey | None]
 PathId = FromPath[uuid.UUID]
 FeedFilterParam = Annotated[
     FeedFilter,
@@ -79,15 +87,16 @@ class PostsController(Controller):
     path = "/posts"
     tags = ["posts"]
 
-    @post("/", guards=[members], status_code=201)
+    @post("/", guards=[members], status_code=201, responses=IDEMPOTENT_RESPONSES)
     async def create_post(
         self,
         identity: Caller,
         posts: Posts,
+        idempotency: Idempotency,
         data: JSONBody[NewPost],
     ) -> Post:
         """Publish a post (members); content is trimmed, 1..5000 characters."""
-        return await posts.create_post(identity, data.content, data.visibility)
+        return await posts.create_post(identity, data.content, data.visibility, idempotency)
 
     @get("/")
     async def list_posts(
@@ -153,16 +162,24 @@ class PostsController(Controller):
         """Withdraw a like (idempotent)."""
         return await posts.unlike(identity, post_id)
 
-    @post("/{post_id:uuid}/replies", guards=[members], status_code=201)
+    @post(
+        "/{post_id:uuid}/replies",
+        guards=[members],
+        status_code=201,
+        responses=IDEMPOTENT_RESPONSES,
+    )
     async def create_reply(
         self,
         identity: Caller,
         posts: Posts,
+        idempotency: Idempotency,
         post_id: PathId,
         data: JSONBody[NewReply],
     ) -> Reply:
         """Reply to a post, or to one of its replies with `reply_to_id`."""
-        return await posts.create_reply(identity, post_id, data.content, data.reply_to_id)
+        return await posts.create_reply(
+            identity, post_id, data.content, data.reply_to_id, idempotency
+        )
 
     @patch("/{post_id:uuid}/replies/{reply_id:uuid}", guards=[members])
     async def edit_reply(
@@ -207,16 +224,22 @@ class PostsController(Controller):
         """Unpin a post (instructors, admins)."""
         return await posts.set_pinned(identity, post_id, pinned=False)
 
-    @post("/{post_id:uuid}/reports", guards=[members], status_code=201)
+    @post(
+        "/{post_id:uuid}/reports",
+        guards=[members],
+        status_code=201,
+        responses=IDEMPOTENT_RESPONSES,
+    )
     async def report(
         self,
         identity: Caller,
         posts: Posts,
+        idempotency: Idempotency,
         post_id: PathId,
         data: JSONBody[NewReport],
     ) -> Report:
         """Report a post to the moderators; one open report per user and post."""
-        return await posts.report_post(identity, post_id, data.reason, data.details)
+        return await posts.report_post(identity, post_id, data.reason, data.details, idempotency)
 
 
 class ReportsController(Controller):

@@ -16,7 +16,10 @@ are not limited (see docs/posts.md).
 
 Reads render authors with their tagline from `TaglineDirectory`, after the
 database connection has been released (a slow goals service never holds a
-connection).
+connection). Creates look up the taglines they show before their transaction
+opens: the answer to a create is stored in the transaction of the write (for
+its `Idempotency-Key`, `community_shared.idempotency`), so it must be complete
+before the commit.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import asyncpg
 import msgspec
 from community_shared.auth import Identity
 from community_shared.events import make_event
+from community_shared.idempotency import IdempotencyKey, claim, remember
 from community_shared.outbox import enqueue
 from community_shared.pagination import decode_cursor, encode_cursor, parse_limit
 from community_shared.ratelimit import Limit, SlidingWindowLimiter
@@ -180,15 +184,21 @@ class PostsService:
     # ------------------------------------------------------------------ posts
 
     async def create_post(
-        self, viewer: Identity, content: str, visibility: rules.Visibility
+        self,
+        viewer: Identity,
+        content: str,
+        visibility: rules.Visibility,
+        idempotency: IdempotencyKey | None = None,
     ) -> Post:
         user_id = require_member(viewer)
         text = _content(content)
+        goals = await self.taglines.lookup([(user_id, viewer.role)])
         async with (
             self.limiter.reservations() as slots,
             self.pool.acquire() as conn,
             conn.transaction(),
         ):
+            await claim(conn, store.SCHEMA, idempotency)
             await slots.take(POSTS_PER_HOUR, str(user_id))
             row = await store.insert_post(
                 conn,
@@ -202,7 +212,9 @@ class PostsService:
             await self._publish(
                 conn, ev.POST_CREATED, _post_data(row), user_id, _aggregate(row["id"])
             )
-        return await self._present(row, liked=False)
+            post = self._post(row, goals, liked=False)
+            await remember(conn, store.SCHEMA, idempotency, post)
+        return post
 
     async def list_posts(
         self,
@@ -416,14 +428,17 @@ class PostsService:
         post_id: uuid.UUID,
         content: str,
         reply_to_id: uuid.UUID | None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Reply:
         user_id = require_member(viewer)
         text = _content(content)
+        goals = await self.taglines.lookup([(user_id, viewer.role)])
         async with (
             self.limiter.reservations() as slots,
             self.pool.acquire() as conn,
             conn.transaction(),
         ):
+            await claim(conn, store.SCHEMA, idempotency)
             post = await self._visible_post(conn, viewer, post_id)
             if reply_to_id is not None and (
                 await store.get_live_reply(conn, post_id, reply_to_id) is None
@@ -445,7 +460,9 @@ class PostsService:
                 raise NotFoundException(detail=_POST_HIDDEN)
             data = await self._reply_data(conn, reply, post, count)
             await self._publish(conn, ev.REPLY_CREATED, data, user_id, _aggregate(post_id))
-        return self._reply(reply, await self._goals([reply]))
+            answer = self._reply(reply, goals)
+            await remember(conn, store.SCHEMA, idempotency, answer)
+        return answer
 
     async def _reply_in_visible_post(
         self, conn: asyncpg.Connection, viewer: Identity, post_id: uuid.UUID, reply_id: uuid.UUID
@@ -500,29 +517,41 @@ class PostsService:
         goals = await self.taglines.lookup(
             (row["post_author_id"], row["post_author_role"]) for row in rows
         )
-        return [
-            Report(
-                id=row["id"],
-                post_id=row["post_id"],
-                reporter=Reporter(id=row["reporter_id"], name=row["reporter_name"]),
-                reason=row["reason"],
-                details=row["details"],
-                status=row["status"],
-                action=row["action"],
-                created_at=row["created_at"],
-                resolved_at=row["resolved_at"],
-                resolved_by=row["resolved_by"],
-                post=ReportedPost(
-                    id=row["post_id"],
-                    author=self._author_of_report(row, goals),
-                    content=row["post_content"],
-                    visibility=row["post_visibility"],
-                    created_at=row["post_created_at"],
-                    deleted=row["post_deleted"],
-                ),
-            )
-            for row in rows
-        ]
+        return [self._report(row, goals) for row in rows]
+
+    def _report(self, row: asyncpg.Record, goals: dict[uuid.UUID, str | None]) -> Report:
+        return Report(
+            id=row["id"],
+            post_id=row["post_id"],
+            reporter=Reporter(id=row["reporter_id"], name=row["reporter_name"]),
+            reason=row["reason"],
+            details=row["details"],
+            status=row["status"],
+            action=row["action"],
+            created_at=row["created_at"],
+            resolved_at=row["resolved_at"],
+            resolved_by=row["resolved_by"],
+            post=ReportedPost(
+                id=row["post_id"],
+                author=self._author_of_report(row, goals),
+                content=row["post_content"],
+                visibility=row["post_visibility"],
+                created_at=row["post_created_at"],
+                deleted=row["post_deleted"],
+            ),
+        )
+
+    async def _author_tagline(self, post_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
+        """The tagline of a post's author, looked up before a transaction opens.
+
+        Never refuses: whether the caller may see the post is decided inside
+        the transaction (a retry must still replay once the post is gone).
+        """
+        async with self.pool.acquire() as conn:
+            post = await store.get_live_post(conn, post_id)
+        if post is None:
+            return {}
+        return await self.taglines.lookup([(post["author_id"], post["author_role"])])
 
     @staticmethod
     def _author_of_report(row: asyncpg.Record, goals: dict[uuid.UUID, str | None]) -> Author:
@@ -539,6 +568,7 @@ class PostsService:
         post_id: uuid.UUID,
         reason: rules.ReportReason,
         details: str | None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Report:
         user_id = require_member(viewer)
         try:
@@ -546,38 +576,41 @@ class PostsService:
         except rules.InvalidInput as exc:
             raise _invalid(exc) from exc
         report_id = uuid.uuid4()
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                await self._visible_post(conn, viewer, post_id)
-                opened = await store.insert_report(
-                    conn,
-                    report_id=report_id,
+        goals = await self._author_tagline(post_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await claim(conn, store.SCHEMA, idempotency)
+            await self._visible_post(conn, viewer, post_id)
+            opened = await store.insert_report(
+                conn,
+                report_id=report_id,
+                post_id=post_id,
+                reporter_id=user_id,
+                reporter_name=viewer.name,
+                reason=reason,
+                details=text,
+            )
+            if not opened:
+                raise ClientException(
+                    status_code=409, detail="you already have an open report on this post"
+                )
+            await self._publish(
+                conn,
+                ev.REPORT_CREATED,
+                ev.ReportCreatedData(
+                    id=report_id,
                     post_id=post_id,
                     reporter_id=user_id,
-                    reporter_name=viewer.name,
                     reason=reason,
                     details=text,
-                )
-                if not opened:
-                    raise ClientException(
-                        status_code=409, detail="you already have an open report on this post"
-                    )
-                await self._publish(
-                    conn,
-                    ev.REPORT_CREATED,
-                    ev.ReportCreatedData(
-                        id=report_id,
-                        post_id=post_id,
-                        reporter_id=user_id,
-                        reason=reason,
-                        details=text,
-                    ),
-                    user_id,
-                    f"report:{report_id}",
-                )
+                ),
+                user_id,
+                f"report:{report_id}",
+            )
             row = await store.get_report(conn, report_id)
-        assert row is not None
-        return (await self._reports([row]))[0]
+            assert row is not None
+            report = self._report(row, goals)
+            await remember(conn, store.SCHEMA, idempotency, report)
+        return report
 
     async def list_reports(
         self, viewer: Identity, *, status: str, cursor: str | None, limit: int | None

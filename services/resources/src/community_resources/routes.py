@@ -17,8 +17,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from community_shared.auth import Identity
+from community_shared.idempotency import IdempotencyKey
 from community_shared.pagination import parse_limit
 from community_shared.web import (
+    IDEMPOTENT_RESPONSES,
     Runtime,
     moderators_only,
     require_moderator,
@@ -93,18 +95,24 @@ class ResourceController(Controller):
     tags = ["resources"]
     exception_handlers = {UnicodeDecodeError: _utf8_error}
 
-    @post("/", status_code=HTTP_201_CREATED, guards=[moderators_only])
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        guards=[moderators_only],
+        responses=IDEMPOTENT_RESPONSES,
+    )
     async def create_resource(
         self,
         request: Request[Any, Any, Any],
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
+        idempotency: NamedDependency[IdempotencyKey | None],
         data: JSONBody[CreateResource],
     ) -> ResourceOut:
         """Create a resource (instructors, admins); published unless `"publish": false`."""
         author_id = require_moderator(identity)
         body = await strict_body(request, CreateResource)
-        return await service.create_resource(runtime.db, identity, author_id, body)
+        return await service.create_resource(runtime.db, identity, author_id, body, idempotency)
 
     @get("/")
     async def list_resources(
@@ -202,12 +210,18 @@ class ResourceController(Controller):
         require_moderator(identity)
         await service.delete_resource(runtime.db, identity, parse_id(resource_id, "resource id"))
 
-    @post("/{resource_id:str}/links", status_code=HTTP_201_CREATED, guards=[moderators_only])
+    @post(
+        "/{resource_id:str}/links",
+        status_code=HTTP_201_CREATED,
+        guards=[moderators_only],
+        responses=IDEMPOTENT_RESPONSES,
+    )
     async def create_link(
         self,
         request: Request[Any, Any, Any],
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
+        idempotency: NamedDependency[IdempotencyKey | None],
         resource_id: FromPath[str],
         data: JSONBody[CreateLink],
     ) -> LinkCreated:
@@ -215,7 +229,7 @@ class ResourceController(Controller):
         moderator_id = require_moderator(identity)
         target = parse_id(resource_id, "resource id")
         body = await strict_body(request, CreateLink)
-        return await service.create_link(runtime.db, moderator_id, target, body)
+        return await service.create_link(runtime.db, moderator_id, target, body, idempotency)
 
     @delete(
         "/{resource_id:str}/links/{link_id:str}",

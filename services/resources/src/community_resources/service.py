@@ -20,6 +20,7 @@ import asyncpg
 import msgspec
 from community_shared.auth import Identity
 from community_shared.events import make_event, utcnow
+from community_shared.idempotency import IdempotencyKey, claim, remember
 from community_shared.outbox import enqueue
 from community_shared.pagination import decode_cursor, encode_cursor
 from litestar.exceptions import (
@@ -133,11 +134,16 @@ async def _announce(
 
 
 async def create_resource(
-    pool: asyncpg.Pool, identity: Identity, author_id: uuid.UUID, body: CreateResource
+    pool: asyncpg.Pool,
+    identity: Identity,
+    author_id: uuid.UUID,
+    body: CreateResource,
+    idempotency: IdempotencyKey | None = None,
 ) -> ResourceOut:
     values = msgspec.structs.asdict(body)
     resource_id = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
+        await claim(conn, SCHEMA, idempotency)
         row = await store.insert_resource(
             conn, resource_id=resource_id, created_by=author_id, values=values, publish=body.publish
         )
@@ -146,7 +152,9 @@ async def create_resource(
         await _announce(
             conn, events.RESOURCE_CREATED, public_view(row, now, threshold), identity, resource_id
         )
-    return caller_view(row, now, threshold)
+        created = caller_view(row, now, threshold)
+        await remember(conn, SCHEMA, idempotency, created)
+    return created
 
 
 async def get_resource(
@@ -288,9 +296,14 @@ async def list_resources(
 
 
 async def create_link(
-    pool: asyncpg.Pool, moderator_id: uuid.UUID, resource_id: uuid.UUID, body: CreateLink
+    pool: asyncpg.Pool,
+    moderator_id: uuid.UUID,
+    resource_id: uuid.UUID,
+    body: CreateLink,
+    idempotency: IdempotencyKey | None = None,
 ) -> LinkCreated:
     async with pool.acquire() as conn, conn.transaction():
+        await claim(conn, SCHEMA, idempotency)
         if await store.fetch_resource(conn, resource_id, None) is None:
             raise _not_found()
         row = await store.insert_link(
@@ -306,16 +319,18 @@ async def create_link(
         )
         if row is None:
             raise Conflict(detail="the resource is already linked to this entity")
-    return LinkCreated(
-        id=row["id"],
-        resource_id=row["resource_id"],
-        entity_type=row["entity_type"],
-        entity_id=row["entity_id"],
-        timestamp_seconds=row["timestamp_seconds"],
-        label=row["label"],
-        display_order=row["display_order"],
-        created_at=row["created_at"],
-    )
+        link = LinkCreated(
+            id=row["id"],
+            resource_id=row["resource_id"],
+            entity_type=row["entity_type"],
+            entity_id=row["entity_id"],
+            timestamp_seconds=row["timestamp_seconds"],
+            label=row["label"],
+            display_order=row["display_order"],
+            created_at=row["created_at"],
+        )
+        await remember(conn, SCHEMA, idempotency, link)
+    return link
 
 
 async def delete_link(pool: asyncpg.Pool, resource_id: uuid.UUID, link_id: uuid.UUID) -> None:
