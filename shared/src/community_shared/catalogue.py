@@ -116,6 +116,9 @@ def render() -> str:
         "",
         "Money is a string with two decimals; ids are UUID strings.",
         "",
+        "The same subjects as an AsyncAPI 3 document, with the websocket protocol and the "
+        "payload of every channel event: [asyncapi.yaml](asyncapi.yaml) (`./run codegen`).",
+        "",
     ]
     for component, module, catalogue in catalogues():
         out += [f"## {component}", ""]
