@@ -3,7 +3,8 @@
 Two servers. `nats`: every subject of the JetStream stream `EVENTS`, one
 channel per subject, its message the envelope of SPEC §8 with `type` fixed to
 the subject and `data` the subject's payload type (from the services'
-`events.CATALOGUE`). `gateway`: the websocket `/ws` of SPEC §9, its messages
+`events.CATALOGUE`); and the request/reply subjects other services call
+(`RPC`). `gateway`: the websocket `/ws` of SPEC §9, its messages
 the client ops, the server's control frames and one `event` frame per channel
 kind and event type with its `data` (from the gateway's `contract` module).
 Schemas are msgspec's, shared with the TypeScript types (see `schemas`).
@@ -15,6 +16,7 @@ from typing import Any
 
 import msgspec
 from community_gateway import contract
+from community_goals import events as goals_events
 
 from infra.codegen import yaml_text
 from infra.codegen.schemas import (
@@ -26,6 +28,16 @@ from infra.codegen.schemas import (
     envelope_schema,
     type_name,
 )
+
+RPC: dict[str, tuple[type[msgspec.Struct], list[type[msgspec.Struct]], str]] = {
+    goals_events.RPC_PROFILE: (
+        goals_events.ProfileRequest,
+        [goals_events.ProfileReply, goals_events.RpcError],
+        "A student's track, current goal and revenue, for other services (money as strings). "
+        "The error is `not_found` (no goals profile), `bad_request` or `unavailable`.",
+    ),
+}
+"""NATS request/reply subjects (never captured by a stream): request type, reply types."""
 
 TITLE = "Community Live events"
 VERSION = "1.0.0"
@@ -96,6 +108,7 @@ def document() -> dict[str, Any]:
         [event.payload for event in events]
         + [spec.payload for spec in specs]
         + [NAMED_UNIONS["ClientFrame"], NAMED_UNIONS["ServerFrame"]]
+        + [type_ for request, replies, _ in RPC.values() for type_ in [request, *replies]]
     )
     schemas["Envelope"] = envelope_schema()
 
@@ -135,6 +148,38 @@ def document() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{event.subject}"},
             "description": description,
             "messages": [{"$ref": f"#/channels/{event.subject}/messages/{event.subject}"}],
+        }
+
+    for subject, (request, replies, description) in RPC.items():
+        reply_channel = f"{subject}.reply"
+        messages[subject] = _message(subject, {"$ref": REF_PREFIX + request.__name__}, None)
+        reply_keys = []
+        for reply in replies:
+            key = f"{subject}.{reply.__name__}"
+            messages[key] = _message(key, {"$ref": REF_PREFIX + reply.__name__}, None)
+            reply_keys.append(key)
+        channels[subject] = {
+            "address": subject,
+            "servers": [{"$ref": "#/servers/nats"}],
+            "messages": {subject: _ref("messages", subject)},
+        }
+        channels[reply_channel] = {
+            "address": None,
+            "description": "The requester's reply subject (its inbox).",
+            "servers": [{"$ref": "#/servers/nats"}],
+            "messages": {key: _ref("messages", key) for key in reply_keys},
+        }
+        operations[_camel(subject)] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{subject}"},
+            "description": description,
+            "messages": [{"$ref": f"#/channels/{subject}/messages/{subject}"}],
+            "reply": {
+                "channel": {"$ref": f"#/channels/{reply_channel}"},
+                "messages": [
+                    {"$ref": f"#/channels/{reply_channel}/messages/{key}"} for key in reply_keys
+                ],
+            },
         }
 
     websocket: dict[str, Any] = {}
