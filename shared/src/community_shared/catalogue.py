@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import msgspec
@@ -81,6 +83,18 @@ def _struct_section(cls: type[msgspec.Struct], seen: set[type[Any]]) -> list[str
     return lines
 
 
+def catalogues() -> Iterator[tuple[str, ModuleType, dict[str, type[msgspec.Struct]]]]:
+    """Each installed component with events: its name, `events` module and `CATALOGUE`."""
+    for component in COMPONENTS:
+        try:
+            module = importlib.import_module(f"community_{component}.events")
+        except ImportError:
+            continue
+        catalogue: dict[str, type[msgspec.Struct]] = getattr(module, "CATALOGUE", {})
+        if catalogue:
+            yield component, module, catalogue
+
+
 def render() -> str:
     out = [
         "# Events catalogue",
@@ -102,15 +116,11 @@ def render() -> str:
         "",
         "Money is a string with two decimals; ids are UUID strings.",
         "",
+        "The same subjects as an AsyncAPI 3 document, with the websocket protocol and the "
+        "payload of every channel event: [asyncapi.yaml](asyncapi.yaml) (`./run codegen`).",
+        "",
     ]
-    for component in COMPONENTS:
-        try:
-            module = importlib.import_module(f"community_{component}.events")
-        except ImportError:
-            continue
-        catalogue: dict[str, type[msgspec.Struct]] = getattr(module, "CATALOGUE", {})
-        if not catalogue:
-            continue
+    for component, module, catalogue in catalogues():
         out += [f"## {component}", ""]
         if module.__doc__:
             out += [inspect.cleandoc(module.__doc__), ""]
