@@ -124,7 +124,7 @@ class Component:
         text = self.output()
         return text.rfind(ROUTES) > text.rfind(STANDS_BY)
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
+    async def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=1.0) as client:
             while time.monotonic() < deadline:
