@@ -123,6 +123,7 @@ class Lease:
                 own = await self._own_last_seq()
                 if own is None or own == self.seq:
                     self.seq = None
+                    self.renewed_at = None  # whatever we wrote before is not the lease
                     return False
                 self.seq = own  # an earlier write of ours landed after all
                 continue

@@ -189,8 +189,9 @@ class Router:
             held = await self.lease.try_hold()
         except Exception as exc:
             self._warn("router lease", exc)
-            # NATS does not answer: route on while our last renewal surely holds.
-            held = self.lease.fresh(time.monotonic())
+            # NATS does not answer: route on while our last renewal surely holds,
+            # but never start routing on a renewal we cannot confirm.
+            held = self._route_task is not None and self.lease.fresh(time.monotonic())
             if not held and self._route_task is not None:
                 log.warning("router lease not renewed in time; standing by")
                 await self._stop_routing()
