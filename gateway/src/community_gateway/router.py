@@ -294,7 +294,7 @@ class Router:
         if last - first >= RECLAIM_LIMIT:  # leave such a backlog to the ack wait
             log.warning("%d envelopes pending on takeover; left to the ack wait", last - first + 1)
             return
-        nc = self.js._nc
+        nc = self.js._nc  # the JetStream context's connection (nats-py keeps it there)
         prefix = f"$JS.ACK.{self.events_stream}.{self.durable}.1"
         for sseq in range(first, last + 1):
             await nc.publish(f"{prefix}.{sseq}.{info.delivered.consumer_seq}.0.0", b"-NAK")
