@@ -27,21 +27,22 @@ import httpx
 import pytest
 
 from tests.conftest import make_user
-from tests.faults.processes import (
-    Deployment,
-    ServiceProcess,
+from tests.faults.isolated import (
+    IsolatedDeployment,
     events_of,
     eventually,
-    make_deployment,
+    isolated_deployment,
+    started,
 )
+from tests.faults.processes import Component
 
 WRITERS = 8
 WRITES_EACH_SIDE = 25  # acknowledged writes before the kill, and again after the restart
 
 
 @pytest.fixture
-async def deployment(infra: Any) -> AsyncIterator[Deployment]:
-    async for made in make_deployment(infra):
+async def own(infra: Any) -> AsyncIterator[IsolatedDeployment]:
+    async for made in isolated_deployment(infra):
         yield made
 
 
@@ -103,16 +104,14 @@ class Tally:
     refusals: Counter[int] = field(default_factory=Counter)
 
 
-async def write_until(
-    service: ServiceProcess, write: Write, stop: asyncio.Event, tally: Tally
-) -> None:
+async def write_until(service: Component, write: Write, stop: asyncio.Event, tally: Tally) -> None:
     """Create things one after another, each as a fresh user (no rate limit in the way)."""
     async with httpx.AsyncClient(timeout=5) as http:
         while not stop.is_set():
             user = make_user(write.role)
             try:
                 answer = await http.post(
-                    service.url + write.path, json=write.body(), headers=user.headers
+                    service.base_url + write.path, json=write.body(), headers=user.headers
                 )
             except httpx.HTTPError:
                 tally.failed += 1
@@ -137,11 +136,11 @@ async def acknowledged_at_least(tally: Tally, count: int, within: float = 20) ->
 
 @pytest.mark.parametrize("name", sorted(WRITES))
 async def test_sigkill_mid_writes_loses_no_acknowledged_write_and_doubles_no_event(
-    name: str, deployment: Deployment, infra: Any, tmp_path: Path
+    name: str, own: IsolatedDeployment, infra: Any, tmp_path: Path
 ) -> None:
     write = WRITES[name]
-    service = ServiceProcess(name, deployment.env, tmp_path / f"{name}.log")
-    await service.start()
+    service = own.component(name, tmp_path)
+    await started(service)
     tally = Tally()
     stop = asyncio.Event()
     writers = [
@@ -150,15 +149,15 @@ async def test_sigkill_mid_writes_loses_no_acknowledged_write_and_doubles_no_eve
     try:
         await acknowledged_at_least(tally, WRITES_EACH_SIDE)
         before_kill = len(tally.acknowledged)
-        service.kill()
-        restart_seconds = await service.start()
+        await service.kill()
+        restart_seconds = await started(service)
         await acknowledged_at_least(tally, before_kill + WRITES_EACH_SIDE)
     finally:
         stop.set()
         await asyncio.gather(*writers)
 
     try:
-        pool = await asyncpg.connect(deployment.database_url)
+        pool = await asyncpg.connect(own.database_url)
         try:
             rows = {str(r["id"]) for r in await pool.fetch(f"SELECT id FROM {write.table}")}
         finally:
@@ -168,12 +167,12 @@ async def test_sigkill_mid_writes_loses_no_acknowledged_write_and_doubles_no_eve
 
         async def every_row_published() -> bool:
             nonlocal envelopes
-            envelopes = await events_of(infra.nats_url, deployment.prefix, write.subject)
+            envelopes = await events_of(infra.nats_url, own.prefix, write.subject)
             return {write.event_key(e["data"]) for e in envelopes} >= rows
 
         await eventually(every_row_published, within=20)
     finally:
-        service.stop()
+        await service.stop()
 
     per_thing = Counter(write.event_key(e["data"]) for e in envelopes)
     per_event_id = Counter(e["id"] for e in envelopes)

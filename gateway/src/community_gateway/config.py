@@ -39,7 +39,7 @@ class GatewayConfig:
     | `GATEWAY_CHANNEL_MAX_MSGS` | 10000 | history bound per public channel |
     | `GATEWAY_INBOX_MAX_AGE_DAYS` | 30 | notification inbox history (`user:<id>`) |
     | `GATEWAY_INBOX_MAX_MSGS` | 1000 | inbox bound per user |
-    | `GATEWAY_ROUTER_LEASE_SECONDS` | 5 | routing lease; a crashed router is replaced within it |
+    | `GATEWAY_ROUTER_LEASE_SECONDS` | 1.2 | router lease (s); takeover within 1.2 times it |
     """
 
     queue_bound: int = 1000
@@ -54,7 +54,7 @@ class GatewayConfig:
     channel_max_msgs: int = 10_000
     inbox_max_age_seconds: float = 30 * 24 * 3600.0
     inbox_max_msgs: int = 1000
-    router_lease_seconds: float = 5.0
+    router_lease_seconds: float = 1.2
     router_batch: int = 100
 
     def __post_init__(self) -> None:
@@ -66,6 +66,8 @@ class GatewayConfig:
             raise ValueError("max_subscriptions must be at least 1")
         if self.coalesce_seconds < 0:
             raise ValueError("coalesce_seconds must not be negative")
+        if self.router_lease_seconds <= 0:
+            raise ValueError("router_lease_seconds must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
