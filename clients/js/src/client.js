@@ -502,11 +502,14 @@ export class CommunityClient {
 
   /**
    * Tell a refused token from an unreachable gateway after a handshake that
-   * failed without saying why (browsers): a plain HTTP GET of the websocket
-   * URL with the same token. The gateway checks the token before it looks at
-   * the upgrade headers, so it answers 401 to a refused token and 426 (or
-   * 400) to a good one. Across origins the answer is unreadable and the fetch
-   * fails as a network error would: `unknown`.
+   * failed without saying why (browsers). A plain HTTP GET of the websocket
+   * URL with the same token: the gateway checks the token before it looks at
+   * the upgrade headers, so it answers 401 to a refused token and 426 to a
+   * good one. Across origins that answer is unreadable (the gateway sends no
+   * CORS headers) and the fetch fails as a network error would; a second,
+   * `no-cors` fetch then tells a reachable gateway (an opaque answer: the
+   * handshake was refused for a reason we cannot read, `unknown`) from an
+   * unreachable one (a network failure, `other`).
    *
    * @returns {Promise<import("./policy.js").RefusalCause>}
    * @private
@@ -518,13 +521,16 @@ export class CommunityClient {
     const url = new URL(this._urlWithToken());
     url.protocol = url.protocol === "wss:" ? "https:" : "http:";
     try {
-      const response = await doFetch(url.toString(), {
-        signal: AbortSignal.timeout(5000),
-        cache: "no-store",
-      });
+      const response = await doFetch(url.toString(), { signal: AbortSignal.timeout(5000), cache: "no-store" });
       return response.status === 401 ? "unauthorized" : "other";
     } catch {
+      // Unreadable or unreachable: which one?
+    }
+    try {
+      await doFetch(url.toString(), { signal: AbortSignal.timeout(5000), cache: "no-store", mode: "no-cors" });
       return "unknown";
+    } catch {
+      return "other";
     }
   }
 
