@@ -126,13 +126,13 @@ async def _npm_ci() -> None:
 
 
 async def _run_node(env: Mapping[str, str]) -> int:
-    """`node --test` on the integration tests, its output streamed line by line."""
+    """`node --test` on the client's tests (unit and integration), output streamed line by line."""
     process = await asyncio.create_subprocess_exec(
         "node",
         "--test",
         "--test-concurrency=1",
         "--test-reporter=spec",
-        "test/integration/",
+        "test/",
         cwd=CLIENT_DIR,
         env=env,
         stdout=asyncio.subprocess.PIPE,
