@@ -1,12 +1,13 @@
 """The JavaScript client (`clients/js/`) against the real gateway and services.
 
-The client's integration tests are written in JavaScript (`node --test`, in
-`clients/js/test/integration/`); this test gives them a real stack: a gateway
-process, the posts and goals services as processes, all on free ports, on this
-session's database, NATS subject prefix and Redis key prefix. It runs
-`node --test` with their URLs and the JWT secret in the environment, streams
-its output, and passes when node exits 0. The restart test starts further
-gateway processes itself with the same environment (`CL_PYTHON`).
+The client's tests are written in JavaScript (`node --test`, in
+`clients/js/test/`); this module runs them with the suite. The unit tests need
+nothing; the integration tests get a real stack: a gateway process, the posts
+and goals services as processes, all on free ports, on this session's
+database, NATS subject prefix and Redis key prefix. Each test file runs as one
+pytest test with the stack's URLs and the JWT secret in the environment; its
+output is streamed, and it passes when node exits 0. The restart tests start
+further gateway processes themselves with the same environment (`CL_PYTHON`).
 
 `CL_LONG=1` runs the long form of the fault tests (30 s of connection cuts
 instead of 15 s). The test is skipped when `node` is not installed; it runs
@@ -34,7 +35,7 @@ from tests.conftest import JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIENT_DIR = ROOT / "clients" / "js"
-NODE_TIMEOUT = 420.0  # seconds; the short form takes about a minute on a loaded machine
+NODE_TIMEOUT = 300.0  # seconds per test file; the longest takes about a minute on a loaded machine
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
@@ -125,14 +126,14 @@ async def _npm_ci() -> None:
     assert await asyncio.wait_for(process.wait(), timeout=300) == 0, "npm ci failed"
 
 
-async def _run_node(env: Mapping[str, str]) -> int:
-    """`node --test` on the client's tests (unit and integration), output streamed line by line."""
+async def _run_node(files: list[str], env: Mapping[str, str]) -> int:
+    """`node --test` on some of the client's test files, output streamed line by line."""
     process = await asyncio.create_subprocess_exec(
         "node",
         "--test",
         "--test-concurrency=1",
         "--test-reporter=spec",
-        "test/",
+        *files,
         cwd=CLIENT_DIR,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -155,9 +156,11 @@ async def _run_node(env: Mapping[str, str]) -> int:
     return process.returncode
 
 
-async def test_js_client_against_the_real_gateway(
+@pytest.fixture(scope="module")
+async def stack(
     settings_for: Callable[..., Settings], nats_client: object, redis_client: object
-) -> None:
+) -> AsyncIterator[dict[str, str]]:
+    """A gateway, posts and goals as processes; the environment node's tests read."""
     await _npm_ci()
     env = _component_env(settings_for("gateway"))
     gateway = Component("gateway", "community_gateway.app", env)
@@ -175,5 +178,19 @@ async def test_js_client_against_the_real_gateway(
             "CL_ROOT": str(ROOT),
         }
         node_env.pop("PORT", None)
-        code = await _run_node(node_env)
+        yield node_env
+
+
+async def test_js_client_unit_and_package() -> None:
+    """The pure parts (backoff, seqs, close-code policy, inbox, tokens) and `npm pack`."""
+    await _npm_ci()
+    files = sorted(str(p.relative_to(CLIENT_DIR)) for p in CLIENT_DIR.glob("test/unit/*.test.js"))
+    code = await _run_node(files, os.environ)
+    assert code == 0, f"node --test failed (exit {code}); its output is above"
+
+
+@pytest.mark.parametrize("name", ["live", "tokens", "faults"])
+async def test_js_client_against_the_real_gateway(name: str, stack: dict[str, str]) -> None:
+    """`clients/js/test/integration/<name>.test.js` against the processes of `stack`."""
+    code = await _run_node([f"test/integration/{name}.test.js"], stack)
     assert code == 0, f"node --test failed (exit {code}); its output is above"
