@@ -189,7 +189,7 @@ async def test_js_client_unit_and_package() -> None:
     assert code == 0, f"node --test failed (exit {code}); its output is above"
 
 
-@pytest.mark.parametrize("name", ["live", "tokens", "faults"])
+@pytest.mark.parametrize("name", ["live", "tokens", "faults", "restart"])
 async def test_js_client_against_the_real_gateway(name: str, stack: dict[str, str]) -> None:
     """`clients/js/test/integration/<name>.test.js` against the processes of `stack`."""
     code = await _run_node([f"test/integration/{name}.test.js"], stack)

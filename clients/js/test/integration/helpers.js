@@ -244,3 +244,55 @@ export function exactlyOnceInOrder(received, expected, what) {
     throw new Error(`${what}: ${missing.length} missing, ${duplicated.length} duplicated`);
   }
 }
+
+/**
+ * Publish replies to `postId` at about `perSecond` until `stop()` says so.
+ * Each reply is a `reply.created` on feed and a `reply.received` in the
+ * post author's inbox. Returns the reply ids, in the order they were created.
+ *
+ * @param {string} postId
+ * @param {number} perSecond
+ * @param {() => boolean} stop
+ */
+export async function publishReplies(postId, perSecond, stop) {
+  /** @type {string[]} */
+  const ids = [];
+  /** @type {Promise<void>[]} */
+  const inFlight = [];
+  const start = performance.now();
+  for (let n = 0; !stop(); n += 1) {
+    inFlight.push(reply(postId, `reply ${n}`).then((created) => void ids.push(created.id)));
+    const next = start + ((n + 1) * 1000) / perSecond;
+    await sleep(Math.max(0, next - performance.now()));
+  }
+  await Promise.all(inFlight);
+  return ids;
+}
+
+/**
+ * A signed-in client through `proxy` recording its `feed` replies to
+ * `postId` and its inbox notifications.
+ *
+ * @param {TcpProxy} proxy
+ * @param {{id: string, token: (ttl?: number) => string}} user
+ * @param {string} postId
+ * @param {Partial<import("../../src/client.js").ClientOptions>} [options]
+ * @param {(() => unknown)[]} [cleanups] where to register the client's close
+ */
+export function recordingClient(proxy, user, postId, options = {}, cleanups = []) {
+  const { client, states } = newClient({ url: proxy.url, token: user.token(), ...options });
+  /** @type {{seq: number, id: string}[]} */
+  const feed = [];
+  /** @type {{seq: number, id: string}[]} */
+  const inbox = [];
+  client.subscribe("feed", (/** @type {any} */ event) => {
+    if (event.type === "reply.created" && event.data.post_id === postId) feed.push({ seq: event.seq, id: event.data.id });
+  });
+  client.subscribe(`user:${user.id}`, (/** @type {any} */ event) => {
+    if (event.type === "reply.received") inbox.push({ seq: event.seq, id: event.data.id });
+  });
+  client.connect();
+  cleanups.push(() => client.close());
+  return { client, states, feed, inbox };
+}
+

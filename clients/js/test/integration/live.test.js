@@ -109,3 +109,57 @@ test("a forbidden channel ends the subscription with onError; the connection sta
   assert.equal(errors.length, 1);
   assert.equal(client.state, "open");
 });
+
+test("a hidden page asks for background mode and catches up when visible again", { skip, timeout: 30_000 }, async () => {
+  // A stand-in for the browser's document: visibilityState and its event.
+  const page = Object.assign(new EventTarget(), { visibilityState: "visible" });
+  /** @type {any} */ (globalThis).document = page;
+  try {
+    const user = makeUser();
+    const { client } = newClient({ token: user.token() });
+    clients.push(client);
+    /** @type {any[]} */
+    const events = [];
+    const sub = client.subscribe("feed", (event) => events.push(event));
+    client.connect();
+    await sub.ready;
+    page.visibilityState = "hidden";
+    page.dispatchEvent(new Event("visibilitychange"));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the `mode` op reaches the gateway
+    const post = await createPost(user.token(), "while hidden");
+    const mine = (/** @type {any} */ event) => event.type === "post.created" && event.data.id === post.id;
+    // Background: the gateway skips feed events. Give it time to (not) deliver.
+    const reply1 = await reply(post.id, "to be seen later");
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(events.filter(mine).length, 0, "a hidden page receives no feed events");
+    page.visibilityState = "visible";
+    page.dispatchEvent(new Event("visibilitychange"));
+    await waitFor(() => events.some(mine) && events.some((event) => event.data.id === reply1.id), 10_000, "the skipped events");
+    assert.equal(events.filter(mine).length, 1);
+    client.close();
+  } finally {
+    delete (/** @type {any} */ (globalThis).document);
+  }
+});
+
+test("unsubscribe stops the events of that channel", { skip, timeout: 30_000 }, async () => {
+  const user = makeUser();
+  const { client } = newClient({ token: user.token() });
+  clients.push(client);
+  /** @type {any[]} */
+  const events = [];
+  const sub = client.subscribe("feed", (event) => events.push(event));
+  /** @type {any[]} */
+  const witness = [];
+  const other = newClient({});
+  clients.push(other.client);
+  const witnessSub = other.client.subscribe("feed", (event) => witness.push(event));
+  client.connect();
+  other.client.connect();
+  await Promise.all([sub.ready, witnessSub.ready]);
+  sub.unsubscribe();
+  const post = await createPost(user.token(), "nobody listens");
+  await waitFor(() => witness.some((event) => event.data.id === post.id), 10_000, "the witness to get it");
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(events.filter((event) => event.data.id === post.id).length, 0);
+});
