@@ -311,6 +311,8 @@ export class CommunityClient {
     if (this._state === "connecting" || this._state === "open" || this._state === "reconnecting") {
       return;
     }
+    // After `unauthorized` the token in hand was refused: start with a new one.
+    const freshToken = this._state === "unauthorized" && Boolean(this._options.getToken);
     this._attempt = 0;
     this._askedAfterRefusal = false;
     this._unexplained = 0;
@@ -319,7 +321,7 @@ export class CommunityClient {
       this._mode = document.visibilityState === "hidden" ? "background" : "foreground";
     }
     this._setState("connecting", "connecting");
-    void this._open(false);
+    void this._open(freshToken);
   }
 
   /**
@@ -366,7 +368,11 @@ export class CommunityClient {
   /** Drop the current socket's handlers and forget what was in flight on it. @private */
   _detach() {
     const ws = this._ws;
-    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    // No-ops rather than null: the `ws` package throws an `error` event that
+    // has no listener (closing a socket still connecting emits one), which
+    // would crash a Node process.
+    const ignore = () => {};
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = ignore;
     this._ws = null;
     this._book.disconnected();
     this._pending.clear();

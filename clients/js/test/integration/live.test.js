@@ -2,6 +2,7 @@
 // unread count; `recovered: false` calls `gap`.
 
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, test } from "node:test";
 
 import { createPost, makeUser, newClient, reply, skip, waitFor } from "./helpers.js";
@@ -162,4 +163,30 @@ test("unsubscribe stops the events of that channel", { skip, timeout: 30_000 }, 
   await waitFor(() => witness.some((event) => event.data.id === post.id), 10_000, "the witness to get it");
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.equal(events.filter((event) => event.data.id === post.id).length, 0);
+});
+
+test("a server that never answers the handshake: give up after connectTimeoutMs, retry; close() while connecting", { skip, timeout: 30_000 }, async () => {
+  // Accepts TCP connections and never says a word.
+  const silent = net.createServer(() => {});
+  await new Promise((resolve) => silent.listen(0, "127.0.0.1", () => resolve(undefined)));
+  const { port } = /** @type {net.AddressInfo} */ (silent.address());
+  try {
+    const { client, states } = newClient({
+      url: `ws://127.0.0.1:${port}/ws`,
+      connectTimeoutMs: 300,
+      backoff: { baseMs: 50, capMs: 100 },
+    });
+    client.connect();
+    await waitFor(() => states.filter((change) => change.state === "reconnecting").length >= 3, 15_000, "three retries");
+    client.close();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(client.state, "closed");
+    const second = newClient({ url: `ws://127.0.0.1:${port}/ws` });
+    second.client.connect();
+    second.client.close(); // while the handshake is in flight
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(second.client.state, "closed");
+  } finally {
+    silent.close();
+  }
 });

@@ -139,6 +139,25 @@ for (const [what, WebSocketImpl] of [
   });
 }
 
+test("after unauthorized, connect() starts again with a new token from the provider", { skip, timeout: 30_000 }, async () => {
+  const proxy = await proxyToGateway();
+  const user = makeUser();
+  let good = false;
+  const { client } = newClient({
+    url: proxy.url,
+    getToken: async () => (good ? user.token() : "refused.token.value"),
+  });
+  cleanups.push(() => client.close());
+  client.connect();
+  await waitFor(() => client.state === "unauthorized", 15_000, "unauthorized");
+  const before = proxy.handshakes.length;
+  good = true; // the user signed in again
+  client.connect();
+  await waitFor(() => client.state === "open", 15_000, "open");
+  assert.equal(client.userId, user.id);
+  assert.equal(proxy.handshakes.length - before, 1, "no handshake wasted on the refused token");
+});
+
 test("an expired token without a provider: unauthorized at once", { skip, timeout: 30_000 }, async () => {
   const proxy = await proxyToGateway();
   const { client } = newClient({ url: proxy.url, token: signToken({ ttl: -10 }), WebSocket: /** @type {any} */ (BrowserLikeWebSocket()) });
