@@ -650,7 +650,6 @@ export class CommunityClient {
     this._attempt = 0;
     this._askedAfterRefusal = false;
     this._unexplained = 0;
-    this._setState("open", `connected as ${hello.role}`);
     if (this._mode === "background") this._request({ op: "mode", mode: "background" });
     if (hello.user_id !== null && this._options.inbox !== false) {
       const channel = `user:${hello.user_id}`;
@@ -670,6 +669,8 @@ export class CommunityClient {
     }
     this._scheduleRefresh();
     this._startPinging();
+    // Last: a listener that subscribes now must find the others already sent.
+    this._setState("open", `connected as ${hello.role}`);
   }
 
   /**
