@@ -212,6 +212,19 @@ export interface components {
             name: string;
             target: string;
         };
+        /**
+         * ErrorBody
+         * @example {
+         *       "status_code": 4966,
+         *       "detail": "IgNZYFcagWptUqCwdERi"
+         *     }
+         */
+        ErrorBody: {
+            /** @example 9361 */
+            status_code: number;
+            /** @example bzayzoQbzdXMsvhsvQnj */
+            detail: string;
+        };
         /** GoalOut */
         GoalOut: {
             slug: string;
@@ -472,7 +485,10 @@ export interface operations {
     GoalsStoriesCreateStory: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: repeating the key (same caller, same route, within 24 hours) answers the first response again, with `Idempotent-Replayed: true`, and creates nothing; the key with a different body is 422. 1..128 printable ASCII characters. */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -504,6 +520,15 @@ export interface operations {
                             [key: string]: unknown;
                         } | unknown[];
                     };
+                };
+            };
+            /** @description The Idempotency-Key was already used for a different request body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -608,7 +633,10 @@ export interface operations {
     GoalsMeSubmissionsSubmitRevenue: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: repeating the key (same caller, same route, within 24 hours) answers the first response again, with `Idempotent-Replayed: true`, and creates nothing; the key with a different body is 422. 1..128 printable ASCII characters. */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -640,6 +668,15 @@ export interface operations {
                             [key: string]: unknown;
                         } | unknown[];
                     };
+                };
+            };
+            /** @description The Idempotency-Key was already used for a different request body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

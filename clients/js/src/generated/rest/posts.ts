@@ -192,6 +192,19 @@ export interface components {
             role: string;
             goal: string | null;
         };
+        /**
+         * ErrorBody
+         * @example {
+         *       "status_code": 4500,
+         *       "detail": "hBSnpIXjjOrlCcUmnviV"
+         *     }
+         */
+        ErrorBody: {
+            /** @example 3674 */
+            status_code: number;
+            /** @example YmbpFdWetXVhYOwZjsYx */
+            detail: string;
+        };
         /** LikeState */
         LikeState: {
             liked: boolean;
@@ -378,7 +391,10 @@ export interface operations {
     PostsCreatePost: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: repeating the key (same caller, same route, within 24 hours) answers the first response again, with `Idempotent-Replayed: true`, and creates nothing; the key with a different body is 422. 1..128 printable ASCII characters. */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -412,12 +428,24 @@ export interface operations {
                     };
                 };
             };
+            /** @description The Idempotency-Key was already used for a different request body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     PostsPostIdRepliesCreateReply: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: repeating the key (same caller, same route, within 24 hours) answers the first response again, with `Idempotent-Replayed: true`, and creates nothing; the key with a different body is 422. 1..128 printable ASCII characters. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 post_id: string;
             };
@@ -451,6 +479,15 @@ export interface operations {
                             [key: string]: unknown;
                         } | unknown[];
                     };
+                };
+            };
+            /** @description The Idempotency-Key was already used for a different request body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -797,7 +834,10 @@ export interface operations {
     PostsPostIdReportsReport: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: repeating the key (same caller, same route, within 24 hours) answers the first response again, with `Idempotent-Replayed: true`, and creates nothing; the key with a different body is 422. 1..128 printable ASCII characters. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 post_id: string;
             };
@@ -831,6 +871,15 @@ export interface operations {
                             [key: string]: unknown;
                         } | unknown[];
                     };
+                };
+            };
+            /** @description The Idempotency-Key was already used for a different request body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -193,6 +193,19 @@ export interface components {
         DownloadRequest: {
             email?: string | null;
         };
+        /**
+         * ErrorBody
+         * @example {
+         *       "status_code": 8772,
+         *       "detail": "dshFRPhSOVrnPxrBBMqb"
+         *     }
+         */
+        ErrorBody: {
+            /** @example 8122 */
+            status_code: number;
+            /** @example JmBVBFdzxuvECziwYvba */
+            detail: string;
+        };
         /** LinkCreated */
         LinkCreated: {
             /** Format: uuid */
@@ -324,7 +337,10 @@ export interface operations {
     ResourcesResourceIdLinksCreateLink: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: repeating the key (same caller, same route, within 24 hours) answers the first response again, with `Idempotent-Replayed: true`, and creates nothing; the key with a different body is 422. 1..128 printable ASCII characters. */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 resource_id: string;
             };
@@ -358,6 +374,15 @@ export interface operations {
                             [key: string]: unknown;
                         } | unknown[];
                     };
+                };
+            };
+            /** @description The Idempotency-Key was already used for a different request body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -412,7 +437,10 @@ export interface operations {
     ResourcesCreateResource: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: repeating the key (same caller, same route, within 24 hours) answers the first response again, with `Idempotent-Replayed: true`, and creates nothing; the key with a different body is 422. 1..128 printable ASCII characters. */
+                "Idempotency-Key"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -444,6 +472,15 @@ export interface operations {
                             [key: string]: unknown;
                         } | unknown[];
                     };
+                };
+            };
+            /** @description The Idempotency-Key was already used for a different request body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
