@@ -28,7 +28,12 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -40,6 +45,7 @@ from nats.js import JetStreamContext
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
 from community_shared.collector import freeze_startup, tune_collector
 from community_shared.connections import connect_nats, create_pool, create_redis
+from community_shared.jsonin import MAX_DEPTH, exceeds_depth
 from community_shared.logs import configure_logging, request_id_var
 from community_shared.migrations import migrate, migrations_for, pending
 from community_shared.outbox import OutboxRelay, jetstream_publisher
@@ -150,6 +156,22 @@ def require_student(identity: Identity) -> uuid.UUID:
     if not identity.is_student:
         raise PermissionDeniedException(detail="students only")
     return user_id
+
+
+class LimitedRequest(Request[Any, Any, Any]):
+    """Litestar's request whose JSON body goes through the nesting limit of `jsonin`.
+
+    Every body a handler receives as `data` is decoded by `json()`; a body
+    nested too deeply is a 400 before any handler, guard aside, runs.
+    """
+
+    async def json(self) -> Any:
+        body = await self.body()
+        if exceeds_depth(body):
+            raise ValidationException(
+                detail=f"invalid request body: JSON nested deeper than {MAX_DEPTH} levels"
+            )
+        return await super().json()
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -361,6 +383,7 @@ def create_service_app(
         openapi_config=OpenAPIConfig(title=title, version="1.0.0", path="/schema"),
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"], allow_methods=["*"]),
         request_max_body_size=256 * 1024,
+        request_class=LimitedRequest,
         debug=False,
         logging_config=None,  # keep the JSON logs configured above
     )
