@@ -31,7 +31,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
-from community_shared.auth import GUEST, Identity, InvalidToken, decode_token
+from community_shared.auth import (
+    GUEST,
+    Identity,
+    InvalidToken,
+    decode_token,
+    identity_from_authorization,
+)
 from community_shared.connections import connect_nats, create_redis
 from community_shared.settings import Settings
 from nats.aio.client import Client as NATS
@@ -400,14 +406,11 @@ class GatewayServer:
         if not self._ready.is_set() or self._stopping:
             metrics.HANDSHAKES_REFUSED.labels("503").inc()
             return _json_response(503, {"status_code": 503, "detail": "gateway not ready"})
-        token = request.headers.get("Authorization")
+        header = request.headers.get("Authorization")
         query_token = parse_qs(parts.query).get("token")
         try:
-            if token:
-                scheme, _, value = token.strip().partition(" ")
-                if scheme.lower() != "bearer" or not value.strip():
-                    raise InvalidToken("expected 'Bearer <token>'")
-                identity = decode_token(value.strip(), self.settings.jwt_secret)
+            if header:
+                identity = identity_from_authorization(header, self.settings.jwt_secret)
             elif query_token and query_token[0]:
                 identity = decode_token(query_token[0], self.settings.jwt_secret)
             else:
