@@ -391,8 +391,11 @@ def create_service_app(
 
 def run(app_factory: Callable[[Settings], Litestar], settings: Settings) -> None:
     """Serve an app with uvicorn (uvloop, httptools) on the configured host and port,
-    the garbage collector tuned for a long-running process (`collector`)."""
+    the garbage collector tuned for a long-running process (`collector`), and
+    the request-head limits of SPEC §3 (`headlimits`: 431, slow heads closed)."""
     import uvicorn
+
+    from community_shared.headlimits import HeadLimits, head_limited_protocol
 
     tune_collector()
     app = app_factory(settings)
@@ -404,7 +407,13 @@ def run(app_factory: Callable[[Settings], Litestar], settings: Settings) -> None
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=head_limited_protocol(
+            HeadLimits(
+                max_bytes=settings.http_max_header_bytes,
+                max_headers=settings.http_max_headers,
+                timeout=settings.http_header_timeout_seconds,
+            )
+        ),
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
