@@ -240,6 +240,11 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
     return Response(status, http.HTTPStatus(status).phrase, headers, payload)
 
 
+def _head_size(request: Request) -> int:
+    """The size of a request head as sent: request line and header lines."""
+    return len(request.path) + sum(len(k) + len(v) + 4 for k, v in request.headers.raw_items())
+
+
 def _op_name(op: ClientOp | BadFrame) -> str:
     names = {
         Subscribe: "subscribe",
@@ -316,6 +321,8 @@ class GatewayServer:
             self.settings.host,
             self.settings.port,
             process_request=self._process_request,
+            # A handshake (request head included) must be complete within this.
+            open_timeout=self.settings.http_header_timeout_seconds,
             max_size=MAX_FRAME_BYTES,
             ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
@@ -390,6 +397,11 @@ class GatewayServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        if _head_size(request) > self.settings.http_max_header_bytes:
+            # websockets itself refuses lines over 8 KiB and over 128 headers (431).
+            return _json_response(
+                431, {"status_code": 431, "detail": "request header fields too large"}
+            )
         parts = urlsplit(request.path)
         if parts.path == "/health":
             return _json_response(200, {"status": "ok"})
