@@ -11,17 +11,20 @@ httptools protocol with three limits added, each a setting:
 - so is a head of more than `max_headers` header lines (default 100);
 - a connection that has not sent a complete request head within `timeout`
   seconds (default 30) is closed: counted from the moment it opened, and on a
-  kept-alive connection from the first byte of each later request (the idle
+  kept-alive connection from the first bytes of each later request (the idle
   time between requests is uvicorn's keep-alive timeout, 5 s).
 
 Only the head is limited here; the body is limited by the app (413 above
 `request_max_body_size`).
 
-The head's size is known exactly from the parser's callbacks for the URL and
-each complete header line. A single header line still being received is not
-reported by the parser until it ends, so the bytes received while a head is
-unfinished count too: the parser never holds more than `max_bytes` plus one
-read of the socket.
+The head's size and line count are checked when the parser has read the
+whole head. Until then the bytes received while a head is unfinished are
+counted: the parser never holds more than `max_bytes` plus one read of the
+socket before the 431.
+
+The timeout of a later request on a kept-alive connection starts at the end
+of the first read that leaves its head unfinished (a head that arrives in one
+read needs no timer).
 """
 
 from __future__ import annotations
@@ -64,16 +67,19 @@ _REFUSAL: Final = (
 
 
 class HeadLimitedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the limits of `limits` on every request head."""
+    """uvicorn's httptools protocol with the limits of `limits` on every request head.
+
+    Per request it adds two flag updates and, once the head is parsed, a sum
+    over its header lines; a timer only for a connection that opened or a
+    head that is still unfinished after a read.
+    """
 
     limits: ClassVar[HeadLimits] = HeadLimits()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True  # a new connection owes its first head
-        self._head_bytes = 0  # exact: URL and complete header lines
         self._unfinished_bytes = 0  # bytes received while the head stayed unfinished
-        self._header_lines = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -92,15 +98,18 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             return  # lingering: read and drop until the client or the timer closes
         head_was_open = self._in_head
         super().data_received(data)
-        if self._refused or not (self._in_head and head_was_open):
+        if self._refused or not self._in_head:
             return
-        # The head was unfinished before this read and still is: all of it is head.
-        self._unfinished_bytes += len(data)
-        if self._unfinished_bytes > self.limits.max_bytes:
-            self._refuse()
+        self._arm_head_timer()
+        if head_was_open:
+            # Unfinished before this read and still: all of the read is head.
+            self._unfinished_bytes += len(data)
+            if self._unfinished_bytes > self.limits.max_bytes:
+                self._refused = True
+                self._send_refusal()
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn answers any parser error with 400, including our callbacks' refusal.
+        # uvicorn answers any parser error with 400, including our refusal below.
         if self._refused:
             self._send_refusal()
         else:
@@ -110,36 +119,22 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._head_bytes = self._unfinished_bytes = self._header_lines = 0
-        self._arm_head_timer()
+        self._unfinished_bytes = 0
         super().on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url), lines=0)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4, lines=1)  # "name: value\r\n"
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm_head_timer()
+        headers = self.headers
+        limits = self.limits
+        # Request line and "name: value\r\n" lines, as sent (give or take the method).
+        size = len(self.url) + 4 * len(headers) + sum(len(n) + len(v) for n, v in headers)
+        if len(headers) > limits.max_headers or size > limits.max_bytes:
+            self._refused = True
+            raise _HeadTooLarge  # stops the parser; uvicorn then calls send_400_response
         super().on_headers_complete()
 
     # -- limits ------------------------------------------------------------------
-
-    def _count(self, size: int, *, lines: int) -> None:
-        self._head_bytes += size
-        self._header_lines += lines
-        limits = self.limits
-        if self._head_bytes > limits.max_bytes or self._header_lines > limits.max_headers:
-            self._refused = True
-            raise _HeadTooLarge  # stops the parser; uvicorn then calls send_400_response
-
-    def _refuse(self) -> None:
-        self._refused = True
-        self._send_refusal()
 
     def _send_refusal(self) -> None:
         self._disarm_head_timer()

@@ -157,6 +157,19 @@ def test_more_than_a_hundred_short_headers_are_431(posts_process: int) -> None:
     assert _status_line(_get(posts_process, extra=lines)).startswith(b"HTTP/1.1 431")
 
 
+def test_a_head_over_16_kib_in_short_lines_is_431(posts_process: int) -> None:
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(17))
+    assert _status_line(_get(posts_process, extra=lines)).startswith(b"HTTP/1.1 431")
+
+
+def test_a_head_sent_in_pieces_within_the_timeout_is_served(posts_process: int) -> None:
+    with socket.create_connection(("127.0.0.1", posts_process), timeout=5) as sock:
+        for piece in (b"GET /health HT", b"TP/1.1\r\nHost: t\r\n", b"Connection: close\r\n\r\n"):
+            sock.sendall(piece)
+            time.sleep(0.2)
+        assert _status_line(_read_all(sock)) == b"HTTP/1.1 200 OK"
+
+
 def test_heads_within_the_limits_are_served(posts_process: int) -> None:
     big_but_allowed = b"X-Big: " + b"a" * (15 * 1024) + b"\r\n"
     assert _status_line(_get(posts_process, extra=big_but_allowed)) == b"HTTP/1.1 200 OK"
