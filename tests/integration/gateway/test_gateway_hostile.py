@@ -24,8 +24,8 @@ from typing import Any
 
 from community_gateway.config import GatewayConfig
 
-from tests.conftest import WsClient, make_user
-from tests.hostile import DEEP_BODIES
+from tests.conftest import JWT_SECRET, WsClient, make_user
+from tests.hostile import DEEP_BODIES, malformed_claim_tokens
 from tests.integration.gateway.conftest import is_event, post_data
 
 SEED = 20261202
@@ -55,6 +55,8 @@ def wrong_typed_frames() -> Iterator[dict[str, Any]]:
     for value in [*WRONG, "PING", "subscribe ", "nope", "__proto__"]:
         yield {"op": value}
     yield {"channel": "feed"}  # no op at all
+    for token in malformed_claim_tokens(JWT_SECRET).values():
+        yield {"op": "refresh", "token": token}  # signed, with malformed claims
 
 
 def random_frames(rng: random.Random, count: int) -> Iterator[str | bytes]:
