@@ -33,6 +33,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 from community_shared.auth import Identity
+from community_shared.jsonin import NestingTooDeep, decode_json
 
 from community_gateway.channels import (
     FORBIDDEN,
@@ -158,7 +159,8 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
 
     Guarantees: never raises; anything that is not a JSON text object with a
     known `op` and well-typed fields is a `BadFrame` (`bad_request`, or
-    `too_large` above 16 KiB, which no valid op needs). A valid `id` is
+    `too_large` above 16 KiB, which no valid op needs); JSON nested deeper
+    than `jsonin.MAX_DEPTH` is not valid JSON here, as in any HTTP body. A valid `id` is
     echoed in the `BadFrame` when the rest of the frame is wrong. Fields an op
     does not know are ignored. It does not check that a channel exists or
     that the caller may use it (see `Session`).
@@ -166,8 +168,11 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
     if isinstance(message, bytes | bytearray | memoryview):
         return BadFrame(BAD_REQUEST, "frames must be JSON text, not binary")
     too_large = len(message) > SOFT_FRAME_BYTES // 4 and len(message.encode()) > SOFT_FRAME_BYTES
+    problem = "frame is not valid JSON"
     try:
-        frame = msgspec.json.decode(message)
+        frame = decode_json(message)
+    except NestingTooDeep as exc:
+        frame, problem = None, f"frame is not valid JSON: {exc}"
     except msgspec.DecodeError:
         frame = None
     if too_large:
@@ -178,7 +183,7 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
                 op_id = _op_id(frame)
         return BadFrame(TOO_LARGE, f"frames may not exceed {SOFT_FRAME_BYTES} bytes", op_id)
     if frame is None:
-        return BadFrame(BAD_REQUEST, "frame is not valid JSON")
+        return BadFrame(BAD_REQUEST, problem)
     if not isinstance(frame, dict):
         return BadFrame(BAD_REQUEST, "frame must be a JSON object")
     try:

@@ -31,7 +31,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
-from community_shared.auth import GUEST, Identity, InvalidToken, decode_token
+from community_shared.auth import (
+    GUEST,
+    Identity,
+    InvalidToken,
+    decode_token,
+    identity_from_authorization,
+)
 from community_shared.connections import connect_nats, create_redis
 from community_shared.settings import Settings
 from nats.aio.client import Client as NATS
@@ -249,6 +255,11 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
     return _http_response(status, "application/json", json.dumps(body).encode())
 
 
+def _head_size(request: Request) -> int:
+    """The size of a request head as sent: request line and header lines."""
+    return len(request.path) + sum(len(k) + len(v) + 4 for k, v in request.headers.raw_items())
+
+
 def _op_name(op: ClientOp | BadFrame) -> str:
     names = {
         Subscribe: "subscribe",
@@ -325,6 +336,8 @@ class GatewayServer:
             self.settings.host,
             self.settings.port,
             process_request=self._process_request,
+            # A handshake (request head included) must be complete within this.
+            open_timeout=self.settings.http_header_timeout_seconds,
             max_size=MAX_FRAME_BYTES,
             ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
@@ -399,6 +412,11 @@ class GatewayServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        if _head_size(request) > self.settings.http_max_header_bytes:
+            # websockets itself refuses lines over 8 KiB and over 128 headers (431).
+            return _json_response(
+                431, {"status_code": 431, "detail": "request header fields too large"}
+            )
         parts = urlsplit(request.path)
         if parts.path == "/health":
             return _json_response(200, {"status": "ok"})
@@ -411,14 +429,11 @@ class GatewayServer:
         if not self._ready.is_set() or self._stopping:
             metrics.HANDSHAKES_REFUSED.labels("503").inc()
             return _json_response(503, {"status_code": 503, "detail": "gateway not ready"})
-        token = request.headers.get("Authorization")
+        header = request.headers.get("Authorization")
         query_token = parse_qs(parts.query).get("token")
         try:
-            if token:
-                scheme, _, value = token.strip().partition(" ")
-                if scheme.lower() != "bearer" or not value.strip():
-                    raise InvalidToken("expected 'Bearer <token>'")
-                identity = decode_token(value.strip(), self.settings.jwt_secret)
+            if header:
+                identity = identity_from_authorization(header, self.settings.jwt_secret)
             elif query_token and query_token[0]:
                 identity = decode_token(query_token[0], self.settings.jwt_secret)
             else:

@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from litestar.exceptions import ValidationException
 
+from community_shared.jsonin import decode_json
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
@@ -45,6 +47,6 @@ def decode_cursor(cursor: str | None, type_: type[T]) -> T | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=type_)
+        return decode_json(raw, type=type_)
     except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValidationException(detail="malformed cursor") from exc

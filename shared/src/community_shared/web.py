@@ -29,7 +29,12 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
@@ -54,6 +59,7 @@ from community_shared.idempotency import (
     expire_keys,
     fingerprint,
 )
+from community_shared.jsonin import MAX_DEPTH, exceeds_depth
 from community_shared.logs import configure_logging, request_id_var
 from community_shared.migrations import migrate, migrations_for, pending
 from community_shared.outbox import OutboxRelay, jetstream_publisher
@@ -217,6 +223,22 @@ def require_student(identity: Identity) -> uuid.UUID:
     if not identity.is_student:
         raise PermissionDeniedException(detail="students only")
     return user_id
+
+
+class LimitedRequest(Request[Any, Any, Any]):
+    """Litestar's request whose JSON body goes through the nesting limit of `jsonin`.
+
+    Every body a handler receives as `data` is decoded by `json()`; a body
+    nested too deeply is a 400 before any handler, guard aside, runs.
+    """
+
+    async def json(self) -> Any:
+        body = await self.body()
+        if exceeds_depth(body):
+            raise ValidationException(
+                detail=f"invalid request body: JSON nested deeper than {MAX_DEPTH} levels"
+            )
+        return await super().json()
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -454,6 +476,7 @@ def create_service_app(
             expose_headers=[REPLAYED_HEADER],
         ),
         request_max_body_size=256 * 1024,
+        request_class=LimitedRequest,
         debug=False,
         logging_config=None,  # keep the JSON logs configured above
     )
@@ -461,8 +484,11 @@ def create_service_app(
 
 def run(app_factory: Callable[[Settings], Litestar], settings: Settings) -> None:
     """Serve an app with uvicorn (uvloop, httptools) on the configured host and port,
-    the garbage collector tuned for a long-running process (`collector`)."""
+    the garbage collector tuned for a long-running process (`collector`), and
+    the request-head limits of SPEC §3 (`headlimits`: 431, slow heads closed)."""
     import uvicorn
+
+    from community_shared.headlimits import HeadLimits, head_limited_protocol
 
     tune_collector()
     app = app_factory(settings)
@@ -474,7 +500,13 @@ def run(app_factory: Callable[[Settings], Litestar], settings: Settings) -> None
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=head_limited_protocol(
+            HeadLimits(
+                max_bytes=settings.http_max_header_bytes,
+                max_headers=settings.http_max_headers,
+                timeout=settings.http_header_timeout_seconds,
+            )
+        ),
         lifespan="on",
         timeout_graceful_shutdown=5,
     )

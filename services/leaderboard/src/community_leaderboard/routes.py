@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from community_shared.auth import Identity
+from community_shared.jsonin import decode_json
 from community_shared.pagination import parse_limit
 from community_shared.web import require_student, students_only
 from litestar import Controller, Request, get, put
@@ -87,7 +88,7 @@ class LeaderboardController(Controller):
         require_student(identity)
         # The framework converts leniently (1 -> true); a privacy switch takes JSON booleans only.
         try:
-            choice = msgspec.json.decode(await request.body(), type=Privacy)
+            choice = decode_json(await request.body(), type=Privacy)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValidationException(detail=f"invalid privacy settings: {exc}") from exc
         return await service.set_privacy(identity, choice)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from community_shared.auth import Identity
 from community_shared.idempotency import IdempotencyKey
+from community_shared.jsonin import decode_json
 from community_shared.pagination import parse_limit
 from community_shared.web import (
     IDEMPOTENT_RESPONSES,
@@ -63,7 +64,7 @@ async def strict_body(
     if optional and not raw.strip():
         return type_()
     try:
-        return msgspec.json.decode(raw, type=type_, strict=True)
+        return decode_json(raw, type=type_, strict=True)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise ValidationException(detail=f"invalid request body: {exc}") from exc
 
