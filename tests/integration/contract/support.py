@@ -28,13 +28,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 import uvicorn
 from community_shared.settings import Settings
 from litestar import Litestar
 
-from tests.conftest import RUN_ID, Infra, User
+from tests.conftest import RUN_ID, Infra, User, fresh_database
 from tests.harness import nats_hooks_ran
 
 CHECKS = (
@@ -62,27 +61,12 @@ class ServedApp:
 
 
 @contextlib.asynccontextmanager
-async def _own_database(infra: Infra) -> AsyncIterator[str]:
-    name = f"cl_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    try:
-        yield f"{infra.admin_dsn}/{name}"
-    finally:
-        admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-        with contextlib.suppress(Exception):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@contextlib.asynccontextmanager
 async def served_alone(
     service: str, infra: Infra, settings_for: Callable[..., Settings]
 ) -> AsyncIterator[ServedApp]:
     """A fresh app of `service` served by uvicorn on 127.0.0.1, alone in its data."""
     tag = f"contract{uuid.uuid4().hex[:6]}"
-    async with _own_database(infra) as database_url:
+    async with fresh_database(infra) as database_url:
         settings = settings_for(
             service,
             database_url=database_url,
