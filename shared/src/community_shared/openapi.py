@@ -8,6 +8,8 @@ route:
 - every error response carries the one error body (`ErrorBody`): the JSON that
   `community_shared.web` writes for every failure;
 - 429 and 503 responses carry `Retry-After`;
+- a response that may take several shapes is documented with `anyOf`: they
+  may overlap (an empty page is a page of either kind), which `oneOf` forbids;
 - an operation that reads a request body can answer 413 (the body limit of
   `create_service_app`), and one with parameters or a body 400 (Litestar adds
   that one itself; `finish_document` gives it our error body);
@@ -137,7 +139,10 @@ def finish_document(document: OpenAPI) -> None:
             )
         for code, response in list(responses.items()):
             status = int(code)
-            if status < 400 or not isinstance(response, OpenAPIResponse):
+            if not isinstance(response, OpenAPIResponse):
+                continue
+            if status < 400:
+                _any_of_shapes(response)
                 continue
             # Litestar's own 400 describes its exception class; ours is the body we send.
             response.description = ERROR_DESCRIPTIONS.get(status, response.description)
@@ -145,6 +150,13 @@ def finish_document(document: OpenAPI) -> None:
             if status in RETRY_AFTER_STATUSES:
                 response.headers = {"Retry-After": retry_after}
         operation.responses = dict(sorted(responses.items()))
+
+
+def _any_of_shapes(response: OpenAPIResponse) -> None:
+    for media in (response.content or {}).values():
+        schema = media.schema
+        if isinstance(schema, Schema) and schema.one_of:
+            schema.any_of, schema.one_of = schema.one_of, None
 
 
 # --------------------------------------------------------------------------- the pages
