@@ -174,7 +174,7 @@ ASSETS: dict[str, str] = {
 class OfflineSwagger(SwaggerRenderPlugin):
     """Swagger UI whose page loads its script, style and icon from this service.
 
-    The assets come from the `swagger-ui-bundle` package (Swagger UI's own
+    The assets come from the `swagger-ui-bundle-v2` package (Swagger UI 5's own
     distribution files) and are served under `<schema path>/assets/`.
     """
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from community_posts.app import create_app as create_posts_app
+from community_shared.openapi import ASSETS_DIR
 from community_shared.settings import Settings, parse_origins
 from community_shared.web import _error_response
 from litestar import get
@@ -54,6 +55,13 @@ async def test_schema_pages_load_their_assets_from_the_service(
     assert not re.search(r"https?://|//cdn|unpkg|jsdelivr|googleapis", head), head
     # The document itself is inlined in the page: nothing else to fetch.
     assert '"openapi":"3.1.0"' in html.replace(" ", "")
+
+
+def test_the_bundled_swagger_ui_reads_openapi_3_1() -> None:
+    # Swagger UI 4 shows "Unable to render this definition" for an OpenAPI 3.1
+    # document, which is what Litestar writes; 3.1 needs Swagger UI 5.
+    version = re.search(r"swagger-ui-(\d+)\.\d+\.\d+$", str(ASSETS_DIR))
+    assert version is not None and int(version.group(1)) >= 5, ASSETS_DIR
 
 
 async def test_an_unknown_asset_is_a_404(posts_client: Any) -> None:
