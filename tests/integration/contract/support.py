@@ -4,9 +4,9 @@
   test's loop, with its own database and its own NATS and Redis prefixes, so
   whatever a fuzzer creates, pins or rate-limits stays out of the other tests'
   data.
-- `run_schemathesis` runs the schemathesis command line against it (bounded,
-  seeded and deterministic), each request as the next of the given callers in
-  turn (`schemathesis_callers`), and returns what it printed; the run fails on
+- `run_schemathesis` runs the schemathesis command line against it (bounded
+  and deterministic: the same cases on every run), each case as one of the
+  given callers (`schemathesis_callers`), and returns what it printed; it fails on
   a 5xx, a status code, content type, header or body the document does not
   declare, a wrong `Allow` on `OPTIONS` or a 405 without one.
 - `undeclared` compares the statuses a document declares with those SPEC says
