@@ -97,7 +97,7 @@ async def served_alone(
 async def run_schemathesis(
     target: ServedApp, callers: list[User | None], *, max_examples: int = MAX_EXAMPLES
 ) -> tuple[int, str]:
-    """Run schemathesis against `target`, requests going as each of `callers` in turn
+    """Run schemathesis against `target`, each case sent as one of `callers`
     (None: a guest). Returns the exit status (0: no failure) and what it printed.
     """
     command = [
