@@ -161,7 +161,11 @@ async def test_what_the_code_answers_is_declared(clients: dict[str, Any], servic
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_schemathesis_finds_nothing_undeclared(
-    infra: Infra, settings_for: Callable[..., Settings], service: str
+    infra: Infra,
+    settings_for: Callable[..., Settings],
+    nats_client: Any,  # its teardown removes the session's streams, these runs' too,
+    redis_client: Any,  # and this one the session's keys
+    service: str,
 ) -> None:
     callers = [None, make_user("student"), make_user("instructor")]
     async with served_alone(service, infra, settings_for) as target:
