@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.exceptions import ValidationException
+from litestar.params import Parameter
 
 from community_shared.jsonin import decode_json
 
@@ -22,6 +23,14 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"page size, 1..{MAX_LIMIT}")]
+"""The `limit` query parameter of a list route: `limit: Limit = DEFAULT_LIMIT`."""
+Cursor = Annotated[
+    str | None, Parameter(description="the `next_cursor` of the previous page (opaque)")
+]
+"""The `cursor` query parameter of a list route: `cursor: Cursor = None`."""
 
 
 class Page(msgspec.Struct, Generic[T]):

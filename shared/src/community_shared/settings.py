@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_max_header_bytes: int = 16 * 1024
     http_max_headers: int = 100
     http_header_timeout_seconds: float = 30.0
+    cors_allow_origins: tuple[str, ...] = ("*",)
+    """Origins whose pages may call the HTTP routes; `*` (the default) is any."""
 
     @classmethod
     def from_env(cls, service: str, default_port: int, **overrides: object) -> Settings:
@@ -64,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "http_max_header_bytes": int(env.get("HTTP_MAX_HEADER_BYTES", str(16 * 1024))),
             "http_max_headers": int(env.get("HTTP_MAX_HEADERS", "100")),
             "http_header_timeout_seconds": float(env.get("HTTP_HEADER_TIMEOUT_SECONDS", "30")),
+            "cors_allow_origins": parse_origins(env.get("CORS_ALLOW_ORIGINS", "*")),
         }
         values.update(overrides)
         return msgspec.convert(values, cls)
@@ -84,3 +87,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def redis_key(self, key: str) -> str:
         return f"{self.redis_key_prefix}{key}"
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """`CORS_ALLOW_ORIGINS`: origins separated by commas or spaces; empty or `*` is any."""
+    origins = tuple(origin.rstrip("/") for origin in value.replace(",", " ").split())
+    return origins or ("*",)

@@ -6,7 +6,8 @@ connects NATS in the background (a service accepts writes while NATS is down;
 the outbox keeps the events), runs the outbox relay, and closes everything on
 shutdown; `/health`, `/ready` and `/metrics`; the identity and idempotency-key
 dependencies; request ids; JSON errors that never turn a client's mistake into
-a 500.
+a 500; CORS; and the OpenAPI document, in which each route states what it
+answers with `answers`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import asyncpg
 import msgspec
@@ -37,10 +38,20 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import SecurityRequirement
 from litestar.params import HeaderParameter
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.types import ASGIApp, ControllerRouterHandler, Receive, Scope, Send
+from litestar.routes import HTTPRoute
+from litestar.types import (
+    ASGIApp,
+    ControllerRouterHandler,
+    Guard,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Receive,
+    Scope,
+    Send,
+)
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -62,6 +73,13 @@ from community_shared.idempotency import (
 from community_shared.jsonin import MAX_DEPTH, exceeds_depth
 from community_shared.logs import configure_logging, request_id_var
 from community_shared.migrations import migrate, migrations_for, pending
+from community_shared.openapi import (
+    GUEST_OR_SIGNED_IN_SECURITY,
+    SIGNED_IN_SECURITY,
+    error_response,
+    finish_document,
+    openapi_config,
+)
 from community_shared.outbox import OutboxRelay, jetstream_publisher
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
@@ -159,22 +177,6 @@ async def provide_idempotency(
     )
 
 
-class ErrorBody(msgspec.Struct):
-    """The JSON error shape of SPEC §3."""
-
-    status_code: int
-    detail: str
-
-
-IDEMPOTENT_RESPONSES: dict[int, ResponseSpec] = {
-    422: ResponseSpec(
-        data_container=ErrorBody,
-        description="The Idempotency-Key was already used for a different request body",
-    ),
-}
-"""OpenAPI answers a route that accepts `Idempotency-Key` adds to its own."""
-
-
 # Route guards: they refuse before the request body is even read, so a caller
 # without the right gets 401/403 whatever the body holds.
 
@@ -192,6 +194,11 @@ def moderators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 def signed_in_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """401 for guests."""
     require_user(identity_of(connection))
+
+
+def members_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 for guests, 403 for students without an active membership."""
+    require_member(identity_of(connection))
 
 
 def require_user(identity: Identity) -> uuid.UUID:
@@ -241,6 +248,49 @@ class LimitedRequest(Request[Any, Any, Any]):
         return await super().json()
 
 
+# What a route answers: who may call it, and the errors its use case can raise.
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who may call a route: its guard, its security in the OpenAPI document,
+    and the refusals (401/403) that follow from both."""
+
+    guards: tuple[Guard, ...]
+    security: list[SecurityRequirement]
+    refusals: frozenset[int]
+
+
+ANYONE: Final = Audience((), GUEST_OR_SIGNED_IN_SECURITY, frozenset({401}))
+"""Guests too; a bad, expired or forged token is still a 401."""
+SIGNED_IN: Final = Audience((signed_in_only,), SIGNED_IN_SECURITY, frozenset({401}))
+MEMBERS: Final = Audience((members_only,), SIGNED_IN_SECURITY, frozenset({401, 403}))
+STUDENTS: Final = Audience((students_only,), SIGNED_IN_SECURITY, frozenset({401, 403}))
+MODERATORS: Final = Audience((moderators_only,), SIGNED_IN_SECURITY, frozenset({401, 403}))
+
+ALWAYS_ANSWERED: Final = frozenset({431, 503})
+"""Errors every route can answer: request headers too large (`headlimits`), and a
+dependency (Postgres, Redis, NATS) down."""
+
+
+def answers(audience: Audience, *errors: int) -> dict[str, Any]:
+    """Keyword arguments for a route decorator: its guards, its security and the
+    error responses it can answer, with the error body.
+
+    `errors` are those of the use case (404, 409, 429, ...); the audience's
+    refusals and `ALWAYS_ANSWERED` are added, and the document adds 400 and 413
+    where the route has parameters or a body (`openapi.finish_document`).
+
+        @post("/", status_code=201, **answers(MEMBERS, 429))
+    """
+    statuses = sorted({*audience.refusals, *errors, *ALWAYS_ANSWERED})
+    return {
+        "guards": list(audience.guards),
+        "security": audience.security,
+        "responses": {status: error_response(status) for status in statuses},
+    }
+
+
 class RequestIdMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
@@ -272,6 +322,49 @@ def _replay_response(request: Request[Any, Any, Any], exc: Replay) -> Response[b
     )
 
 
+class AllowedMethodsMiddleware(ASGIMiddleware):
+    """Answer `OPTIONS` with every method the path serves, before any guard.
+
+    Litestar's own `OPTIONS` handler lists only the methods of the first
+    handlers registered for a path, and runs the guards of the controller it
+    belongs to. A CORS preflight never gets here: the CORS middleware answers
+    it before routing.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self) -> None:
+        self._allow: dict[str, str] | None = None
+
+    def _allow_header(self, app: Litestar, path_template: str) -> str | None:
+        if self._allow is None:
+            self._allow = {
+                route.path_format: ", ".join(sorted(route.methods))
+                for route in app.routes
+                if isinstance(route, HTTPRoute)
+            }
+        return self._allow.get(path_template)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if scope.get("method") == "OPTIONS":
+            allow = self._allow_header(scope["litestar_app"], scope.get("path_template", ""))
+            if allow is not None:
+                start: HTTPResponseStartEvent = {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [(b"allow", allow.encode())],
+                }
+                body: HTTPResponseBodyEvent = {
+                    "type": "http.response.body",
+                    "body": b"",
+                    "more_body": False,
+                }
+                await send(start)
+                await send(body)
+                return
+        await next_app(scope, receive, send)
+
+
 def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Turn any exception into the JSON error shape of SPEC §3.
 
@@ -282,8 +375,11 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
         body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
         if exc.extra:
             body["extra"] = exc.extra
+        headers = dict(exc.headers or {})
+        if exc.status_code == 503:
+            headers.setdefault("Retry-After", "1")  # SPEC §3: every 503 says when to retry
         return Response(
-            body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON
+            body, status_code=exc.status_code, headers=headers, media_type=MediaType.JSON
         )
     if isinstance(exc, KeyReused | KeyInUse):
         status, detail = (
@@ -323,6 +419,7 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 
 def _health_handlers(uses_redis: bool) -> list[ControllerRouterHandler]:
+    # Operational routes, described in the README rather than in the API's document.
     @get("/health", include_in_schema=False, sync_to_thread=False)
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -359,6 +456,10 @@ def _health_handlers(uses_redis: bool) -> list[ControllerRouterHandler]:
         return Response({"status": "ready"}, status_code=200)
 
     return [health, ready]
+
+
+class MetricsController(PrometheusController):
+    include_in_schema = False
 
 
 def create_service_app(
@@ -462,24 +563,31 @@ def create_service_app(
         "idempotency": Provide(provide_idempotency),
     }
     deps.update(dependencies or {})
-    return Litestar(
-        route_handlers=[*route_handlers, *_health_handlers(uses_redis), PrometheusController],
+    app = Litestar(
+        route_handlers=[*route_handlers, *_health_handlers(uses_redis), MetricsController],
         lifespan=[lifespan],
         dependencies=deps,
-        middleware=[RequestIdMiddleware(), prometheus.middleware],
+        middleware=[RequestIdMiddleware(), prometheus.middleware, AllowedMethodsMiddleware()],
         exception_handlers={Exception: _error_response, Replay: _replay_response},
-        openapi_config=OpenAPIConfig(title=title, version="1.0.0", path="/schema"),
+        openapi_config=openapi_config(title),
         cors_config=CORSConfig(
-            allow_origins=["*"],
+            allow_origins=list(settings.cors_allow_origins),
             allow_headers=["*"],
             allow_methods=["*"],
-            expose_headers=[REPLAYED_HEADER],
+            # What a page may read of a response beyond the CORS-safelisted headers.
+            expose_headers=[*EXPOSED_HEADERS, REPLAYED_HEADER],
         ),
         request_max_body_size=256 * 1024,
         request_class=LimitedRequest,
         debug=False,
         logging_config=None,  # keep the JSON logs configured above
     )
+    finish_document(app.openapi_schema)
+    return app
+
+
+EXPOSED_HEADERS: Final = ("Retry-After", "X-Request-Id")
+"""Response headers a browser page may read (SPEC §3: `Retry-After` is readable)."""
 
 
 def run(app_factory: Callable[[Settings], Litestar], settings: Settings) -> None:
