@@ -45,6 +45,7 @@ from community_shared.migrations import migrate, migrations_for, pending
 from community_shared.outbox import OutboxRelay, jetstream_publisher
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
+from community_shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -322,12 +323,8 @@ def create_service_app(
         try:
             yield
         finally:
-            for task in runtime.tasks:
-                task.cancel()
-            for task in runtime.tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-            runtime.tasks.clear()
+            tasks, runtime.tasks = runtime.tasks, []
+            await stop_tasks(*tasks)
             for close in reversed(runtime.closers):
                 with contextlib.suppress(Exception):
                     await close()
