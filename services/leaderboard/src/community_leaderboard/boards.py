@@ -2,7 +2,8 @@
 
 For every board (`<window>:<track>`) four sorted sets hold its members (the
 16 bytes of the student's UUID): `rank` (score = points with the tie-break of
-`rules.board_score`), `earned` (cents), `actions` and `learn_rate`. Postgres is
+`rules.board_score`), `earned` (cents; for a student who hides their
+earnings, the lower bound of their range), `actions` and `learn_rate`. Postgres is
 the source of truth; these sets are a projection that `replace_all` can
 rebuild at any time.
 
@@ -127,6 +128,8 @@ class BoardEntry(msgspec.Struct, frozen=True, gc=False):
     score: int
     points: int
     earned_cents: int
+    """What the `earned` sort places the student by: their figure, or the lower
+    bound of its range when they hide it (`rules.earned_sort_value`)."""
     actions: int
     learn_rate: float
 
