@@ -40,7 +40,13 @@ from nats.js import JetStreamContext
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
 from community_shared.collector import freeze_startup, tune_collector
 from community_shared.connections import connect_nats, create_pool, create_redis
+from community_shared.dependencies import (
+    DependencyUnavailable,
+    retry_after_of,
+    unavailable_dependency,
+)
 from community_shared.logs import configure_logging, request_id_var
+from community_shared.metrics import DEPENDENCY_ERRORS
 from community_shared.migrations import migrate, migrations_for, pending
 from community_shared.outbox import OutboxRelay, jetstream_publisher
 from community_shared.settings import Settings
@@ -195,16 +201,27 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
             status_code=400,
             media_type=MediaType.JSON,
         )
-    if isinstance(
-        exc,
-        asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError | ConnectionError,
-    ):
-        # The database is saturated or restarting: nothing was applied, try again.
-        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, exc)
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        # Postgres, Redis or NATS is down, restarting or saturated: nothing was
+        # applied, try again (SPEC §3). One mapping for every service.
+        log.warning(
+            "%s unavailable on %s %s: %s",
+            dependency,
+            request.method,
+            request.url.path,
+            str(exc) or type(exc).__name__,
+        )
+        DEPENDENCY_ERRORS.labels(dependency=dependency, operation="request").inc()
+        detail = (
+            exc.detail
+            if isinstance(exc, DependencyUnavailable)
+            else f"service temporarily unavailable ({dependency}), retry shortly"
+        )
         return Response(
-            {"status_code": 503, "detail": "service temporarily unavailable, retry shortly"},
+            {"status_code": 503, "detail": detail},
             status_code=503,
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": str(retry_after_of(exc))},
             media_type=MediaType.JSON,
         )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
