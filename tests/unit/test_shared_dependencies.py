@@ -21,6 +21,8 @@ from community_shared.dependencies import (
         (asyncpg.TooManyConnectionsError("too many clients"), "postgres"),
         (asyncpg.AdminShutdownError("terminating connection"), "postgres"),
         (asyncpg.ConnectionDoesNotExistError("connection was closed"), "postgres"),
+        (asyncpg.InternalClientError("cannot switch to state 15"), "postgres"),
+        (asyncpg.InterfaceError("cannot perform operation: connection is closed"), "postgres"),
         (redis.exceptions.ConnectionError("Connection refused"), "redis"),
         (redis.exceptions.TimeoutError("Timeout reading from socket"), "redis"),
         (redis.exceptions.BusyLoadingError("loading the dataset"), "redis"),
@@ -42,6 +44,7 @@ def test_dependency_errors_are_recognised(exc: BaseException, dependency: str) -
     "exc",
     [
         ValueError("a bug"),
+        asyncpg.InterfaceError("the server does not support the COPY protocol"),
         KeyError("missing"),
         FileNotFoundError(2, "No such file"),
         redis.exceptions.ResponseError("WRONGTYPE"),

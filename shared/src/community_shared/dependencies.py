@@ -41,6 +41,11 @@ _POSTGRES: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # A connection the server closed mid-operation (a restart, a failover) is
+    # left in a state asyncpg reports as "cannot switch to state ...; another
+    # operation is in progress" on its next use, or as "connection is closed".
+    asyncpg.InternalClientError,
+    asyncpg.ConnectionDoesNotExistError,
 )
 _REDIS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,  # includes BusyLoadingError
@@ -83,6 +88,8 @@ def _classify(exc: BaseException) -> str | None:
         kinds = {unavailable_dependency(e) for e in exc.exceptions}
         return None if None in kinds else ", ".join(sorted(k for k in kinds if k))
     if isinstance(exc, _POSTGRES):
+        return "postgres"
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
         return "postgres"
     if isinstance(exc, _REDIS):
         return "redis"
