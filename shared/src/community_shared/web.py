@@ -72,6 +72,8 @@ class Runtime:
     relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    readiness: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    """A service's own readiness conditions: name → why not ready (None: ready)."""
     nats_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -256,6 +258,10 @@ def _health_handlers(uses_redis: bool) -> list[ControllerRouterHandler]:
                 await runtime.redis.ping()
             except Exception as exc:
                 failing["redis"] = str(exc) or type(exc).__name__
+        for name, why_not in runtime.readiness.items():
+            problem = why_not()
+            if problem is not None:
+                failing[name] = problem
         if failing:
             return Response(
                 {
