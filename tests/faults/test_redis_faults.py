@@ -199,3 +199,33 @@ async def run_outage(
         for i in range(11)
     ]
     assert statuses == [201] * 10 + [429], statuses
+
+
+async def test_connections_left_by_a_redis_restart_fail_nothing(
+    settings_for: Callable[..., Settings],
+) -> None:
+    """Every pooled connection is dead after a restart; the shared client must
+    replace them without failing a command (stale connections once made
+    greetings report `unread` 0 and rate checks fail for minutes)."""
+    from community_shared.connections import create_redis
+
+    with private_redis() as redis_server:
+        client = create_redis(settings_for("gateway", redis_url=redis_server.url))
+        try:
+            await asyncio.gather(*(client.set(f"k{i}", i) for i in range(20)))  # 20 connections
+            pooled = len(client.connection_pool._available_connections)  # type: ignore[attr-defined]
+            redis_server.kill()
+            redis_server.start()
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(client.incr(f"k{i}") for i in range(20)), return_exceptions=True
+            )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            print(
+                f"FAULT redis-stale: pooled={pooled} commands=20 failed={len(failed)}"
+                f" took={time.monotonic() - started:.2f}s"
+            )
+            assert not failed, failed[:3]
+            assert results == [1] * 20  # the restarted Redis is empty
+        finally:
+            await client.aclose()
