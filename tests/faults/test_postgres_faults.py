@@ -78,8 +78,9 @@ async def run_outage(client: Any, server: PrivatePostgres, database_url: str) ->
     recovery: float | None = None
     try:
         await asyncio.sleep(0.5)
-        outcomes.phase = "down"
+        outcomes.phase = "stopping"  # requests begun now may still get through
         await asyncio.to_thread(server.stop, "fast")
+        outcomes.phase = "down"
         await asyncio.sleep(2.0)
         ready_down = await client.get("/ready")
         outcomes.phase = "gap"

@@ -146,8 +146,9 @@ async def run_outage(
     recovery: float | None = None
     try:
         await asyncio.sleep(0.5)
-        outcomes.phase = "down"
+        outcomes.phase = "stopping"  # requests begun now may still get through
         redis_server.kill()
+        outcomes.phase = "down"
         await asyncio.sleep(2.0)
         ready_down = await lb_client.get("/ready")
         outcomes.phase = "gap"  # requests begun while down end before Redis returns
