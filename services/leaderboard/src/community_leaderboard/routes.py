@@ -30,7 +30,9 @@ MAX_OFFSET = 1_000_000
 async def provide_service(state: State) -> LeaderboardService:
     service: LeaderboardService | None = getattr(state, "leaderboard_service", None)
     if service is None:
-        raise ServiceUnavailableException(detail="the leaderboard is starting")
+        raise ServiceUnavailableException(
+            detail="the leaderboard is starting", headers={"Retry-After": "1"}
+        )
     return service
 
 
