@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from community_shared.events import decode_envelope
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
+from community_shared.tasks import stop_tasks, wait_set
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
@@ -168,10 +169,8 @@ class Router:
     async def stop(self) -> None:
         """Stop routing, flush what is held, release the lease (another instance takes over)."""
         self._stopping = True
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._lease_task
+        lease_task, self._lease_task = self._lease_task, None
+        await stop_tasks(lease_task)
         await self._stop_routing()
         with contextlib.suppress(Exception):
             await self.lease.release()
@@ -229,15 +228,10 @@ class Router:
             # The loop checks the flag between short fetches: let it finish what it took.
             done, _ = await asyncio.wait({self._route_task}, timeout=3)
             if not done:
-                self._route_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._route_task
+                await stop_tasks(self._route_task)
             self._route_task = None
-        if self._flush_task is not None:
-            self._flush_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._flush_task
-            self._flush_task = None
+        flush_task, self._flush_task = self._flush_task, None
+        await stop_tasks(flush_task)
         for flush in self._coalescer.drain():
             await self._publish_and_ack(flush.item, flush.handles)
 
@@ -391,8 +385,7 @@ class Router:
             delay = due_at - time.monotonic()
             if delay > 0:
                 # A new hold may fall due earlier: wake up for it too.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._held.wait(), delay)
+                await wait_set(self._held, delay)
                 continue
             for flush in self._coalescer.due(time.monotonic()):
                 await self._publish_and_ack(flush.item, flush.handles)

@@ -40,6 +40,7 @@ from community_shared.auth import (
 )
 from community_shared.connections import connect_nats, create_redis
 from community_shared.settings import Settings
+from community_shared.tasks import stop_tasks, wait_set
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -208,7 +209,8 @@ class _Client:
         # to drain before its own close timeout starts: a client that reads
         # nothing would hold the connection until the ping timeout. Bound it.
         try:
-            await asyncio.wait_for(self.ws.close(code, reason), self._close_timeout)
+            async with asyncio.timeout(self._close_timeout):
+                await self.ws.close(code, reason)
         except TimeoutError:
             self.ws.transport.abort()
 
@@ -456,7 +458,8 @@ class GatewayServer:
             failing["redis"] = "not connected"
         else:
             try:
-                await asyncio.wait_for(self._redis.ping(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._redis.ping()
             except Exception as exc:
                 failing["redis"] = str(exc) or type(exc).__name__
         if failing:
@@ -508,9 +511,7 @@ class GatewayServer:
             if not client.closing and ws.state is State.OPEN:
                 client.close(1000, "")
             client.closing = True
-            writer.cancel()
-            with contextlib.suppress(BaseException):
-                await writer
+            await stop_tasks(writer)
             await ws.wait_closed()
             metrics.CONNECTIONS.dec()
             metrics.CLOSES.labels(str(ws.close_code)).inc()
@@ -541,8 +542,7 @@ class GatewayServer:
                 client.close(CLOSE_TOKEN_EXPIRED, "token expired")
                 return
             client.refreshed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(client.refreshed.wait(), remaining)
+            await wait_set(client.refreshed, remaining)
 
     def _require_store(self) -> ChannelStore:
         if self._store is None:
@@ -726,10 +726,7 @@ async def run_until_stopped(settings: Settings, config: GatewayConfig, stop: asy
     server = GatewayServer(settings, config)
     starting = asyncio.create_task(server.start())
     await stop.wait()
-    if not starting.done():
-        starting.cancel()
-        with contextlib.suppress(BaseException):
-            await starting
+    await stop_tasks(starting)
     await server.stop()
 
 

@@ -58,6 +58,11 @@ from nats.js import JetStreamContext
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
 from community_shared.collector import freeze_startup, tune_collector
 from community_shared.connections import connect_nats, create_pool, create_redis
+from community_shared.dependencies import (
+    DependencyUnavailable,
+    retry_after_of,
+    unavailable_dependency,
+)
 from community_shared.idempotency import (
     HEADER,
     KEY_PATTERN,
@@ -72,6 +77,7 @@ from community_shared.idempotency import (
 )
 from community_shared.jsonin import MAX_DEPTH, exceeds_depth
 from community_shared.logs import configure_logging, request_id_var
+from community_shared.metrics import DEPENDENCY_ERRORS
 from community_shared.migrations import migrate, migrations_for, pending
 from community_shared.openapi import (
     GUEST_OR_SIGNED_IN_SECURITY,
@@ -83,6 +89,7 @@ from community_shared.openapi import (
 from community_shared.outbox import OutboxRelay, jetstream_publisher
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
+from community_shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,8 @@ class Runtime:
     relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    readiness: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    """A service's own readiness conditions: name → why not ready (None: ready)."""
     nats_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -398,16 +407,27 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
             status_code=400,
             media_type=MediaType.JSON,
         )
-    if isinstance(
-        exc,
-        asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError | ConnectionError,
-    ):
-        # The database is saturated or restarting: nothing was applied, try again.
-        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, exc)
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        # Postgres, Redis or NATS is down, restarting or saturated: nothing was
+        # applied, try again (SPEC §3). One mapping for every service.
+        log.warning(
+            "%s unavailable on %s %s: %s",
+            dependency,
+            request.method,
+            request.url.path,
+            str(exc) or type(exc).__name__,
+        )
+        DEPENDENCY_ERRORS.labels(dependency=dependency, operation="request").inc()
+        detail = (
+            exc.detail
+            if isinstance(exc, DependencyUnavailable)
+            else f"service temporarily unavailable ({dependency}), retry shortly"
+        )
         return Response(
-            {"status_code": 503, "detail": "service temporarily unavailable, retry shortly"},
+            {"status_code": 503, "detail": detail},
             status_code=503,
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": str(retry_after_of(exc))},
             media_type=MediaType.JSON,
         )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -443,6 +463,10 @@ def _health_handlers(uses_redis: bool) -> list[ControllerRouterHandler]:
                 await runtime.redis.ping()
             except Exception as exc:
                 failing["redis"] = str(exc) or type(exc).__name__
+        for name, why_not in runtime.readiness.items():
+            problem = why_not()
+            if problem is not None:
+                failing[name] = problem
         if failing:
             return Response(
                 {
@@ -532,12 +556,8 @@ def create_service_app(
         try:
             yield
         finally:
-            for task in runtime.tasks:
-                task.cancel()
-            for task in runtime.tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-            runtime.tasks.clear()
+            tasks, runtime.tasks = runtime.tasks, []
+            await stop_tasks(*tasks)
             for close in reversed(runtime.closers):
                 with contextlib.suppress(Exception):
                     await close()

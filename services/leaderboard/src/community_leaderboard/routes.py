@@ -41,7 +41,9 @@ OffsetParam = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)]
 async def provide_service(state: State) -> LeaderboardService:
     service: LeaderboardService | None = getattr(state, "leaderboard_service", None)
     if service is None:
-        raise ServiceUnavailableException(detail="the leaderboard is starting")
+        raise ServiceUnavailableException(
+            detail="the leaderboard is starting", headers={"Retry-After": "1"}
+        )
     return service
 
 
