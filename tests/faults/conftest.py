@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +98,20 @@ async def deployment(
     finally:
         # The logs stay in `tmp_path` for a look after a failure.
         await asyncio.gather(*(c.stop() for c in deployed.components), return_exceptions=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The `FAULT …` figure lines the fault tests print, gathered after the run
+    (docs/reliability.md holds those of a full run)."""
+    lines = [
+        line
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", "") == "call"
+        for line in getattr(report, "capstdout", "").splitlines()
+        if line.startswith("FAULT ")
+    ]
+    if lines:
+        terminalreporter.section("fault figures")
+        for line in lines:
+            terminalreporter.write_line(line)
