@@ -40,6 +40,8 @@ class GatewayConfig:
     | `GATEWAY_INBOX_MAX_AGE_DAYS` | 30 | notification inbox history (`user:<id>`) |
     | `GATEWAY_INBOX_MAX_MSGS` | 1000 | inbox bound per user |
     | `GATEWAY_ROUTER_LEASE_SECONDS` | 5 | routing lease; a crashed router is replaced within it |
+    | `GATEWAY_INBOX_HOLD_MS` | 500 | live inbox events wait this long after `hello` for the |
+    |  |  | client's own `subscribe user:… since` |
     """
 
     queue_bound: int = 1000
@@ -56,6 +58,7 @@ class GatewayConfig:
     inbox_max_msgs: int = 1000
     router_lease_seconds: float = 5.0
     router_batch: int = 100
+    inbox_hold_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         if self.queue_bound < 1:
@@ -66,6 +69,8 @@ class GatewayConfig:
             raise ValueError("max_subscriptions must be at least 1")
         if self.coalesce_seconds < 0:
             raise ValueError("coalesce_seconds must not be negative")
+        if self.inbox_hold_seconds < 0:
+            raise ValueError("inbox_hold_seconds must not be negative")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -98,4 +103,5 @@ class GatewayConfig:
         number("GATEWAY_INBOX_MAX_AGE_DAYS", "inbox_max_age_seconds", float, 24 * 3600)
         number("GATEWAY_INBOX_MAX_MSGS", "inbox_max_msgs", int)
         number("GATEWAY_ROUTER_LEASE_SECONDS", "router_lease_seconds", float)
+        number("GATEWAY_INBOX_HOLD_MS", "inbox_hold_seconds", float, 0.001)
         return cls(**values)  # type: ignore[arg-type]

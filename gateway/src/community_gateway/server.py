@@ -546,9 +546,25 @@ class GatewayServer:
             session.replay(channel, latest=latest, since=None, history=[], recovered=False)
         client.push(control(hello_frame(session.identity, session.channels, unread)))
         if channel is not None:
-            for item in session.finish_subscribe(channel):
-                client.push(item)
+            # Live inbox events wait a moment: a reconnecting client's
+            # `subscribe user:… since` usually comes right after `hello`, and
+            # an event sent before it would leave the events between its
+            # `since` and `hello` unsendable (seqs only go up on a connection).
+            token = session.subscription_token(channel)
+            asyncio.get_running_loop().call_later(
+                self.config.inbox_hold_seconds, self._release_inbox, client, channel, token
+            )
         return True
+
+    @staticmethod
+    def _release_inbox(client: _Client, channel: str, token: int | None) -> None:
+        """Turn the automatic inbox subscription live, unless the client resubscribed meanwhile."""
+        session = client.session
+        if client.closing or session.subscription_token(channel) != token:
+            return
+        for item in session.finish_subscribe(channel):
+            if not client.push(item):
+                return
 
     async def _read_cursor(self, user_id: uuid.UUID) -> int | None:
         """The user's inbox read cursor (0 if never set); None if Redis does not answer."""
