@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import http
 import json
 import logging
+import struct
+import termios
 import time
 import uuid
 import weakref
@@ -74,7 +77,7 @@ from community_gateway.protocol import (
     unsubscribed_frame,
 )
 from community_gateway.router import Router
-from community_gateway.sendqueue import Outgoing, SendQueue
+from community_gateway.sendqueue import Outgoing, SendQueue, StallClock
 from community_gateway.store import ChannelStore
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,22 @@ CLOSE_TRY_AGAIN = 1013
 READ_CURSOR_TTL_SECONDS = 60 * 24 * 3600
 WRITE_LIMIT = 32 * 1024
 """websockets' high-water mark for a connection's socket buffer (its default, set explicitly)."""
+_TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+
+
+def _kernel_unacked(fd: int | None) -> int:
+    """Bytes the kernel still holds for a socket (sent but not acknowledged, or not sent).
+
+    Linux's TIOCOUTQ (SIOCOUTQ) on a TCP socket; 0 where it is not available.
+    """
+    if fd is None or _TIOCOUTQ is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(fd, _TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
 
 # Moves the read cursor forward only: SET key max(current, new).
 _ADVANCE_CURSOR = """
@@ -103,8 +122,16 @@ class _Client:
     def __init__(self, ws: ServerConnection, session: Session, config: GatewayConfig) -> None:
         self.ws = ws
         self.session = session
-        self.queue = SendQueue(config.queue_bound, on_drop=self._dropped)
+        self.queue = SendQueue(
+            config.queue_bound, on_drop=self._dropped, byte_bound=config.outbound_bytes
+        )
         self.closing = False
+        self.close_code: int | None = None
+        """The code the server decided to close with (what the metrics record)."""
+        self._stall = StallClock(config.stall_seconds)
+        self._handed = 0  # payload bytes handed to websockets
+        sock = ws.transport.get_extra_info("socket")
+        self._fd: int | None = sock.fileno() if sock is not None else None
         self.refreshed = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
@@ -141,12 +168,13 @@ class _Client:
             self.ws.send_data()
         except Exception:  # the connection is going away: queue it, the reader will notice
             return False
+        self._handed += len(item.payload)
         return True
 
     def _enqueue(self, item: Outgoing) -> bool:
         if self.closing:
             return False
-        if not self.queue.push(item):
+        if not self.queue.push(item, held=self.ws.transport.get_write_buffer_size()):
             self.close(CLOSE_TOO_SLOW, "client too slow")
             return False
         self._wakeup.set()
@@ -187,11 +215,29 @@ class _Client:
         self._enqueue(item)
         return False
 
+    def check_outbound(self, now: float) -> None:
+        """Close with 4008 a client whose whole backlog is over the bound or stopped draining.
+
+        The backlog is the queue plus what the transport and the kernel hold
+        (those only the gateway can see: a client that stops reading fills
+        the kernel's socket buffer first, which can take megabytes).
+        """
+        if self.closing or self.ws.transport.is_closing():
+            return
+        held = self.ws.transport.get_write_buffer_size() + _kernel_unacked(self._fd)
+        if not self.queue.fits(held):
+            self.close(CLOSE_TOO_SLOW, "client too slow")
+            return
+        pending = bool(self.queue) or held > 0
+        if self._stall.observe(now, pending=pending, mark=self._handed - held):
+            self.close(CLOSE_TOO_SLOW, "client stopped reading")
+
     def close(self, code: int, reason: str) -> None:
         """Start closing (idempotent); queued frames are discarded."""
         if self.closing:
             return
         self.closing = True
+        self.close_code = code
         self.queue.clear()
         self._wakeup.set()
         self._room.set()
@@ -221,7 +267,9 @@ class _Client:
                     continue
                 if len(self.queue) < self._low_water:
                     self._room.set()
-                # Waits while the socket buffer is above the high-water mark.
+                # Written to the transport at once, then waits while the
+                # socket buffer is above the high-water mark.
+                self._handed += len(item.payload)
                 await self.ws.send(item.payload, text=True)
                 metrics.FRAMES_SENT.inc()
         except ConnectionClosed:
@@ -267,6 +315,7 @@ class GatewayServer:
         self._router: Router | None = None
         self._redis: aioredis.Redis | None = None
         self._fanout: list[Subscription] = []
+        self._outbound_watch: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
         self._clients: set[_Client] = set()
@@ -320,7 +369,17 @@ class GatewayServer:
             server_header=None,
         )
         log.info("gateway listening on %s:%s", self.settings.host, self.port)
+        self._outbound_watch = asyncio.create_task(self._watch_outbound())
         await self._bring_up()
+
+    async def _watch_outbound(self) -> None:
+        """Check every client's backlog a few times per stall timeout (4008 when due)."""
+        tick = max(0.05, min(1.0, self.config.stall_seconds / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for client in tuple(self._clients):
+                client.check_outbound(now)
 
     async def _bring_up(self) -> None:
         self._nc = await connect_nats(self.settings, name=f"gateway-{self.instance_id}")
@@ -364,6 +423,11 @@ class GatewayServer:
             for client in list(self._clients):
                 client.close(CLOSE_RESTART, "server restart")
             await self._server.wait_closed()
+        if self._outbound_watch is not None:
+            self._outbound_watch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._outbound_watch
+            self._outbound_watch = None
         if self._router is not None:
             await self._router.stop()
         for subscription in self._fanout:
@@ -487,7 +551,10 @@ class GatewayServer:
                 await writer
             await ws.wait_closed()
             metrics.CONNECTIONS.dec()
-            metrics.CLOSES.labels(str(ws.close_code)).inc()
+            # What the server decided, even when its close frame could not get
+            # through (a stalled client): websockets alone would report 1006.
+            code = client.close_code if client.close_code is not None else ws.close_code
+            metrics.CLOSES.labels(str(code)).inc()
 
     def _unregister(self, client: _Client) -> None:
         self._clients.discard(client)
