@@ -29,7 +29,7 @@ import termios
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -140,6 +140,9 @@ class _Client:
         self._close_timeout = config.close_timeout
         self._write_limit = WRITE_LIMIT
         self._writer_idle = False
+        self.handling_op = False
+        self.deferred: Callable[[], None] | None = None
+        """Run once the op being handled is done (see `GatewayServer._release_inbox`)."""
 
     @staticmethod
     def _dropped(reason: str) -> None:
@@ -531,7 +534,15 @@ class GatewayServer:
         try:
             if not client.closing and await self._greet(client):
                 async for message in ws:
-                    await self._on_message(client, message)
+                    client.handling_op = True
+                    try:
+                        await self._on_message(client, message)
+                    finally:
+                        client.handling_op = False
+                    if client.deferred is not None:
+                        # After the reader has picked up any op already received.
+                        asyncio.get_running_loop().call_soon(client.deferred)
+                        client.deferred = None
                     if client.closing:
                         break
         except ConnectionClosed:
@@ -623,11 +634,19 @@ class GatewayServer:
             )
         return True
 
-    @staticmethod
-    def _release_inbox(client: _Client, channel: str, token: int | None) -> None:
-        """Turn the automatic inbox subscription live, unless the client resubscribed meanwhile."""
+    @classmethod
+    def _release_inbox(cls, client: _Client, channel: str, token: int | None) -> None:
+        """Turn the automatic inbox subscription live, unless the client resubscribed meanwhile.
+
+        Not while an op is being handled: the client's `subscribe user:…` may
+        be the next op, already received (a client sends its subscriptions
+        back to back, and the first one can take a while on a busy server).
+        """
         session = client.session
         if client.closing or session.subscription_token(channel) != token:
+            return
+        if client.handling_op:
+            client.deferred = lambda: cls._release_inbox(client, channel, token)
             return
         for item in session.finish_subscribe(channel):
             if not client.push(item):
