@@ -10,6 +10,7 @@ drain at all is given up on after a deadline.
 from __future__ import annotations
 
 import pytest
+from community_gateway.config import GatewayConfig
 from community_gateway.sendqueue import Outgoing, SendQueue, StallClock
 
 
@@ -96,3 +97,19 @@ def test_invalid_bounds() -> None:
         SendQueue(10, byte_bound=0)
     with pytest.raises(ValueError):
         StallClock(0)
+
+
+def test_bounds_come_from_the_environment() -> None:
+    config = GatewayConfig.from_env(
+        {
+            "GATEWAY_OUTBOUND_BYTES": "65536",
+            "GATEWAY_STALL_SECONDS": "2.5",
+            "GATEWAY_INBOX_HOLD_MS": "250",
+        }
+    )
+    assert (config.outbound_bytes, config.stall_seconds) == (65536, 2.5)
+    assert config.inbox_hold_seconds == pytest.approx(0.25)
+    defaults = GatewayConfig.from_env({})
+    assert (defaults.outbound_bytes, defaults.stall_seconds) == (1024 * 1024, 10.0)
+    with pytest.raises(ValueError):
+        GatewayConfig.from_env({"GATEWAY_STALL_SECONDS": "0"})
