@@ -91,12 +91,15 @@ class DomainEvents:
             headers={"Nats-Msg-Id": str(envelope.id)},
         )
 
-    async def badge(self, user_id: uuid.UUID, badge_id: str) -> None:
-        """A `badge.awarded` for one user: lands on `user:<id>` (and `leaderboard`)."""
-        await self.publish(
-            "leaderboard.badge.awarded",
-            {"id": badge_id, "user_id": str(user_id), "badge": "fault", "name": "Fault"},
-        )
+    async def badge(self, user_id: uuid.UUID, badge_id: str, padding: int = 0) -> None:
+        """A `badge.awarded` for one user: lands on `user:<id>` (and `leaderboard`).
+
+        `padding` adds that many bytes of description (a bigger inbox frame).
+        """
+        data = {"id": badge_id, "user_id": str(user_id), "badge": "fault", "name": "Fault"}
+        if padding:
+            data["description"] = "d" * padding
+        await self.publish("leaderboard.badge.awarded", data)
 
     async def post(self, post_id: str, content: str = "fault") -> None:
         """A public `posts.post.created`: lands on `feed`."""

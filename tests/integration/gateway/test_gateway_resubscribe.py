@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from community_gateway.config import GatewayConfig
+
 from tests.conftest import make_user
 
 
@@ -66,3 +68,26 @@ async def test_resubscribing_with_an_old_since_still_replays_what_was_never_sent
         frames = [f for f in await ws.drain(0.5) if f.get("op") == "event"]
         assert [f["data"]["badge"] for f in frames] == ["b2", "b3"]
         assert frames[0]["seq"] > first["seq"]
+
+
+async def test_a_reconnecting_client_gets_what_it_missed_then_live_in_order(
+    gateway_factory: Any, ws_connect: Any, publish_event: Any
+) -> None:
+    """A live inbox event that comes between `hello` and the client's `since` waits its turn."""
+    server = await gateway_factory(config=GatewayConfig(inbox_hold_seconds=5.0))
+    user = make_user()
+    inbox = f"user:{user.id}"
+    async with ws_connect(server, user.token) as ws:
+        await publish_event("leaderboard.badge.awarded", badge(user.id, 0))
+        [seen] = await ws.events(inbox, 1)
+    await publish_event("leaderboard.badge.awarded", badge(user.id, 1))  # while disconnected
+    async with ws_connect(server, user.token) as ws, ws_connect(server, user.token) as watcher:
+        await watcher.subscribe(inbox, since=seen["seq"])  # a connection already live
+        await publish_event("leaderboard.badge.awarded", badge(user.id, 2))
+        while not any(f.get("data", {}).get("badge") == "b2" for f in watcher.skipped):
+            watcher.skipped += await watcher.events(inbox, 1)
+        # b2 has reached the instance; `ws` is still within its hold.
+        answer = await ws.subscribe(inbox, since=seen["seq"])
+        assert answer["recovered"] is True
+        frames = [f for f in [*ws.skipped, *await ws.drain(0.5)] if f.get("op") == "event"]
+        assert [f["data"]["badge"] for f in frames] == ["b1", "b2"]
