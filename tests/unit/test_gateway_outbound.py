@@ -111,5 +111,6 @@ def test_bounds_come_from_the_environment() -> None:
     assert config.inbox_hold_seconds == pytest.approx(0.25)
     defaults = GatewayConfig.from_env({})
     assert (defaults.outbound_bytes, defaults.stall_seconds) == (1024 * 1024, 10.0)
+    assert defaults.inbox_hold_seconds == 1.0
     with pytest.raises(ValueError):
         GatewayConfig.from_env({"GATEWAY_STALL_SECONDS": "0"})

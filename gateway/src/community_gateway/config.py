@@ -43,8 +43,8 @@ class GatewayConfig:
     | `GATEWAY_OUTBOUND_BYTES` | 1048576 | a client's outbound backlog (queue, transport and |
     |  |  | kernel socket buffer) before merging, shedding, 4008 |
     | `GATEWAY_STALL_SECONDS` | 10 | a backlog that does not drain at all for this long: 4008 |
-    | `GATEWAY_INBOX_HOLD_MS` | 500 | live inbox events wait this long after `hello` for the |
-    |  |  | client's own `subscribe user:… since` |
+    | `GATEWAY_INBOX_HOLD_MS` | 1000 | live inbox events wait, after `hello`, for the client's |
+    |  |  | first op to be handled, at most this long |
     """
 
     queue_bound: int = 1000
@@ -61,7 +61,7 @@ class GatewayConfig:
     inbox_max_msgs: int = 1000
     router_lease_seconds: float = 5.0
     router_batch: int = 100
-    inbox_hold_seconds: float = 0.5
+    inbox_hold_seconds: float = 1.0
     outbound_bytes: int = 1024 * 1024
     stall_seconds: float = 10.0
 

@@ -624,11 +624,13 @@ class GatewayServer:
             session.replay(channel, latest=latest, since=None, history=[], recovered=False)
         client.push(control(hello_frame(session.identity, session.channels, unread)))
         if channel is not None:
-            # Live inbox events wait a moment: a reconnecting client's
-            # `subscribe user:… since` usually comes right after `hello`, and
-            # an event sent before it would leave the events between its
-            # `since` and `hello` unsendable (seqs only go up on a connection).
+            # Live inbox events wait until the client's first op is handled
+            # (or the hold time passes): a reconnecting client's `subscribe
+            # user:… since` comes right after `hello`, and an event sent before
+            # it would leave the events between its `since` and `hello`
+            # unsendable (seqs only go up on a connection).
             token = session.subscription_token(channel)
+            client.deferred = lambda: self._release_inbox(client, channel, token)
             asyncio.get_running_loop().call_later(
                 self.config.inbox_hold_seconds, self._release_inbox, client, channel, token
             )
@@ -643,7 +645,11 @@ class GatewayServer:
         back to back, and the first one can take a while on a busy server).
         """
         session = client.session
-        if client.closing or session.subscription_token(channel) != token:
+        if (
+            client.closing
+            or session.subscription_token(channel) != token
+            or not session.is_recovering(channel)
+        ):
             return
         if client.handling_op:
             client.deferred = lambda: cls._release_inbox(client, channel, token)
