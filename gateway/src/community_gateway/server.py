@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import http
 import json
 import logging
+import struct
+import termios
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -81,7 +84,7 @@ from community_gateway.protocol import (
     unsubscribed_frame,
 )
 from community_gateway.router import Router
-from community_gateway.sendqueue import Outgoing, SendQueue
+from community_gateway.sendqueue import Outgoing, SendQueue, StallClock
 from community_gateway.store import ChannelStore
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,22 @@ CLOSE_TRY_AGAIN = 1013
 READ_CURSOR_TTL_SECONDS = 60 * 24 * 3600
 WRITE_LIMIT = 32 * 1024
 """websockets' high-water mark for a connection's socket buffer (its default, set explicitly)."""
+_TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+
+
+def _kernel_unacked(fd: int | None) -> int:
+    """Bytes the kernel still holds for a socket (sent but not acknowledged, or not sent).
+
+    Linux's TIOCOUTQ (SIOCOUTQ) on a TCP socket; 0 where it is not available.
+    """
+    if fd is None or _TIOCOUTQ is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(fd, _TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
 
 # Moves the read cursor forward only: SET key max(current, new).
 _ADVANCE_CURSOR = """
@@ -110,8 +129,16 @@ class _Client:
     def __init__(self, ws: ServerConnection, session: Session, config: GatewayConfig) -> None:
         self.ws = ws
         self.session = session
-        self.queue = SendQueue(config.queue_bound, on_drop=self._dropped)
+        self.queue = SendQueue(
+            config.queue_bound, on_drop=self._dropped, byte_bound=config.outbound_bytes
+        )
         self.closing = False
+        self.close_code: int | None = None
+        """The code the server decided to close with (what the metrics record)."""
+        self._stall = StallClock(config.stall_seconds)
+        self._handed = 0  # payload bytes handed to websockets
+        sock = ws.transport.get_extra_info("socket")
+        self._fd: int | None = sock.fileno() if sock is not None else None
         self.refreshed = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
@@ -120,6 +147,9 @@ class _Client:
         self._close_timeout = config.close_timeout
         self._write_limit = WRITE_LIMIT
         self._writer_idle = False
+        self.handling_op = False
+        self.deferred: Callable[[], None] | None = None
+        """Run once the op being handled is done (see `GatewayServer._release_inbox`)."""
 
     @staticmethod
     def _dropped(reason: str) -> None:
@@ -148,12 +178,13 @@ class _Client:
             self.ws.send_data()
         except Exception:  # the connection is going away: queue it, the reader will notice
             return False
+        self._handed += len(item.payload)
         return True
 
     def _enqueue(self, item: Outgoing) -> bool:
         if self.closing:
             return False
-        if not self.queue.push(item):
+        if not self.queue.push(item, held=self.ws.transport.get_write_buffer_size()):
             self.close(CLOSE_TOO_SLOW, "client too slow")
             return False
         self._wakeup.set()
@@ -194,11 +225,29 @@ class _Client:
         self._enqueue(item)
         return False
 
+    def check_outbound(self, now: float) -> None:
+        """Close with 4008 a client whose whole backlog is over the bound or stopped draining.
+
+        The backlog is the queue plus what the transport and the kernel hold
+        (those only the gateway can see: a client that stops reading fills
+        the kernel's socket buffer first, which can take megabytes).
+        """
+        if self.closing or self.ws.transport.is_closing():
+            return
+        held = self.ws.transport.get_write_buffer_size() + _kernel_unacked(self._fd)
+        if not self.queue.fits(held):
+            self.close(CLOSE_TOO_SLOW, "client too slow")
+            return
+        pending = bool(self.queue) or held > 0
+        if self._stall.observe(now, pending=pending, mark=self._handed - held):
+            self.close(CLOSE_TOO_SLOW, "client stopped reading")
+
     def close(self, code: int, reason: str) -> None:
         """Start closing (idempotent); queued frames are discarded."""
         if self.closing:
             return
         self.closing = True
+        self.close_code = code
         self.queue.clear()
         self._wakeup.set()
         self._room.set()
@@ -229,7 +278,9 @@ class _Client:
                     continue
                 if len(self.queue) < self._low_water:
                     self._room.set()
-                # Waits while the socket buffer is above the high-water mark.
+                # Written to the transport at once, then waits while the
+                # socket buffer is above the high-water mark.
+                self._handed += len(item.payload)
                 await self.ws.send(item.payload, text=True)
                 metrics.FRAMES_SENT.inc()
         except ConnectionClosed:
@@ -295,6 +346,7 @@ class GatewayServer:
         self._router: Router | None = None
         self._redis: aioredis.Redis | None = None
         self._fanout: list[Subscription] = []
+        self._outbound_watch: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
         self._clients: set[_Client] = set()
@@ -350,7 +402,17 @@ class GatewayServer:
             server_header=None,
         )
         log.info("gateway listening on %s:%s", self.settings.host, self.port)
+        self._outbound_watch = asyncio.create_task(self._watch_outbound())
         await self._bring_up()
+
+    async def _watch_outbound(self) -> None:
+        """Check every client's backlog a few times per stall timeout (4008 when due)."""
+        tick = max(0.05, min(1.0, self.config.stall_seconds / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for client in tuple(self._clients):
+                client.check_outbound(now)
 
     async def _bring_up(self) -> None:
         self._nc = await connect_nats(self.settings, name=f"gateway-{self.instance_id}")
@@ -394,6 +456,11 @@ class GatewayServer:
             for client in list(self._clients):
                 client.close(CLOSE_RESTART, "server restart")
             await self._server.wait_closed()
+        if self._outbound_watch is not None:
+            self._outbound_watch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._outbound_watch
+            self._outbound_watch = None
         if self._router is not None:
             await self._router.stop()
         for subscription in self._fanout:
@@ -496,7 +563,15 @@ class GatewayServer:
         try:
             if not client.closing and await self._greet(client):
                 async for message in ws:
-                    await self._on_message(client, message)
+                    client.handling_op = True
+                    try:
+                        await self._on_message(client, message)
+                    finally:
+                        client.handling_op = False
+                    if client.deferred is not None:
+                        # After the reader has picked up any op already received.
+                        asyncio.get_running_loop().call_soon(client.deferred)
+                        client.deferred = None
                     if client.closing:
                         break
         except ConnectionClosed:
@@ -514,7 +589,10 @@ class GatewayServer:
             await stop_tasks(writer)
             await ws.wait_closed()
             metrics.CONNECTIONS.dec()
-            metrics.CLOSES.labels(str(ws.close_code)).inc()
+            # What the server decided, even when its close frame could not get
+            # through (a stalled client): websockets alone would report 1006.
+            code = client.close_code if client.close_code is not None else ws.close_code
+            metrics.CLOSES.labels(str(code)).inc()
 
     def _unregister(self, client: _Client) -> None:
         self._clients.discard(client)
@@ -572,9 +650,39 @@ class GatewayServer:
             session.replay(channel, latest=latest, since=None, history=[], recovered=False)
         client.push(control(hello_frame(session.identity, session.channels, unread)))
         if channel is not None:
-            for item in session.finish_subscribe(channel):
-                client.push(item)
+            # Live inbox events wait until the client's first op is handled
+            # (or the hold time passes): a reconnecting client's `subscribe
+            # user:… since` comes right after `hello`, and an event sent before
+            # it would leave the events between its `since` and `hello`
+            # unsendable (seqs only go up on a connection).
+            token = session.subscription_token(channel)
+            client.deferred = lambda: self._release_inbox(client, channel, token)
+            asyncio.get_running_loop().call_later(
+                self.config.inbox_hold_seconds, self._release_inbox, client, channel, token
+            )
         return True
+
+    @classmethod
+    def _release_inbox(cls, client: _Client, channel: str, token: int | None) -> None:
+        """Turn the automatic inbox subscription live, unless the client resubscribed meanwhile.
+
+        Not while an op is being handled: the client's `subscribe user:…` may
+        be the next op, already received (a client sends its subscriptions
+        back to back, and the first one can take a while on a busy server).
+        """
+        session = client.session
+        if (
+            client.closing
+            or session.subscription_token(channel) != token
+            or not session.is_recovering(channel)
+        ):
+            return
+        if client.handling_op:
+            client.deferred = lambda: cls._release_inbox(client, channel, token)
+            return
+        for item in session.finish_subscribe(channel):
+            if not client.push(item):
+                return
 
     async def _read_cursor(self, user_id: uuid.UUID) -> int | None:
         """The user's inbox read cursor (0 if never set); None if Redis does not answer."""
