@@ -379,7 +379,11 @@ class EventConsumers:
                 await self._announce_backlog()
 
     def _all_applied(self) -> bool:
-        return all(a.queue.empty() and not a.applying.locked() for a in self.appliers)
+        """No event waits in a queue, in an applier's hand (for a fuller batch) or
+        in a transaction: a backlog's moves may be announced."""
+        return all(
+            a.queue.empty() and a.holding is None and not a.applying.locked() for a in self.appliers
+        )
 
     async def _apply_batch(self, batch: list[Routed]) -> None:
         behind = any(r.behind for r in batch)
