@@ -40,6 +40,10 @@ class GatewayConfig:
     | `GATEWAY_INBOX_MAX_AGE_DAYS` | 30 | notification inbox history (`user:<id>`) |
     | `GATEWAY_INBOX_MAX_MSGS` | 1000 | inbox bound per user |
     | `GATEWAY_ROUTER_LEASE_SECONDS` | 5 | routing lease; a crashed router is replaced within it |
+    | `GATEWAY_PRESENCE_GRACE_SECONDS` | 15 | online this long after the last connection closed |
+    | `GATEWAY_PRESENCE_HEARTBEAT_SECONDS` | 6 | heartbeat TTL: a dead instance's users leave |
+    | `GATEWAY_PRESENCE_INTERVAL_SECONDS` | 2 | at most one `presence` frame per interval |
+    | `GATEWAY_PRESENCE_MAX_MEMBERS` | 1000 | people listed in a snapshot (`online` counts all) |
     """
 
     queue_bound: int = 1000
@@ -56,6 +60,10 @@ class GatewayConfig:
     inbox_max_msgs: int = 1000
     router_lease_seconds: float = 5.0
     router_batch: int = 100
+    presence_grace_seconds: float = 15.0
+    presence_heartbeat_seconds: float = 6.0
+    presence_interval_seconds: float = 2.0
+    presence_max_members: int = 1000
 
     def __post_init__(self) -> None:
         if self.queue_bound < 1:
@@ -66,6 +74,10 @@ class GatewayConfig:
             raise ValueError("max_subscriptions must be at least 1")
         if self.coalesce_seconds < 0:
             raise ValueError("coalesce_seconds must not be negative")
+        if self.presence_grace_seconds < 0 or self.presence_interval_seconds < 0:
+            raise ValueError("presence grace and interval must not be negative")
+        if self.presence_heartbeat_seconds <= 0 or self.presence_max_members < 0:
+            raise ValueError("presence heartbeat must be positive and max members not negative")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -98,4 +110,8 @@ class GatewayConfig:
         number("GATEWAY_INBOX_MAX_AGE_DAYS", "inbox_max_age_seconds", float, 24 * 3600)
         number("GATEWAY_INBOX_MAX_MSGS", "inbox_max_msgs", int)
         number("GATEWAY_ROUTER_LEASE_SECONDS", "router_lease_seconds", float)
+        number("GATEWAY_PRESENCE_GRACE_SECONDS", "presence_grace_seconds", float)
+        number("GATEWAY_PRESENCE_HEARTBEAT_SECONDS", "presence_heartbeat_seconds", float)
+        number("GATEWAY_PRESENCE_INTERVAL_SECONDS", "presence_interval_seconds", float)
+        number("GATEWAY_PRESENCE_MAX_MEMBERS", "presence_max_members", int)
         return cls(**values)  # type: ignore[arg-type]

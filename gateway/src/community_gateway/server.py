@@ -13,7 +13,9 @@ websockets, JetStream and Redis:
 - fan-out: two ordered push consumers per instance (`ch.>` and `inbox.>`,
   new messages only) whose messages are offered to the local connections
   subscribed to the channel;
-- the `Router` (router.py), which turns domain events into channel events.
+- the `Router` (router.py), which turns domain events into channel events;
+- presence (presence.py): each connection's open and close, the `presence`
+  channel, `visibility` and `GET /presence` are handed to `PresenceService`.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from community_gateway import metrics
-from community_gateway.channels import channel_of_subject, user_channel
+from community_gateway.channels import PRESENCE, channel_of_subject, user_channel
 from community_gateway.config import MAX_FRAME_BYTES, GatewayConfig
+from community_gateway.presence import PresenceService
 from community_gateway.protocol import (
     BAD_REQUEST,
     RATE_LIMITED,
@@ -62,6 +65,7 @@ from community_gateway.protocol import (
     Refused,
     Session,
     SetMode,
+    SetVisibility,
     StoredEvent,
     Subscribe,
     Unsubscribe,
@@ -84,6 +88,8 @@ CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_RESTART = 1012
 CLOSE_TRY_AGAIN = 1013
 READ_CURSOR_TTL_SECONDS = 60 * 24 * 3600
+PRESENCE_SYNC_WAIT = 5.0
+"""How long a `presence` subscription waits for a starting instance's first snapshot."""
 WRITE_LIMIT = 32 * 1024
 """websockets' high-water mark for a connection's socket buffer (its default, set explicitly)."""
 
@@ -249,6 +255,20 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
     return _http_response(status, "application/json", json.dumps(body).encode())
 
 
+def _bearer_identity(header: str, secret: str) -> Identity:
+    """The identity of an `Authorization: Bearer <token>` header; raises `InvalidToken`."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise InvalidToken("expected 'Bearer <token>'")
+    return decode_token(value.strip(), secret)
+
+
+def _unauthorized(exc: InvalidToken) -> Response:
+    response = _json_response(401, {"status_code": 401, "detail": f"invalid token: {exc}"})
+    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
 def _op_name(op: ClientOp | BadFrame) -> str:
     names = {
         Subscribe: "subscribe",
@@ -256,6 +276,7 @@ def _op_name(op: ClientOp | BadFrame) -> str:
         Refresh: "refresh",
         Read: "read",
         SetMode: "mode",
+        SetVisibility: "visibility",
         Ping: "ping",
     }
     return names.get(type(op), "invalid")
@@ -281,6 +302,7 @@ class GatewayServer:
         self._store: ChannelStore | None = None
         self._router: Router | None = None
         self._redis: aioredis.Redis | None = None
+        self._presence: PresenceService | None = None
         self._fanout: list[Subscription] = []
         self._ready = asyncio.Event()
         self._stopping = False
@@ -366,6 +388,15 @@ class GatewayServer:
             self._fanout.append(subscription)
         await self._router.start()
         self._redis = create_redis(self.settings)
+        self._presence = PresenceService(
+            self.settings,
+            self.instance_id,
+            grace_seconds=self.config.presence_grace_seconds,
+            heartbeat_seconds=self.config.presence_heartbeat_seconds,
+            interval_seconds=self.config.presence_interval_seconds,
+            max_members=self.config.presence_max_members,
+        )
+        self._presence.start()
         self._ready.set()
 
     async def stop(self) -> None:
@@ -379,6 +410,8 @@ class GatewayServer:
             for client in list(self._clients):
                 client.close(CLOSE_RESTART, "server restart")
             await self._server.wait_closed()
+        if self._presence is not None:
+            await self._presence.stop()
         if self._router is not None:
             await self._router.stop()
         for subscription in self._fanout:
@@ -406,6 +439,8 @@ class GatewayServer:
             return await self._readiness()
         if parts.path == "/metrics":
             return _http_response(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+        if parts.path == "/presence":
+            return self._presence_summary(request)
         if parts.path != "/ws":
             return _json_response(404, {"status_code": 404, "detail": "not found"})
         if not self._ready.is_set() or self._stopping:
@@ -415,21 +450,32 @@ class GatewayServer:
         query_token = parse_qs(parts.query).get("token")
         try:
             if token:
-                scheme, _, value = token.strip().partition(" ")
-                if scheme.lower() != "bearer" or not value.strip():
-                    raise InvalidToken("expected 'Bearer <token>'")
-                identity = decode_token(value.strip(), self.settings.jwt_secret)
+                identity = _bearer_identity(token, self.settings.jwt_secret)
             elif query_token and query_token[0]:
                 identity = decode_token(query_token[0], self.settings.jwt_secret)
             else:
                 identity = GUEST
         except InvalidToken as exc:
             metrics.HANDSHAKES_REFUSED.labels("401").inc()
-            response = _json_response(401, {"status_code": 401, "detail": f"invalid token: {exc}"})
-            response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-            return response
+            return _unauthorized(exc)
         self._identities[connection] = identity
         return None
+
+    def _presence_summary(self, request: Request) -> Response:
+        """`GET /presence`: counts for anyone, the list too for a member's bearer token."""
+        identity = None
+        header = request.headers.get("Authorization")
+        if header:
+            try:
+                identity = _bearer_identity(header, self.settings.jwt_secret)
+            except InvalidToken as exc:
+                return _unauthorized(exc)
+        presence = self._presence
+        if presence is None or not presence.synced.is_set():
+            response = _json_response(503, {"status_code": 503, "detail": "presence not ready"})
+            response.headers["Retry-After"] = "1"
+            return response
+        return _json_response(200, presence.summary(identity))
 
     async def _readiness(self) -> Response:
         failing: dict[str, str] = {}
@@ -469,6 +515,8 @@ class GatewayServer:
         )
         client = _Client(ws, session, self.config)
         self._clients.add(client)
+        if self._presence is not None:
+            self._presence.opened(identity)
         if self._stopping:  # accepted while stop() was closing the others
             client.close(CLOSE_RESTART, "server restart")
         metrics.CONNECTIONS.inc()
@@ -488,6 +536,9 @@ class GatewayServer:
             client.close(1011, "internal error")
         finally:
             self._unregister(client)
+            if self._presence is not None:
+                self._presence.unwatch(client)
+                self._presence.closed(identity)
             if watcher is not None:
                 watcher.cancel()
             if not client.closing and ws.state is State.OPEN:
@@ -599,11 +650,15 @@ class GatewayServer:
                 client.push(control(error_frame(result.code, result.message, op.id, op.channel)))
             else:
                 self._index_remove(result, client)
+                if result == PRESENCE and self._presence is not None:
+                    self._presence.unwatch(client)
                 client.push(control(unsubscribed_frame(result, op.id)))
         elif isinstance(op, Refresh):
             self._refresh(client, op)
         elif isinstance(op, Read):
             await self._read(client, op)
+        elif isinstance(op, SetVisibility):
+            await self._set_visibility(client, op)
 
     async def _subscribe(self, client: _Client, op: Subscribe) -> None:
         session = client.session
@@ -612,6 +667,9 @@ class GatewayServer:
             client.push(control(error_frame(opened.code, opened.message, op.id, op.channel)))
             return
         channel = opened
+        if channel == PRESENCE:
+            await self._subscribe_presence(client, op)
+            return
         self._index_add(channel, client)
         try:
             store = self._require_store()
@@ -642,6 +700,44 @@ class GatewayServer:
         for item in session.finish_subscribe(channel):
             if not client.push(item):
                 return
+
+    # -- presence (the rules and the shared state live in presence*.py) -------------
+
+    async def _subscribe_presence(self, client: _Client, op: Subscribe) -> None:
+        """`subscribed` (seq 0: presence has no history; `since` is ignored), then the snapshot."""
+        session = client.session
+        presence = self._presence
+        if presence is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(presence.synced.wait(), PRESENCE_SYNC_WAIT)
+        if presence is None or not presence.synced.is_set():
+            session.abort_subscribe(PRESENCE)
+            client.push(control(error_frame(UNAVAILABLE, "presence unavailable; retry", op.id)))
+            return
+        for item in session.replay(
+            PRESENCE, latest=0, since=None, history=[], recovered=False, op_id=op.id
+        ):
+            client.push(item)
+        session.finish_subscribe(PRESENCE)
+        snapshot = presence.watch(
+            client, lambda payload: client.push(control(payload)), lambda: client.session.identity
+        )
+        client.push(control(snapshot))
+
+    async def _set_visibility(self, client: _Client, op: SetVisibility) -> None:
+        identity = client.session.identity
+        if identity.user_id is None:
+            client.push(control(error_frame("forbidden", "guests have no presence to hide", op.id)))
+            return
+        try:
+            if self._presence is None:
+                raise ConnectionError("presence is not running")
+            await self._presence.set_visible(identity, op.visible)
+        except Exception as exc:
+            log.warning("cannot store the visibility of %s: %s", identity.user_id, exc)
+            client.push(control(error_frame(UNAVAILABLE, "cannot store visibility; retry", op.id)))
+            return
+        client.push(control(ok_frame(op.id)))
 
     def _refresh(self, client: _Client, op: Refresh) -> None:
         try:
