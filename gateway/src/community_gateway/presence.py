@@ -11,7 +11,7 @@ The shared state lives in Redis (`presence_store`); the rules in
 - **upkeep** (every third of the heartbeat TTL): refresh the heartbeat, reap
   instances whose heartbeat expired, end graces that ran out, read the guest
   count.
-- **tail**: follows the change stream into the local `PresenceView`; a full
+- **tail**: follows the change stream (polled) into the local `PresenceView`; a full
   snapshot is re-read on start, after an error and every
   `RESNAPSHOT_SECONDS` (a stream trimmed past us, or Redis that lost it).
 - **frames** (every `TICK_SECONDS`): `PresenceBoard.due_frames`, pushed to
@@ -48,9 +48,15 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.25
 """How often due frames are looked for (still at most one frame per subscriber per interval)."""
+POLL_SECONDS = 0.2
+"""Pause between two reads of the change stream that found nothing new.
+
+Polling rather than a blocking XREAD: a cancelled blocking read in redis-py's
+asyncio client can stay stuck until its socket gives up, which held up
+`stop()`; five cheap reads a second per instance cost nothing."""
 RESNAPSHOT_SECONDS = 30.0
-BLOCK_MS = 1000
 RETRY_SECONDS = 0.5
+STOP_SECONDS = 2.0
 
 Push = Callable[[bytes], Any]
 
@@ -68,11 +74,11 @@ class PresenceService:
         interval_seconds: float,
         max_members: int,
     ) -> None:
-        # Its own client: the change stream is read with blocking XREADs, longer
-        # than the gateway client's socket timeout allows.
+        # Its own client, so that presence traffic (a pipeline of many scripts
+        # at a time) never waits behind the gateway's other Redis calls.
         self.redis = aioredis.Redis.from_url(
             settings.redis_url,
-            socket_timeout=BLOCK_MS / 1000 + 4.0,
+            socket_timeout=2.0,
             socket_connect_timeout=1.0,
             decode_responses=False,
         )
@@ -99,6 +105,9 @@ class PresenceService:
         self._subscribers: dict[Hashable, tuple[Push, Callable[[], Identity]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._resnapshot = True
+        self._last = "0-0"
+        self._reading = asyncio.Lock()
+        self._written = asyncio.Event()
 
     # -- life cycle -------------------------------------------------------------
 
@@ -109,15 +118,15 @@ class PresenceService:
     async def stop(self) -> None:
         """Flush pending writes, retire this instance (its users' grace starts), stop."""
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._flush(), 2.0)
+            await asyncio.wait_for(self._flush(), STOP_SECONDS)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            # Bounded: a Redis call being cancelled must not hold up the instance's stop.
+            await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
         self._tasks.clear()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.store.retire(), 2.0)
+            await asyncio.wait_for(self.store.retire(), STOP_SECONDS)
         with contextlib.suppress(Exception):
             await self.redis.aclose()
 
@@ -147,6 +156,7 @@ class PresenceService:
 
     def _queue(self, opened: bool, member: Member | None) -> None:
         self._pending.append((opened, member))
+        self._written.clear()
         self._wakeup.set()
 
     async def _write_loop(self) -> None:
@@ -155,6 +165,8 @@ class PresenceService:
             self._wakeup.clear()
             try:
                 await self._flush()
+                if not self._pending:
+                    self._written.set()
             except Exception as exc:
                 log.warning("presence: cannot write to redis (%s); will resynchronise", exc)
                 self._dirty = True
@@ -197,26 +209,44 @@ class PresenceService:
     # -- the view -------------------------------------------------------------------
 
     async def _tail_loop(self) -> None:
-        last = "0-0"
         snapshot_at = 0.0
         while True:
             try:
                 if self._resnapshot or time.monotonic() - snapshot_at > RESNAPSHOT_SECONDS:
-                    members, last, guests = await self.store.snapshot()
-                    self.view.replace(members)
+                    async with self._reading:
+                        members, self._last, guests = await self.store.snapshot()
+                        self.view.replace(members)
                     self.board.guests = guests
                     snapshot_at = time.monotonic()
                     self._resnapshot = False
                     self.synced.set()
-                changes, last = await self.store.read_changes(last, block_ms=BLOCK_MS)
-                for user_id, member in changes:
-                    self.view.apply(user_id, member)
+                if not await self._read_changes():
+                    await asyncio.sleep(POLL_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("presence: cannot read the change stream (%s); will resnapshot", exc)
                 self._resnapshot = True
                 await asyncio.sleep(RETRY_SECONDS)
+
+    async def _read_changes(self) -> int:
+        async with self._reading:
+            changes, self._last = await self.store.read_changes(self._last)
+            for user_id, member in changes:
+                self.view.apply(user_id, member)
+        return len(changes)
+
+    async def catch_up(self, within: float = 1.0) -> None:
+        """Bring the view up to date with this instance's own pending opens and closes.
+
+        A new subscriber's snapshot should include the connection it came on:
+        wait (bounded) until the pending writes are in Redis, then read the
+        change stream once. Errors are left to the tail loop.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._written.wait(), within)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._read_changes(), within)
 
     # -- subscribers ------------------------------------------------------------------
 

@@ -343,10 +343,10 @@ class PresenceStore:
         return members, last_id, int(guests or 0)
 
     async def read_changes(
-        self, after: str, *, block_ms: int, count: int = 1000
+        self, after: str, *, count: int = 1000
     ) -> tuple[list[tuple[str, Member | None]], str]:
-        """Changes after stream id `after` (waiting up to `block_ms`), and the new last id."""
-        answer: Any = await self.redis.xread({self.changes: after}, count=count, block=block_ms)
+        """Changes after stream id `after` (at most `count`, never waiting), and the last id."""
+        answer: Any = await self.redis.xread({self.changes: after}, count=count)
         changes: list[tuple[str, Member | None]] = []
         for _, entries in answer or []:
             for entry_id, fields in entries:

@@ -710,6 +710,7 @@ class GatewayServer:
         if presence is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(presence.synced.wait(), PRESENCE_SYNC_WAIT)
+            await presence.catch_up()
         if presence is None or not presence.synced.is_set():
             session.abort_subscribe(PRESENCE)
             client.push(control(error_frame(UNAVAILABLE, "presence unavailable; retry", op.id)))
