@@ -312,3 +312,26 @@ async def test_a_killed_instance_users_leave_within_grace_and_heartbeat(
             assert feed.last["online"] == 1
     finally:
         doomed.stop()
+
+
+async def test_presence_is_whole_again_after_redis_lost_it(gateway_factory, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """Every presence key gone (a Redis restart without persistence): the instances notice
+    their heartbeat is missing and write their connections back, without a restart."""
+    a, b = await two_gateways(gateway_factory)
+    prefix = a.settings.redis_key_prefix
+    watcher, ada = make_user("student"), make_user("student")
+    online = f"{prefix}gw:{{pres}}:online"
+    expected = {str(u.id).encode() for u in (watcher, ada)}
+    async with presence_feed(b, watcher.token) as feed:
+        async with open_ws(a, ada.token), open_ws(a, None):
+            await feed.until(lambda: listed(feed, ada), timeout=5)
+            keys = [key async for key in redis_client.scan_iter(match=f"{prefix}gw:*")]
+            await redis_client.delete(*keys)
+            deadline = time.monotonic() + HEARTBEAT + 3
+            while set(await redis_client.hkeys(online)) != expected:
+                assert time.monotonic() < deadline, await redis_client.hkeys(online)
+                await asyncio.sleep(0.1)
+            assert await redis_client.get(f"{prefix}gw:{{pres}}:guests") == b"1"
+        # The state keeps working: closing for good is one `left` after the grace.
+        await feed.until(lambda: not listed(feed, ada), timeout=SHORT_GRACE + 5)
+        assert len(feed.mentions(ada, "left")) == 1 and feed.last["online"] == 1
