@@ -20,7 +20,7 @@ import httpx
 from community_gateway.config import GatewayConfig
 
 from tests.conftest import JWT_SECRET, RUN_ID, User, WsClient, make_user, open_ws
-from tests.faults.processes import ServiceProcess
+from tests.faults.servers import ServiceProcess
 
 SHORT_GRACE = 3.0
 HEARTBEAT = 2.0
@@ -273,7 +273,6 @@ async def test_visibility_and_presence_answers(gateway_factory) -> None:  # type
 async def test_a_killed_instance_users_leave_within_grace_and_heartbeat(
     gateway_factory,
     infra,
-    tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     """A gateway process SIGKILLed: no cleanup ran; its heartbeat lapses and others reap it."""
     prefix = _prefix()
@@ -292,9 +291,17 @@ async def test_a_killed_instance_users_leave_within_grace_and_heartbeat(
         "GATEWAY_PRESENCE_GRACE_SECONDS": str(grace),
         "GATEWAY_PRESENCE_HEARTBEAT_SECONDS": str(HEARTBEAT),
     }
-    doomed = ServiceProcess("gateway", env, tmp_path / "gateway.log")
+    doomed = ServiceProcess("gateway", "community_gateway.app", env)
     try:
-        await doomed.start()
+        doomed.start()
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient() as http:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"{doomed.url}/ready", timeout=1)).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, doomed.tail()
+                await asyncio.sleep(0.1)
         watcher, ada = make_user("student"), make_user("student")
         async with presence_feed(b, watcher.token) as feed:
             async with contextlib.AsyncExitStack() as stack:
@@ -311,7 +318,7 @@ async def test_a_killed_instance_users_leave_within_grace_and_heartbeat(
             assert left_at - killed_at <= bound + 1 + 2 + 1.5, left_at - killed_at
             assert feed.last["online"] == 1
     finally:
-        doomed.stop()
+        doomed.remove()
 
 
 async def test_presence_is_whole_again_after_redis_lost_it(gateway_factory, redis_client) -> None:  # type: ignore[no-untyped-def]
