@@ -155,14 +155,19 @@ async def test_frames_come_at_most_every_2_s_and_batch_many_joins(gateway_factor
     watcher = make_user("student")
     users = [make_user("student") for _ in range(12)]
     async with presence_feed(b, watcher.token) as feed, contextlib.AsyncExitStack() as stack:
+        started = time.monotonic()
         for user in users:
             await stack.enter_async_context(open_ws(a, user.token))
             await asyncio.sleep(0.1)
         await feed.until(lambda: all(listed(feed, u) for u in users), timeout=8)
+        elapsed = time.monotonic() - started
         times = [t for t, _ in feed.frames]
         gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-        assert all(gap >= 1.9 for gap in gaps), gaps
-        assert len(feed.frames) <= 4  # snapshot + 12 joins over ~1.5 s in at most 3 frames
+        # The server spaces frames by 2 s (unit-tested on its clock); here they are
+        # timed on arrival, on a loop shared with both instances: allow some jitter.
+        assert all(gap >= 1.5 for gap in gaps), gaps
+        # 12 joins, yet no more frames than 2 s periods: batched, not one per join.
+        assert len(feed.frames) - 1 <= elapsed / 2 + 1, (len(feed.frames), elapsed)
 
 
 async def test_a_reload_is_no_leave_and_a_real_close_leaves_once(gateway_factory) -> None:  # type: ignore[no-untyped-def]
