@@ -61,6 +61,24 @@ STOP_SECONDS = 2.0
 Push = Callable[[bytes], Any]
 
 
+class _Trouble:
+    """Logs the first failure of a run and the recovery, not every retry (Redis down)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failing = False
+
+    def failed(self, exc: Exception) -> None:
+        if not self.failing:
+            log.warning("presence: %s failed (%s); retrying", self.what, exc)
+            self.failing = True
+
+    def cleared(self) -> None:
+        if self.failing:
+            log.info("presence: %s works again", self.what)
+            self.failing = False
+
+
 class PresenceService:
     """`start()`, then `opened`/`closed` per connection, `watch`/`unwatch`, `set_visible`."""
 
@@ -160,15 +178,17 @@ class PresenceService:
         self._wakeup.set()
 
     async def _write_loop(self) -> None:
+        trouble = _Trouble("writing connections (resynchronising after)")
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 await self._flush()
+                trouble.cleared()
                 if not self._pending:
                     self._written.set()
             except Exception as exc:
-                log.warning("presence: cannot write to redis (%s); will resynchronise", exc)
+                trouble.failed(exc)
                 self._dirty = True
                 await asyncio.sleep(RETRY_SECONDS)
                 self._wakeup.set()
@@ -191,6 +211,7 @@ class PresenceService:
 
     async def _upkeep_loop(self) -> None:
         period = max(0.2, self.heartbeat_seconds / 3)
+        trouble = _Trouble("upkeep")
         while True:
             try:
                 if not self._dirty and not await self.store.beat():
@@ -200,8 +221,9 @@ class PresenceService:
                 await self.store.reap_dead()
                 await self.store.expire_leaves()
                 self.board.guests = await self.store.guest_count()
+                trouble.cleared()
             except Exception as exc:
-                log.warning("presence upkeep failed: %s", exc)
+                trouble.failed(exc)
                 self._dirty = True
                 self._wakeup.set()
             await asyncio.sleep(min(period, 1.0))
@@ -210,6 +232,7 @@ class PresenceService:
 
     async def _tail_loop(self) -> None:
         snapshot_at = 0.0
+        trouble = _Trouble("reading the change stream (resnapshot after)")
         while True:
             try:
                 if self._resnapshot or time.monotonic() - snapshot_at > RESNAPSHOT_SECONDS:
@@ -220,12 +243,14 @@ class PresenceService:
                     snapshot_at = time.monotonic()
                     self._resnapshot = False
                     self.synced.set()
-                if not await self._read_changes():
+                found = await self._read_changes()
+                trouble.cleared()
+                if not found:
                     await asyncio.sleep(POLL_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("presence: cannot read the change stream (%s); will resnapshot", exc)
+                trouble.failed(exc)
                 self._resnapshot = True
                 await asyncio.sleep(RETRY_SECONDS)
 
