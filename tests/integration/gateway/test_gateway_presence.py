@@ -20,7 +20,7 @@ import httpx
 from community_gateway.config import GatewayConfig
 
 from tests.conftest import JWT_SECRET, RUN_ID, User, WsClient, make_user, open_ws
-from tests.faults.servers import ServiceProcess
+from tests.faults.servers import ServiceProcess, private_redis
 
 SHORT_GRACE = 3.0
 HEARTBEAT = 2.0
@@ -347,3 +347,26 @@ async def test_presence_is_whole_again_after_redis_lost_it(gateway_factory, redi
         # The state keeps working: closing for good is one `left` after the grace.
         await feed.until(lambda: not listed(feed, ada), timeout=SHORT_GRACE + 5)
         assert len(feed.mentions(ada, "left")) == 1 and feed.last["online"] == 1
+
+
+async def test_presence_recovers_from_a_redis_outage(gateway_factory) -> None:  # type: ignore[no-untyped-def]
+    """Redis killed (nothing saved) while people come and go, then back empty: without a
+    restart, both instances write their connections back and agree on who is here."""
+    config = GatewayConfig(presence_grace_seconds=SHORT_GRACE, presence_heartbeat_seconds=HEARTBEAT)
+    watcher, ada, bo = make_user("student"), make_user("student"), make_user("student")
+    with private_redis() as redis_server:
+        where = {"redis_url": redis_server.url, "redis_key_prefix": _prefix()}
+        a = await gateway_factory(config=config, **where)
+        b = await gateway_factory(config=config, **where)
+        async with presence_feed(b, watcher.token) as feed:
+            async with open_ws(a, ada.token):
+                await feed.until(lambda: listed(feed, ada), timeout=5)
+                redis_server.kill()
+            async with open_ws(a, bo.token):
+                await asyncio.sleep(1)
+                redis_server.start()  # empty
+                await feed.until(lambda: listed(feed, bo) and not listed(feed, ada), timeout=12)
+                for instance in (a, b):
+                    body = await get_presence(instance, watcher.token)
+                    assert {m["user_id"] for m in body["members"]} == {str(watcher.id), str(bo.id)}
+                    assert (body["online"], body["guests"]) == (2, 0)
