@@ -17,6 +17,7 @@ import msgspec.inspect as mi
 import pytest
 from community_gateway import contract, protocol
 from community_gateway.channels import ROUTED_TYPES, route
+from community_gateway.presence_rules import Member, presence_frame
 from community_gateway.protocol import BadFrame, decode_client_frame
 from community_shared.auth import Identity
 from community_shared.events import make_event
@@ -130,6 +131,14 @@ def test_every_frame_the_protocol_builds_is_a_server_frame() -> None:
         )
         .outgoing()
         .payload,
+        presence_frame(3, 1, members=[Member(str(uuid.uuid4()), "Ada", "student")]),
+        presence_frame(
+            2,
+            0,
+            joined=[Member(str(uuid.uuid4()), "Ada", "instructor")],
+            left=[Member(str(uuid.uuid4()), "Bo", "admin")],
+        ),
+        presence_frame(2, 5),
     ]
     for frame in frames:
         _decode_server(frame)
@@ -140,7 +149,13 @@ def test_every_declared_op_is_accepted_and_every_accepted_op_is_declared() -> No
     for op_type in contract.ClientFrame.__args__:
         tag = op_type.__struct_config__.tag
         fields = {f.encode_name: f for f in mi.type_info(op_type).fields if f.required}
-        values = {"channel": "feed", "seq": 3, "token": "t", "mode": "background"}
+        values = {
+            "channel": "feed",
+            "seq": 3,
+            "token": "t",
+            "mode": "background",
+            "visible": False,
+        }
         frame = msgspec.json.encode(
             op_type(**{name: values[name] for name in fields}, id="op-1")  # type: ignore[arg-type]
         )

@@ -31,6 +31,8 @@ LEADERBOARD: Final = "leaderboard"
 ACTIVITY: Final = "activity"
 RESOURCES: Final = "resources"
 REVIEWS: Final = "reviews"
+PRESENCE: Final = "presence"
+"""Carries `presence` frames (presence.py), not channel events: no history, no seq."""
 PUBLIC_CHANNELS: Final = frozenset({FEED, LEADERBOARD, ACTIVITY, RESOURCES})
 SHARED_CHANNELS: Final = PUBLIC_CHANNELS | {REVIEWS}
 USER_PREFIX: Final = "user:"
@@ -69,7 +71,7 @@ def parse_channel(name: str) -> str | None:
 
     `user:` accepts any spelling of a UUID and answers the canonical one.
     """
-    if name in SHARED_CHANNELS:
+    if name in SHARED_CHANNELS or name == PRESENCE:
         return name
     if name.startswith(USER_PREFIX):
         raw = name[len(USER_PREFIX) :]
@@ -126,13 +128,13 @@ def can_subscribe(identity: Identity, channel_name: str) -> str | None:
 
     `unknown_channel` for a name that is no channel; `forbidden` for `reviews`
     unless instructor or admin, and for `user:<id>` unless it is the caller's own.
-    Public channels are open to everyone, guests included (what a guest *sees*
+    Public channels and `presence` are open to everyone, guests included (what a guest *sees*
     on them is narrowed by `may_receive`).
     """
     channel = parse_channel(channel_name)
     if channel is None:
         return UNKNOWN_CHANNEL
-    if channel in PUBLIC_CHANNELS:
+    if channel in PUBLIC_CHANNELS or channel == PRESENCE:
         return None
     if channel == REVIEWS:
         return None if identity.is_moderator else FORBIDDEN

@@ -45,6 +45,10 @@ class GatewayConfig:
     | `GATEWAY_STALL_SECONDS` | 10 | a backlog that does not drain at all for this long: 4008 |
     | `GATEWAY_INBOX_HOLD_MS` | 1000 | live inbox events wait, after `hello`, for the client's |
     |  |  | first op to be handled, at most this long |
+    | `GATEWAY_PRESENCE_GRACE_SECONDS` | 15 | online this long after the last connection closed |
+    | `GATEWAY_PRESENCE_HEARTBEAT_SECONDS` | 6 | heartbeat TTL: a dead instance's users leave |
+    | `GATEWAY_PRESENCE_INTERVAL_SECONDS` | 2 | at most one `presence` frame per interval |
+    | `GATEWAY_PRESENCE_MAX_MEMBERS` | 1000 | people listed in a snapshot (`online` counts all) |
     """
 
     queue_bound: int = 1000
@@ -64,6 +68,10 @@ class GatewayConfig:
     inbox_hold_seconds: float = 1.0
     outbound_bytes: int = 1024 * 1024
     stall_seconds: float = 10.0
+    presence_grace_seconds: float = 15.0
+    presence_heartbeat_seconds: float = 6.0
+    presence_interval_seconds: float = 2.0
+    presence_max_members: int = 1000
 
     def __post_init__(self) -> None:
         if self.queue_bound < 1:
@@ -80,6 +88,10 @@ class GatewayConfig:
             raise ValueError("outbound_bytes and stall_seconds must be positive")
         if self.inbox_hold_seconds < 0:
             raise ValueError("inbox_hold_seconds must not be negative")
+        if self.presence_grace_seconds < 0 or self.presence_interval_seconds < 0:
+            raise ValueError("presence grace and interval must not be negative")
+        if self.presence_heartbeat_seconds <= 0 or self.presence_max_members < 0:
+            raise ValueError("presence heartbeat must be positive and max members not negative")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -115,4 +127,8 @@ class GatewayConfig:
         number("GATEWAY_INBOX_HOLD_MS", "inbox_hold_seconds", float, 0.001)
         number("GATEWAY_OUTBOUND_BYTES", "outbound_bytes", int)
         number("GATEWAY_STALL_SECONDS", "stall_seconds", float)
+        number("GATEWAY_PRESENCE_GRACE_SECONDS", "presence_grace_seconds", float)
+        number("GATEWAY_PRESENCE_HEARTBEAT_SECONDS", "presence_heartbeat_seconds", float)
+        number("GATEWAY_PRESENCE_INTERVAL_SECONDS", "presence_interval_seconds", float)
+        number("GATEWAY_PRESENCE_MAX_MEMBERS", "presence_max_members", int)
         return cls(**values)  # type: ignore[arg-type]

@@ -175,7 +175,9 @@ ChannelName = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=100,
-        description="`feed`, `leaderboard`, `activity`, `resources`, `reviews` or `user:<id>`",
+        description=(
+            "`feed`, `leaderboard`, `activity`, `resources`, `reviews`, `user:<id>` or `presence`"
+        ),
     ),
 ]
 
@@ -215,11 +217,19 @@ class ModeOp(_ClientOp, frozen=True, kw_only=True, tag="mode"):
     mode: Literal["background", "foreground"]
 
 
+class VisibilityOp(_ClientOp, frozen=True, kw_only=True, tag="visibility"):
+    """`visible: false`: appear offline everywhere (presence lists, counts, joined/left) until
+    `visible: true`; remembered for the user across connections and instances for 30 days.
+    Guests get `forbidden`."""
+
+    visible: bool
+
+
 class PingOp(_ClientOp, frozen=True, kw_only=True, tag="ping"):
     pass
 
 
-ClientFrame = SubscribeOp | UnsubscribeOp | RefreshOp | ReadOp | ModeOp | PingOp
+ClientFrame = SubscribeOp | UnsubscribeOp | RefreshOp | ReadOp | ModeOp | VisibilityOp | PingOp
 """A frame a client sends (JSON text, at most 16 KiB)."""
 
 
@@ -265,7 +275,7 @@ class UnsubscribedFrame(_Answer, frozen=True, kw_only=True, tag="unsubscribed"):
 
 
 class OkFrame(_Answer, frozen=True, kw_only=True, tag="ok"):
-    """The answer to `refresh`, `read` and `mode`."""
+    """The answer to `refresh`, `read`, `mode` and `visibility`."""
 
 
 class PongFrame(_Answer, frozen=True, kw_only=True, tag="pong"):
@@ -283,8 +293,38 @@ class ErrorFrame(_Answer, frozen=True, kw_only=True, tag="error"):
     channel: str | None = None
 
 
+class PresencePerson(msgspec.Struct, frozen=True, kw_only=True):
+    """A visible online user, as members see them."""
+
+    user_id: uuid.UUID
+    name: str
+    role: Literal["student", "instructor", "admin"]
+
+
+class PresenceFrame(_ServerFrame, frozen=True, kw_only=True, tag="presence"):
+    """Who is online (`presence` channel): no `seq`, no history. After `subscribed`, a
+    snapshot with `members` (at most 1000 listed; `online` counts all); then, when something
+    changed, at most one frame per 2 s with `joined` and `left` since the previous frame.
+    `online` counts visible signed-in users, `guests` open guest connections. Guests and
+    non-members get the counts only."""
+
+    channel: Literal["presence"]
+    online: Annotated[int, msgspec.Meta(ge=0)]
+    guests: Annotated[int, msgspec.Meta(ge=0)]
+    members: list[PresencePerson] | None = None
+    joined: list[PresencePerson] | None = None
+    left: list[PresencePerson] | None = None
+
+
 ServerFrame = (
-    HelloFrame | SubscribedFrame | EventFrame | UnsubscribedFrame | OkFrame | PongFrame | ErrorFrame
+    HelloFrame
+    | SubscribedFrame
+    | EventFrame
+    | UnsubscribedFrame
+    | OkFrame
+    | PongFrame
+    | ErrorFrame
+    | PresenceFrame
 )
 """A frame the gateway sends (JSON text)."""
 

@@ -111,11 +111,19 @@ class SetMode:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SetVisibility:
+    """Appear offline (`visible` false) or online again, everywhere (presence)."""
+
+    visible: bool
+    id: OpId = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Ping:
     id: OpId = None
 
 
-ClientOp = Subscribe | Unsubscribe | Refresh | Read | SetMode | Ping
+ClientOp = Subscribe | Unsubscribe | Refresh | Read | SetMode | SetVisibility | Ping
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -221,6 +229,11 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
             if mode == "foreground" or mode == "background":
                 return SetMode(mode, op_id)
             raise _Invalid("'mode' must be 'foreground' or 'background'")
+        if op == "visibility":
+            visible = frame.get("visible")
+            if isinstance(visible, bool):
+                return SetVisibility(visible, op_id)
+            raise _Invalid("'visible' must be true or false")
         if op == "ping":
             return Ping(op_id)
     except _Invalid as exc:

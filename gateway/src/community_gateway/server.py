@@ -13,7 +13,9 @@ websockets, JetStream and Redis:
 - fan-out: two ordered push consumers per instance (`ch.>` and `inbox.>`,
   new messages only) whose messages are offered to the local connections
   subscribed to the channel;
-- the `Router` (router.py), which turns domain events into channel events.
+- the `Router` (router.py), which turns domain events into channel events;
+- presence (presence.py): each connection's open and close, the `presence`
+  channel, `visibility` and `GET /presence` are handed to `PresenceService`.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from community_gateway import metrics
-from community_gateway.channels import channel_of_subject, user_channel
+from community_gateway.channels import PRESENCE, channel_of_subject, user_channel
 from community_gateway.config import MAX_FRAME_BYTES, GatewayConfig
+from community_gateway.presence import PresenceService
 from community_gateway.protocol import (
     BAD_REQUEST,
     RATE_LIMITED,
@@ -72,6 +75,7 @@ from community_gateway.protocol import (
     Refused,
     Session,
     SetMode,
+    SetVisibility,
     StoredEvent,
     Subscribe,
     Unsubscribe,
@@ -94,6 +98,8 @@ CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_RESTART = 1012
 CLOSE_TRY_AGAIN = 1013
 READ_CURSOR_TTL_SECONDS = 60 * 24 * 3600
+PRESENCE_SYNC_WAIT = 5.0
+"""How long a `presence` subscription waits for a starting instance's first snapshot."""
 WRITE_LIMIT = 32 * 1024
 """websockets' high-water mark for a connection's socket buffer (its default, set explicitly)."""
 _TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
@@ -308,6 +314,12 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
     return _http_response(status, "application/json", json.dumps(body).encode())
 
 
+def _unauthorized(exc: InvalidToken) -> Response:
+    response = _json_response(401, {"status_code": 401, "detail": f"invalid token: {exc}"})
+    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
 def _head_size(request: Request) -> int:
     """The size of a request head as sent: request line and header lines."""
     return len(request.path) + sum(len(k) + len(v) + 4 for k, v in request.headers.raw_items())
@@ -320,6 +332,7 @@ def _op_name(op: ClientOp | BadFrame) -> str:
         Refresh: "refresh",
         Read: "read",
         SetMode: "mode",
+        SetVisibility: "visibility",
         Ping: "ping",
     }
     return names.get(type(op), "invalid")
@@ -345,6 +358,7 @@ class GatewayServer:
         self._store: ChannelStore | None = None
         self._router: Router | None = None
         self._redis: aioredis.Redis | None = None
+        self._presence: PresenceService | None = None
         self._fanout: list[Subscription] = []
         self._outbound_watch: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -443,6 +457,15 @@ class GatewayServer:
             self._fanout.append(subscription)
         await self._router.start()
         self._redis = create_redis(self.settings)
+        self._presence = PresenceService(
+            self.settings,
+            self.instance_id,
+            grace_seconds=self.config.presence_grace_seconds,
+            heartbeat_seconds=self.config.presence_heartbeat_seconds,
+            interval_seconds=self.config.presence_interval_seconds,
+            max_members=self.config.presence_max_members,
+        )
+        self._presence.start()
         self._ready.set()
 
     async def stop(self) -> None:
@@ -461,6 +484,8 @@ class GatewayServer:
             with contextlib.suppress(BaseException):
                 await self._outbound_watch
             self._outbound_watch = None
+        if self._presence is not None:
+            await self._presence.stop()
         if self._router is not None:
             await self._router.stop()
         for subscription in self._fanout:
@@ -493,6 +518,8 @@ class GatewayServer:
             return await self._readiness()
         if parts.path == "/metrics":
             return _http_response(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+        if parts.path == "/presence":
+            return self._presence_summary(request)
         if parts.path != "/ws":
             return _json_response(404, {"status_code": 404, "detail": "not found"})
         if not self._ready.is_set() or self._stopping:
@@ -509,11 +536,23 @@ class GatewayServer:
                 identity = GUEST
         except InvalidToken as exc:
             metrics.HANDSHAKES_REFUSED.labels("401").inc()
-            response = _json_response(401, {"status_code": 401, "detail": f"invalid token: {exc}"})
-            response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-            return response
+            return _unauthorized(exc)
         self._identities[connection] = identity
         return None
+
+    def _presence_summary(self, request: Request) -> Response:
+        """`GET /presence`: counts for anyone, the list too for a member's bearer token."""
+        header = request.headers.get("Authorization")
+        try:
+            identity = identity_from_authorization(header, self.settings.jwt_secret)
+        except InvalidToken as exc:
+            return _unauthorized(exc)
+        presence = self._presence
+        if presence is None or not presence.synced.is_set():
+            response = _json_response(503, {"status_code": 503, "detail": "presence not ready"})
+            response.headers["Retry-After"] = "1"
+            return response
+        return _json_response(200, presence.summary(identity))
 
     async def _readiness(self) -> Response:
         failing: dict[str, str] = {}
@@ -554,6 +593,8 @@ class GatewayServer:
         )
         client = _Client(ws, session, self.config)
         self._clients.add(client)
+        if self._presence is not None:
+            self._presence.opened(identity)
         if self._stopping:  # accepted while stop() was closing the others
             client.close(CLOSE_RESTART, "server restart")
         metrics.CONNECTIONS.inc()
@@ -581,6 +622,9 @@ class GatewayServer:
             client.close(1011, "internal error")
         finally:
             self._unregister(client)
+            if self._presence is not None:
+                self._presence.unwatch(client)
+                self._presence.closed(identity)
             if watcher is not None:
                 watcher.cancel()
             if not client.closing and ws.state is State.OPEN:
@@ -722,11 +766,15 @@ class GatewayServer:
                 client.push(control(error_frame(result.code, result.message, op.id, op.channel)))
             else:
                 self._index_remove(result, client)
+                if result == PRESENCE and self._presence is not None:
+                    self._presence.unwatch(client)
                 client.push(control(unsubscribed_frame(result, op.id)))
         elif isinstance(op, Refresh):
             self._refresh(client, op)
         elif isinstance(op, Read):
             await self._read(client, op)
+        elif isinstance(op, SetVisibility):
+            await self._set_visibility(client, op)
 
     async def _subscribe(self, client: _Client, op: Subscribe) -> None:
         session = client.session
@@ -735,6 +783,9 @@ class GatewayServer:
             client.push(control(error_frame(opened.code, opened.message, op.id, op.channel)))
             return
         channel = opened
+        if channel == PRESENCE:
+            await self._subscribe_presence(client, op)
+            return
         self._index_add(channel, client)
         try:
             store = self._require_store()
@@ -765,6 +816,45 @@ class GatewayServer:
         for item in session.finish_subscribe(channel):
             if not client.push(item):
                 return
+
+    # -- presence (the rules and the shared state live in presence*.py) -------------
+
+    async def _subscribe_presence(self, client: _Client, op: Subscribe) -> None:
+        """`subscribed` (seq 0: presence has no history; `since` is ignored), then the snapshot."""
+        session = client.session
+        presence = self._presence
+        if presence is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(presence.synced.wait(), PRESENCE_SYNC_WAIT)
+            await presence.catch_up()
+        if presence is None or not presence.synced.is_set():
+            session.abort_subscribe(PRESENCE)
+            client.push(control(error_frame(UNAVAILABLE, "presence unavailable; retry", op.id)))
+            return
+        for item in session.replay(
+            PRESENCE, latest=0, since=None, history=[], recovered=False, op_id=op.id
+        ):
+            client.push(item)
+        session.finish_subscribe(PRESENCE)
+        snapshot = presence.watch(
+            client, lambda payload: client.push(control(payload)), lambda: client.session.identity
+        )
+        client.push(control(snapshot))
+
+    async def _set_visibility(self, client: _Client, op: SetVisibility) -> None:
+        identity = client.session.identity
+        if identity.user_id is None:
+            client.push(control(error_frame("forbidden", "guests have no presence to hide", op.id)))
+            return
+        try:
+            if self._presence is None:
+                raise ConnectionError("presence is not running")
+            await self._presence.set_visible(identity, op.visible)
+        except Exception as exc:
+            log.warning("cannot store the visibility of %s: %s", identity.user_id, exc)
+            client.push(control(error_frame(UNAVAILABLE, "cannot store visibility; retry", op.id)))
+            return
+        client.push(control(ok_frame(op.id)))
 
     def _refresh(self, client: _Client, op: Refresh) -> None:
         try:

@@ -49,8 +49,9 @@ def wrong_typed_frames() -> Iterator[dict[str, Any]]:
     for op, fields in OPS.items():
         for name in [*fields, "id"]:
             for value in WRONG:
-                if (name, value) in (("since", None), ("id", None), ("id", -1), ("id", "")):
-                    continue  # an absent `since` or `id`, integer and string ids are valid
+                valid = (("since", None), ("id", None), ("id", -1), ("id", ""), ("visible", True))
+                if (name, value) in valid:
+                    continue  # an absent `since` or `id`, integer and string ids, a boolean
                 yield {"op": op, **fields, name: value}
     for value in [*WRONG, "PING", "subscribe ", "nope", "__proto__"]:
         yield {"op": value}

@@ -40,7 +40,7 @@ export interface BadgeChanged {
   badge: string;
 }
 
-export type ClientFrame = SubscribeOp | UnsubscribeOp | RefreshOp | ReadOp | ModeOp | PingOp;
+export type ClientFrame = SubscribeOp | UnsubscribeOp | RefreshOp | ReadOp | ModeOp | VisibilityOp | PingOp;
 
 /** The id of what was deleted; nothing else about it is published. */
 export interface DeletedRef {
@@ -159,7 +159,7 @@ export interface ModeOp {
   mode: "background" | "foreground";
 }
 
-/** The answer to `refresh`, `read` and `mode`. */
+/** The answer to `refresh`, `read`, `mode` and `visibility`. */
 export interface OkFrame {
   op: "ok";
   id?: string | number | null;
@@ -188,6 +188,31 @@ export interface PostData {
   created_at: string;
   updated_at: string;
   edited: boolean;
+}
+
+/**
+ * Who is online (`presence` channel): no `seq`, no history. After `subscribed`, a
+ * snapshot with `members` (at most 1000 listed; `online` counts all); then, when something
+ * changed, at most one frame per 2 s with `joined` and `left` since the previous frame.
+ * `online` counts visible signed-in users, `guests` open guest connections. Guests and
+ * non-members get the counts only.
+ */
+export interface PresenceFrame {
+  op: "presence";
+  channel: "presence";
+  online: number;
+  guests: number;
+  members?: PresencePerson[] | null;
+  joined?: PresencePerson[] | null;
+  left?: PresencePerson[] | null;
+}
+
+/** A visible online user, as members see them. */
+export interface PresencePerson {
+  /** Format: uuid */
+  user_id: string;
+  name: string;
+  role: "admin" | "instructor" | "student";
 }
 
 /** A resource as anyone may see it (never its file_url). */
@@ -237,7 +262,7 @@ export interface RankChanged {
 export interface ReadOp {
   op: "read";
   id?: string | number | null;
-  /** `feed`, `leaderboard`, `activity`, `resources`, `reviews` or `user:<id>` */
+  /** `feed`, `leaderboard`, `activity`, `resources`, `reviews`, `user:<id>` or `presence` */
   channel: string;
   seq: number;
 }
@@ -299,7 +324,7 @@ export interface ReviewResolved {
   reviewed_by: string | null;
 }
 
-export type ServerFrame = HelloFrame | SubscribedFrame | EventFrame | UnsubscribedFrame | OkFrame | PongFrame | ErrorFrame;
+export type ServerFrame = HelloFrame | SubscribedFrame | EventFrame | UnsubscribedFrame | OkFrame | PongFrame | ErrorFrame | PresenceFrame;
 
 /** Community totals changed; published at most once per second. */
 export interface StatsUpdated {
@@ -374,7 +399,7 @@ export interface SubmissionReview {
 export interface SubscribeOp {
   op: "subscribe";
   id?: string | number | null;
-  /** `feed`, `leaderboard`, `activity`, `resources`, `reviews` or `user:<id>` */
+  /** `feed`, `leaderboard`, `activity`, `resources`, `reviews`, `user:<id>` or `presence` */
   channel: string;
   since?: number | null;
 }
@@ -394,7 +419,7 @@ export interface SubscribedFrame {
 export interface UnsubscribeOp {
   op: "unsubscribe";
   id?: string | number | null;
-  /** `feed`, `leaderboard`, `activity`, `resources`, `reviews` or `user:<id>` */
+  /** `feed`, `leaderboard`, `activity`, `resources`, `reviews`, `user:<id>` or `presence` */
   channel: string;
 }
 
@@ -402,6 +427,17 @@ export interface UnsubscribedFrame {
   op: "unsubscribed";
   id?: string | number | null;
   channel: string;
+}
+
+/**
+ * `visible: false`: appear offline everywhere (presence lists, counts, joined/left) until
+ * `visible: true`; remembered for the user across connections and instances for 30 days.
+ * Guests get `forbidden`.
+ */
+export interface VisibilityOp {
+  op: "visibility";
+  id?: string | number | null;
+  visible: boolean;
 }
 
 /**
