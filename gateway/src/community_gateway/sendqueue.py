@@ -5,8 +5,9 @@ holds at most `bound` frames nothing is ever dropped. When a push takes it over
 the bound, the queue frees room in this order, and only as much as needed:
 
 1. merge counter updates: a frame with a coalesce key (`post.liked`/`unliked`
-   per post, `resource.stats` per resource) that a newer frame with the same
-   key supersedes is dropped — the newest value always stays, in its place;
+   per post, `resource.stats` per resource, `top.changed` per board) that a
+   newer frame with the same key supersedes is dropped — the newest value
+   always stays, in its place;
 2. shed live-ticker (`activity`) frames, oldest first;
 3. give up: the push reports overflow and the caller closes the connection
    (4008). The client reconnects and recovers with `since`.

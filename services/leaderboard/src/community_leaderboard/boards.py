@@ -264,6 +264,17 @@ class Boards:
         members = await self._redis.zrevrange(self.key(board, metric), offset, offset + limit - 1)
         return [_member(m) for m in members]
 
+    async def first_pages(self, boards: Sequence[str], size: int) -> dict[str, list[uuid.UUID]]:
+        """The first `size` members by rank of each board, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for board in boards:
+            pipe.zrevrange(self.key(board, "rank"), 0, size - 1)
+        found = await pipe.execute()
+        return {
+            board: [_member(m) for m in members]
+            for board, members in zip(boards, found, strict=True)
+        }
+
     async def total(self, board: str) -> int:
         count: int = await self._redis.zcard(self.key(board, "rank"))
         return count
