@@ -2,13 +2,15 @@
 
 Frames wait here until the connection's writer sends them. While the queue
 holds at most `bound` frames nothing is ever dropped. When a push takes it over
-the bound, the queue frees room in this order, and only as much as needed:
+the bound, the client has fallen behind and the queue frees room in this order:
 
-1. merge counter updates: a frame with a coalesce key (`post.liked`/`unliked`
+1. merge counter updates: every frame with a coalesce key (`post.liked`/`unliked`
    per post, `resource.stats` per resource, `top.changed` per board) that a
-   newer frame with the same key supersedes is dropped — the newest value
-   always stays, in its place;
-2. shed live-ticker (`activity`) frames, oldest first;
+   newer frame with the same key supersedes is dropped — only the newest value
+   of each key stays, in its place (SPEC §9: "only the latest ... are kept"),
+   and until the client has caught up (the queue emptied) each new value
+   replaces the queued one of its key at once;
+2. shed live-ticker (`activity`) frames, oldest first, only as many as needed;
 3. give up: the push reports overflow and the caller closes the connection
    (4008). The client reconnects and recovers with `since`.
 
@@ -66,6 +68,7 @@ class SendQueue:
         self._latest: dict[str, _Entry] = {}
         self._stale: deque[_Entry] = deque()
         self._sheddable: deque[_Entry] = deque()
+        self._behind = False  # went over the bound and has not emptied since
 
     def __len__(self) -> int:
         return self._size
@@ -79,13 +82,18 @@ class SendQueue:
         if key is not None:
             previous = self._latest.get(key)
             if previous is not None and previous.alive:
-                self._stale.append(previous)
+                if self._behind:
+                    self._kill(previous)
+                    self._dropped(MERGED)
+                else:
+                    self._stale.append(previous)
             self._latest[key] = entry
         if item.sheddable:
             self._sheddable.append(entry)
         self._entries.append(entry)
         self._size += 1
         if self._size > self.bound:
+            self._behind = True
             self._make_room()
         elif len(self._stale) > 2 * self._size + 16:
             self._stale = deque(e for e in self._stale if e.alive)
@@ -101,6 +109,8 @@ class SendQueue:
             if not entry.alive:
                 continue
             self._kill(entry)
+            if self._size == 0:
+                self._behind = False
             if entry.item.sheddable:
                 # Sheddable entries leave in queue order, so this is the leftmost.
                 while self._sheddable and not self._sheddable[0].alive:
@@ -115,6 +125,7 @@ class SendQueue:
         self._stale.clear()
         self._sheddable.clear()
         self._size = 0
+        self._behind = False
 
     def _kill(self, entry: _Entry) -> None:
         entry.alive = False
@@ -124,7 +135,7 @@ class SendQueue:
             del self._latest[key]
 
     def _make_room(self) -> None:
-        while self._size > self.bound and self._stale:
+        while self._stale:
             entry = self._stale.popleft()
             if entry.alive:
                 self._kill(entry)
