@@ -151,3 +151,14 @@ def test_looks_are_spaced_and_no_touch_waits_longer_than_the_interval(
     assert not waiting
     for times in looks.values():
         assert all(b - a >= interval - 1e-9 for a, b in itertools.pairwise(times))
+
+
+def test_the_next_look_waits_an_interval_after_the_last_page_went_out() -> None:
+    # a slow render: looked at 0.0, published at 0.4 -> next page not before 1.4
+    watch = FirstPageWatch(1.0)
+    watch.touch(["all:all"])
+    assert watch.due(0.0) == ["all:all"]
+    watch.published("all:all", 0.4)
+    watch.touch(["all:all"])
+    assert watch.due(1.0) == []
+    assert watch.due(1.4) == ["all:all"]

@@ -58,8 +58,10 @@ def boards_of_tracks(tracks: Iterable[str | None]) -> set[str]:
 class FirstPageWatch:
     """Which touched boards to look at now (see the module docstring).
 
-    Guarantees, with the `now` values passed in: looks at one board are at
-    least `interval` apart (unless `retry` names an earlier time); a board
+    Guarantees, with the `now` values passed in (one clock, e.g. the wall clock
+    the events are stamped with): looks at one board are at least `interval`
+    apart (unless `retry` names an earlier time), and at least `interval` after
+    the last page `published`; a board
     touched at `t` is returned by the first `due(now)` with
     `now >= max(t, last look + interval)`; a board is returned once per
     touch-or-retry (touches between two looks count as one). Does not decide
@@ -83,6 +85,12 @@ class FirstPageWatch:
             self._touched.add(board)
             if at is not None:
                 self._next_look[board] = at
+
+    def published(self, board: str, at: float) -> None:
+        """A page of `board` went out stamped `at` (after its look): the next look,
+        and so the next page, comes no earlier than `at + interval`, so the
+        pages' own times are an interval apart however long a render took."""
+        self._next_look[board] = max(self._next_look.get(board, at), at + self.interval)
 
     def due(self, now: float) -> list[str]:
         """The touched boards whose turn has come, in board order; each counts as looked

@@ -943,7 +943,7 @@ class LeaderboardService:
         looked at whose first page differs from the one last published; a board is
         looked at (rendered) at most once per `top_interval_seconds`, and published
         at most that often across every instance. Returns how many went out."""
-        now = time.monotonic()
+        now = time.time()  # the clock the events are stamped with
         boards = self.first_pages.due(now)
         if not boards:
             return 0
@@ -985,6 +985,8 @@ class LeaderboardService:
             _event(ev.TOP_CHANGED, ev.TopChanged(board=board, items=pages[board]), f"top:{board}")
             for board in gated
         ]
+        for board, (envelope, _) in zip(gated, out, strict=True):
+            self.first_pages.published(board, envelope.occurred_at.timestamp())
         async with self.pool.acquire() as conn, conn.transaction():
             await store.enqueue_events(conn, out)
         await self.redis.hset(
