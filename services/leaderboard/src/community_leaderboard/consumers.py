@@ -389,7 +389,11 @@ class EventConsumers:
                 await self._announce_backlog()
 
     def _all_applied(self) -> bool:
-        return all(a.queue.empty() and not a.applying.locked() for a in self.appliers)
+        # `holding`: an applier waiting a few milliseconds for a fuller batch has
+        # taken an event off its queue but not applied it yet
+        return all(
+            a.queue.empty() and a.holding is None and not a.applying.locked() for a in self.appliers
+        )
 
     async def _apply_batch(self, batch: list[Routed]) -> None:
         behind = any(r.behind for r in batch)
