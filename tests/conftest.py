@@ -152,6 +152,23 @@ async def database_url(infra: Infra) -> AsyncIterator[str]:
     await admin.close()
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(infra: Infra) -> AsyncIterator[str]:
+    """Another database of this session's server, for an app whose data (or outbox)
+    must stay apart from the session's; dropped on exit."""
+    name = f"cl_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield f"{infra.admin_dsn}/{name}"
+    finally:
+        admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
+        with contextlib.suppress(Exception):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 def settings_for(infra: Infra, database_url: str) -> Callable[..., Settings]:
     """Settings for a component of this test session (shared prefixes and database)."""

@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from community_shared.settings import Settings
+from litestar.serialization import encode_json
 
 from infra.codegen.node import ROOT, run_tool
 
@@ -35,7 +37,8 @@ def openapi_document(service: str) -> dict[str, Any]:
     """The service's OpenAPI document, as `GET /schema/openapi.json` serves it."""
     module = importlib.import_module(f"community_{service}.app")
     app = module.create_app(Settings.from_env(service, 0))
-    document: dict[str, Any] = app.openapi_schema.to_schema()
+    # Through Litestar's own encoder, as the route serves it (examples hold structs).
+    document: dict[str, Any] = msgspec.json.decode(encode_json(app.openapi_schema.to_schema()))
     return document
 
 

@@ -4,6 +4,9 @@ A static file server for this folder plus one generated file, `config.json`,
 which tells the page on which ports the gateway and the services listen. The
 page combines those ports with the host name it was loaded from, so it works
 the same on a laptop, behind a port forward and under docker compose.
+
+`client/` serves the JavaScript client's ES modules (`clients/js/src`) as they
+are in the repository: the page imports `client/index.js`, with no build step.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+CLIENT_SOURCES = HERE.parents[1] / "clients" / "js" / "src"
+CLIENT_PREFIX = "/client/"
 DEFAULT_PORTS = {
     "gateway": 8000,
     "posts": 8001,
@@ -45,6 +50,15 @@ class DemoHandler(SimpleHTTPRequestHandler):
             self.wfile.write(self.config)
             return
         super().do_GET()
+
+    def translate_path(self, path: str) -> str:
+        """`client/…` comes from the JavaScript client's sources, the rest from this folder."""
+        route = path.split("?", 1)[0].split("#", 1)[0]
+        if route.startswith(CLIENT_PREFIX):
+            # The base class resolves the path safely ('..' dropped) under HERE.
+            inside = super().translate_path("/" + route[len(CLIENT_PREFIX) :])
+            return str(CLIENT_SOURCES / Path(inside).relative_to(HERE))
+        return super().translate_path(path)
 
     def end_headers(self) -> None:
         # The page changes while one works on it; never serve a stale copy.

@@ -1,10 +1,9 @@
-"""Real service processes on a deployment of their own, for fault tests.
+"""Real processes a fault test can kill: a private nats-server, gateways, services.
 
-A `Deployment` is a copy of the system with its own database, NATS subject and
-stream prefix and Redis key prefix on the machine's servers; it is dropped
-after the test. A `ServiceProcess` runs one component as an OS process
-(`python -m community_<name>.app`) on a fixed port, so it can be SIGKILLed and
-started again where its clients expect it.
+Every process is started by the test that needs it and stopped (SIGTERM, then
+SIGKILL) when the test ends. The nats-server is the test's own, on a free port
+with its own store directory, so killing it disturbs nobody else; Postgres and
+Redis are the suite's shared ones (fresh database and key prefix per run).
 """
 
 from __future__ import annotations
@@ -12,174 +11,148 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
-import msgspec
-import nats
-import pytest
-import redis.asyncio as aioredis
-from community_shared.settings import Settings
 
-from tests.conftest import JWT_SECRET
-
-ROOT = Path(__file__).resolve().parents[2]
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+NATS_AVAILABLE = os.path.exists(NATS_SERVER)
+ROUTES = "now routes events"
+"""Logged by a gateway when it takes the router lease."""
+STANDS_BY = "standing by"
+"""Logged by a gateway that gave the lease up or lost it."""
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-@dataclass
-class Deployment:
-    """A copy of the system of its own: database, subject prefix, key prefix."""
-
-    env: dict[str, str]
-    database_url: str
-    prefix: str
-
-    def settings(self, service: str) -> Settings:
-        return Settings.from_env(
-            service,
-            0,
-            database_url=self.database_url,
-            nats_url=self.env["NATS_URL"],
-            redis_url=self.env["REDIS_URL"],
-            jwt_secret=JWT_SECRET,
-            nats_subject_prefix=self.prefix,
-            redis_key_prefix=self.env["REDIS_KEY_PREFIX"],
-        )
+async def _ended(process: asyncio.subprocess.Process, grace: float) -> None:
+    """Wait for `process` to exit; SIGKILL it after `grace` seconds."""
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
 
 
-async def make_deployment(infra: Any) -> AsyncIterator[Deployment]:
-    run = uuid.uuid4().hex[:8]
-    name = f"cl_kill_{run}"
-    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    database_url = f"{infra.admin_dsn}/{name}"
-    prefix = f"k{run}."
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "NATS_URL": infra.nats_url,
-        "REDIS_URL": infra.redis_url,
-        "NATS_SUBJECT_PREFIX": prefix,
-        "REDIS_KEY_PREFIX": f"k{run}:",
-        "JWT_SECRET": JWT_SECRET,
-        "LOG_LEVEL": "WARNING",
-        "OUTBOX_POLL_SECONDS": "0.5",
-        "DB_POOL_MAX_SIZE": "6",
-    }
-    yield Deployment(env, database_url, prefix)
-    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-    with contextlib.suppress(Exception):
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-    nc = await nats.connect(infra.nats_url)
-    js = nc.jetstream()
-    with contextlib.suppress(Exception):
-        for info in await js.streams_info():
-            if info.config.name and info.config.name.startswith(f"k{run}_"):
-                await js.delete_stream(info.config.name)
-    await nc.drain()
-    client = aioredis.Redis.from_url(infra.redis_url)
-    async for key in client.scan_iter(match=f"k{run}:*", count=1000):
-        await client.delete(key)
-    await client.aclose()
+class NatsProcess:
+    """nats-server with JetStream; restartable on the same port and store directory."""
 
-
-class ServiceProcess:
-    """One service as an OS process, started, SIGKILLed and started again on one port."""
-
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name = name
+    def __init__(self, store: Path) -> None:
         self.port = free_port()
-        self.env = {**env, "PORT": str(self.port)}
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
+        self.store = store
+        self.process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"nats://127.0.0.1:{self.port}"
 
-    def spawn(self) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as sink:
-            return subprocess.Popen(
-                [sys.executable, "-m", f"community_{self.name}.app"],
-                cwd=ROOT,
+    async def start(self, timeout: float = 10.0) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            NATS_SERVER,
+            *("-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"nats-server did not listen on {self.port} within {timeout}s")
+
+    async def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send `sig` and wait for the server to exit (SIGKILL after 5 s)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+            await _ended(self.process, 5.0)
+            self.process = None
+
+
+class Component:
+    """`python -m <module>` with its own environment; output goes to a log file."""
+
+    def __init__(self, name: str, module: str, env: Mapping[str, str], log: Path) -> None:
+        self.name = name
+        self.module = module
+        self.env = dict(env)
+        self.log = log
+        self.port = int(self.env["PORT"])
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                self.module,
                 env=self.env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
             )
 
-    async def start(self, within: float = 30) -> float:
-        """Start the process; the seconds until `/ready` answered 200."""
-        started = time.monotonic()
-        self.process = self.spawn()
-        async with httpx.AsyncClient(timeout=2) as http:
-            while time.monotonic() - started < within:
-                if self.process.poll() is not None:
-                    pytest.fail(f"{self.name} exited:\n{self.log.read_text()[-3000:]}")
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def routes(self) -> bool:
+        """Whether this gateway's log says it holds the router lease now."""
+        text = self.output()
+        return text.rfind(ROUTES) > text.rfind(STANDS_BY)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.returncode is not None:
+                    raise RuntimeError(f"{self.name} exited:\n{self.output()[-3000:]}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{self.url}/ready")).status_code == 200:
-                        return time.monotonic() - started
+                    if (await client.get(f"{self.base_url}/ready")).status_code == 200:
+                        return
                 await asyncio.sleep(0.1)
-        pytest.fail(f"{self.name} not ready within {within} s:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.output()[-3000:]}")
 
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+    async def kill(self) -> None:
+        """SIGKILL: no clean-up, no lease release, connections simply drop."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
-                self.process.wait()
+            await self.process.wait()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            await _ended(self.process, grace)
 
 
-async def events_of(nats_url: str, prefix: str, subject: str) -> list[dict[str, Any]]:
-    """Every envelope in this deployment's EVENTS stream on `subject`."""
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    stream = prefix.replace(".", "_") + "EVENTS"
-    envelopes: list[dict[str, Any]] = []
-    try:
-        subscription = await js.pull_subscribe(prefix + subject, stream=stream)
-        while True:
-            try:
-                batch = await subscription.fetch(500, timeout=1)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-            for message in batch:
-                envelopes.append(msgspec.json.decode(message.data))
-                await message.ack()
-        await subscription.unsubscribe()
-    finally:
-        await nc.drain()
-    return envelopes
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.25)
-    return await check()
+def component_env(base: Mapping[str, str], **values: str) -> dict[str, str]:
+    """The test process's environment without `GATEWAY_*` tunables, plus `values`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+    env.update(base)
+    env.update(values)
+    return env

@@ -26,7 +26,7 @@ from community_shared.events import Envelope, encode_envelope, make_event
 from community_shared.streams import ensure_event_stream
 
 from tests.conftest import make_user
-from tests.faults.processes import Deployment, ServiceProcess, eventually, make_deployment
+from tests.faults.isolated import IsolatedDeployment, eventually, isolated_deployment, started
 
 STUDENTS = 50
 POSTS_EACH = 100
@@ -34,8 +34,8 @@ REPUBLISHED = 1_000  # from the start of the backlog (applied) and from its end 
 
 
 @pytest.fixture
-async def deployment(infra: Any) -> AsyncIterator[Deployment]:
-    async for made in make_deployment(infra):
+async def own(infra: Any) -> AsyncIterator[IsolatedDeployment]:
+    async for made in isolated_deployment(infra):
         yield made
 
 
@@ -80,16 +80,15 @@ async def publish(js: Any, subject: str, envelopes: list[Envelope], *, again: bo
 
 
 async def test_sigkill_mid_ingest_and_republished_duplicates_count_once(
-    deployment: Deployment, tmp_path: Path
+    own: IsolatedDeployment, tmp_path: Path
 ) -> None:
-    settings = deployment.settings("leaderboard")
+    settings = own.settings("leaderboard")
     nc = await nats.connect(settings.nats_url)
     js = nc.jetstream()
     # What the killed process had pulled comes back after the ack wait (30 s by
     # default); a short one keeps the test short.
-    env = {**deployment.env, "LEADERBOARD_ACK_WAIT_SECONDS": "3"}
-    service = ServiceProcess("leaderboard", env, tmp_path / "leaderboard.log")
-    database = await asyncpg.connect(deployment.database_url)
+    service = own.component("leaderboard", tmp_path, LEADERBOARD_ACK_WAIT_SECONDS="3")
+    database = await asyncpg.connect(own.database_url)
     try:
         await ensure_event_stream(js, settings)
         events = backlog()
@@ -105,18 +104,18 @@ async def test_sigkill_mid_ingest_and_republished_duplicates_count_once(
             except asyncpg.UndefinedTableError:  # not migrated yet
                 return 0
 
-        await service.start()
+        await started(service)
         deadline = time.monotonic() + 60
         while (done := await applied()) < total // 10:
             assert time.monotonic() < deadline, f"only {done} events applied"
             await asyncio.sleep(0.02)
-        service.kill()
+        await service.kill()
         applied_at_kill = await applied()
         assert applied_at_kill < total, "the backlog was through before the kill"
 
         again = events[:REPUBLISHED] + events[-REPUBLISHED:]
         await publish(js, subject, again, again=True)
-        restart_seconds = await service.start()
+        restart_seconds = await started(service)
 
         stream = settings.stream_name("EVENTS")
         durable = settings.stream_name("leaderboard_posts")
@@ -134,9 +133,9 @@ async def test_sigkill_mid_ingest_and_republished_duplicates_count_once(
             "SELECT posts, count(*) AS students FROM leaderboard.students GROUP BY posts"
         )
         async with httpx.AsyncClient(timeout=5) as http:
-            board = (await http.get(f"{service.url}/leaderboard?limit=100")).json()["items"]
+            board = (await http.get(f"{service.base_url}/leaderboard?limit=100")).json()["items"]
     finally:
-        service.stop()
+        await service.stop()
         await database.close()
         await nc.drain()
 

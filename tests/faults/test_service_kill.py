@@ -13,184 +13,55 @@ its 201 arrived. Afterwards:
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
 import pytest
 
-from tests.conftest import make_user
-from tests.faults.processes import (
-    Deployment,
-    ServiceProcess,
-    events_of,
-    eventually,
-    make_deployment,
-)
+from tests.faults.isolated import IsolatedDeployment, isolated_deployment, started
+from tests.faults.writes import WRITES, Writers, acknowledged_at_least, published
 
-WRITERS = 8
 WRITES_EACH_SIDE = 25  # acknowledged writes before the kill, and again after the restart
 
 
 @pytest.fixture
-async def deployment(infra: Any) -> AsyncIterator[Deployment]:
-    async for made in make_deployment(infra):
+async def own(infra: Any) -> AsyncIterator[IsolatedDeployment]:
+    async for made in isolated_deployment(infra):
         yield made
-
-
-@dataclass(frozen=True)
-class Write:
-    """How to create one thing on a service, and where its rows and events are."""
-
-    role: str
-    path: str
-    body: Callable[[], dict[str, Any]]
-    table: str
-    subject: str
-    event_key: Callable[[dict[str, Any]], str]
-
-
-WRITES: dict[str, Write] = {
-    "posts": Write(
-        role="student",
-        path="/posts",
-        body=lambda: {"content": f"Kill test {uuid.uuid4().hex}"},
-        table="posts.posts",
-        subject="posts.post.created",
-        event_key=lambda data: str(data["id"]),
-    ),
-    "resources": Write(
-        role="instructor",
-        path="/resources",
-        body=lambda: {
-            "title": f"Kill test {uuid.uuid4().hex[:8]}",
-            "type": "guide",
-            "category": "client-acquisition",
-            "file_url": "https://files.example.com/kill.pdf",
-            "access": "free",
-        },
-        table="resources.resources",
-        subject="resources.resource.created",
-        event_key=lambda data: str(data["id"]),
-    ),
-    "goals": Write(
-        role="student",
-        path="/goals/stories",
-        body=lambda: {
-            "title": f"Kill test {uuid.uuid4().hex[:8]}",
-            "story": "From zero to my first client in six weeks.",
-            "anonymous": False,
-        },
-        table="goals.stories",
-        subject="goals.story.created",
-        event_key=lambda data: str(data["story_id"]),
-    ),
-}
-
-
-@dataclass
-class Tally:
-    acknowledged: set[str] = field(default_factory=set)
-    failed: int = 0
-    server_errors: int = 0
-    refusals: Counter[int] = field(default_factory=Counter)
-
-
-async def write_until(
-    service: ServiceProcess, write: Write, stop: asyncio.Event, tally: Tally
-) -> None:
-    """Create things one after another, each as a fresh user (no rate limit in the way)."""
-    async with httpx.AsyncClient(timeout=5) as http:
-        while not stop.is_set():
-            user = make_user(write.role)
-            try:
-                answer = await http.post(
-                    service.url + write.path, json=write.body(), headers=user.headers
-                )
-            except httpx.HTTPError:
-                tally.failed += 1
-                await asyncio.sleep(0.05)
-                continue
-            if answer.status_code == 201:
-                tally.acknowledged.add(str(answer.json()["id"]))
-            elif answer.status_code >= 500 and answer.status_code != 503:
-                tally.server_errors += 1
-            else:
-                tally.failed += 1
-                tally.refusals[answer.status_code] += 1
-                await asyncio.sleep(0.05)
-
-
-async def acknowledged_at_least(tally: Tally, count: int, within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    while len(tally.acknowledged) < count:
-        assert time.monotonic() < deadline, f"only {len(tally.acknowledged)} writes acknowledged"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("name", sorted(WRITES))
 async def test_sigkill_mid_writes_loses_no_acknowledged_write_and_doubles_no_event(
-    name: str, deployment: Deployment, infra: Any, tmp_path: Path
+    name: str, own: IsolatedDeployment, infra: Any, tmp_path: Path
 ) -> None:
     write = WRITES[name]
-    service = ServiceProcess(name, deployment.env, tmp_path / f"{name}.log")
-    await service.start()
-    tally = Tally()
-    stop = asyncio.Event()
-    writers = [
-        asyncio.create_task(write_until(service, write, stop, tally)) for _ in range(WRITERS)
-    ]
+    service = own.component(name, tmp_path)
+    await started(service)
+    writers = Writers(service, write)
+    writers.start()
     try:
-        await acknowledged_at_least(tally, WRITES_EACH_SIDE)
-        before_kill = len(tally.acknowledged)
-        service.kill()
-        restart_seconds = await service.start()
-        await acknowledged_at_least(tally, before_kill + WRITES_EACH_SIDE)
+        await acknowledged_at_least(writers.tally, WRITES_EACH_SIDE)
+        before_kill = len(writers.tally.acknowledged)
+        await service.kill()
+        restart_seconds = await started(service)
+        await acknowledged_at_least(writers.tally, before_kill + WRITES_EACH_SIDE)
     finally:
-        stop.set()
-        await asyncio.gather(*writers)
-
+        await writers.stop()
     try:
-        pool = await asyncpg.connect(deployment.database_url)
-        try:
-            rows = {str(r["id"]) for r in await pool.fetch(f"SELECT id FROM {write.table}")}
-        finally:
-            await pool.close()
-
-        envelopes: list[dict[str, Any]] = []
-
-        async def every_row_published() -> bool:
-            nonlocal envelopes
-            envelopes = await events_of(infra.nats_url, deployment.prefix, write.subject)
-            return {write.event_key(e["data"]) for e in envelopes} >= rows
-
-        await eventually(every_row_published, within=20)
+        outcome = await published(
+            own.database_url, infra.nats_url, own.prefix, write, writers.tally
+        )
     finally:
-        service.stop()
+        await service.stop()
 
-    per_thing = Counter(write.event_key(e["data"]) for e in envelopes)
-    per_event_id = Counter(e["id"] for e in envelopes)
-    lost = tally.acknowledged - rows
-    unpublished = rows - set(per_thing)
-    duplicated = sum(n - 1 for n in per_thing.values() if n > 1)
+    tally = writers.tally
     print(
-        f"FAULT service SIGKILL mid-writes ({name}): acknowledged={len(tally.acknowledged)} "
-        f"(before kill {before_kill}) rows={len(rows)} events={len(envelopes)} "
-        f"lost={len(lost)} unpublished={len(unpublished)} duplicated={duplicated} "
-        f"failed_requests={tally.failed} 5xx={tally.server_errors} "
-        f"restart_to_ready={restart_seconds:.2f}s refusals={dict(tally.refusals)}"
+        f"FAULT service SIGKILL mid-writes ({name}): {outcome.figures()} "
+        f"acknowledged_before_kill={before_kill} failed_requests={tally.failed} "
+        f"5xx={tally.server_errors} restart_to_ready={restart_seconds:.2f}s "
+        f"refusals={dict(tally.refusals)}"
     )
-    assert before_kill > 0 and len(tally.acknowledged) > before_kill
-    assert not lost, f"acknowledged but not stored: {sorted(lost)[:5]}"
-    assert not unpublished, f"stored but never published: {sorted(unpublished)[:5]}"
-    assert duplicated == 0, per_thing.most_common(3)
-    assert max(per_event_id.values()) == 1
-    assert set(per_thing) == rows  # no event for a thing that was never committed
+    assert before_kill > 0 and outcome.acknowledged > before_kill
+    outcome.assert_exactly_once()
     assert tally.server_errors == 0

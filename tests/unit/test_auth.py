@@ -10,10 +10,13 @@ import pytest
 from community_shared.auth import (
     GUEST,
     InvalidToken,
+    check_claims,
     decode_token,
     identity_from_authorization,
     issue_token,
 )
+
+from tests.hostile import malformed_claim_tokens
 
 SECRET = "unit-test-secret-of-at-least-32-bytes"
 
@@ -107,3 +110,48 @@ def test_no_authorization_is_the_guest(header: str | None) -> None:
 def test_control_characters_are_dropped_from_names() -> None:
     token = issue_token(sub=uuid.uuid4(), role="student", name="A\x00d\x07a", secret=SECRET)
     assert decode_token(token, SECRET).name == "Ada"
+
+
+@pytest.mark.parametrize("case", sorted(malformed_claim_tokens(SECRET)))
+def test_signed_tokens_with_malformed_claims_are_refused(case: str) -> None:
+    """SPEC §2: a correctly signed token whose claims have wrong types or values is a 401."""
+    with pytest.raises(InvalidToken):
+        decode_token(malformed_claim_tokens(SECRET)[case], SECRET)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"role": ["student"]},
+        {"role": {"student": True}},
+        {"exp": float("nan")},
+        {"exp": float("inf")},
+        {"exp": "1999999999"},
+        {"exp": True},
+        {"exp": 10**30},
+        {"sub": 1},
+        {"sub": "urn:uuid:00000000-0000-0000-0000-000000000001"},
+        {"name": None},
+        {"member": 1},
+    ],
+)
+def test_check_claims_refuses_wrong_types_and_values(claims: dict[str, object]) -> None:
+    valid = {"sub": str(uuid.uuid4()), "role": "student", "name": "Ada", "exp": time.time() + 60}
+    with pytest.raises(InvalidToken):
+        check_claims({**valid, **claims})
+
+
+@pytest.mark.parametrize("claims", [None, [], "claims", 42, {}])
+def test_check_claims_refuses_what_is_not_a_claims_object(claims: object) -> None:
+    with pytest.raises(InvalidToken):
+        check_claims(claims)
+
+
+def test_check_claims_accepts_the_spec_claims_and_ignores_others() -> None:
+    sub = uuid.uuid4()
+    identity = check_claims(
+        {"sub": sub.hex, "role": "instructor", "exp": 2e9, "aud": ["x"], "member": False},
+        now=1e9,
+    )
+    assert identity.user_id == sub and identity.role == "instructor"
+    assert identity.name == "" and identity.is_member and identity.exp == 2_000_000_000

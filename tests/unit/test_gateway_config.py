@@ -13,6 +13,8 @@ def test_defaults() -> None:
     assert (config.ping_interval, config.ping_timeout) == (20.0, 30.0)
     assert config.channel_max_age_seconds >= 24 * 3600
     assert config.inbox_max_age_seconds == 30 * 24 * 3600
+    # A dead router is replaced within lease + one renewal interval: under SPEC's 2 s.
+    assert config.router_lease_seconds * 1.2 < 2.0
 
 
 def test_overrides() -> None:
@@ -36,7 +38,12 @@ def test_overrides() -> None:
 
 @pytest.mark.parametrize(
     "env",
-    [{"GATEWAY_QUEUE_BOUND": "many"}, {"GATEWAY_QUEUE_BOUND": "0"}, {"GATEWAY_OP_RATE": "-1"}],
+    [
+        {"GATEWAY_QUEUE_BOUND": "many"},
+        {"GATEWAY_QUEUE_BOUND": "0"},
+        {"GATEWAY_OP_RATE": "-1"},
+        {"GATEWAY_ROUTER_LEASE_SECONDS": "0"},
+    ],
 )
 def test_invalid_values_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ValueError):

@@ -32,6 +32,8 @@ from community_shared.auth import GUEST, Identity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.hostile import DEEP_BODIES
+
 
 def ident(
     role: str = "student", *, member: bool = True, user_id: uuid.UUID | None = None
@@ -122,6 +124,18 @@ def test_bad_frame_echoes_a_valid_id() -> None:
 
 def test_oversized_frame_is_too_large() -> None:
     result = decode_client_frame('{"op":"ping","pad":"' + "x" * 20_000 + '"}')
+    assert isinstance(result, BadFrame) and result.code == "too_large"
+
+
+@pytest.mark.parametrize("kind", sorted(DEEP_BODIES))
+def test_deeply_nested_frames_are_bad_requests(kind: str) -> None:
+    result = decode_client_frame(DEEP_BODIES[kind].decode())
+    assert isinstance(result, BadFrame) and result.code == "bad_request"
+    assert "nested deeper" in result.message
+
+
+def test_oversized_deeply_nested_frame_is_too_large() -> None:
+    result = decode_client_frame("[" * 40_000 + "]" * 40_000)
     assert isinstance(result, BadFrame) and result.code == "too_large"
 
 

@@ -313,6 +313,38 @@ def test_earnings_ranges(amount: str, label: str) -> None:
     assert rules.earnings_range(Decimal(amount)) == label
 
 
+@pytest.mark.parametrize(
+    ("amount", "sorts_as"),
+    [
+        ("0", "0"),
+        ("600.00", "0"),
+        ("999.99", "0"),
+        ("1000.00", "1000"),
+        ("4999.99", "1000"),
+        ("7500.00", "5000"),
+        ("24999.99", "10000"),
+        ("30000.00", "25000"),
+        ("1000000.00", "50000"),
+    ],
+)
+def test_hidden_earnings_sort_by_the_lower_bound_of_their_range(amount: str, sorts_as: str) -> None:
+    assert rules.earned_sort_value(Decimal(amount), show_earnings=False) == Decimal(sorts_as)
+    assert rules.earned_sort_value(Decimal(amount), show_earnings=True) == Decimal(amount)
+
+
+@given(
+    st.decimals(min_value=0, max_value=10_000_000, places=2),
+    st.decimals(min_value=0, max_value=10_000_000, places=2),
+)
+def test_the_sort_of_hidden_earnings_reveals_no_more_than_the_range(a: Decimal, b: Decimal) -> None:
+    hidden_a = rules.earned_sort_value(a, show_earnings=False)
+    hidden_b = rules.earned_sort_value(b, show_earnings=False)
+    # Two amounts in one range sort alike; the value stays in the amount's range.
+    assert (hidden_a == hidden_b) == (rules.earnings_range(a) == rules.earnings_range(b))
+    assert rules.earnings_range(hidden_a) == rules.earnings_range(a)
+    assert hidden_a <= a
+
+
 def test_activity_text_hides_amounts_without_show_earnings() -> None:
     shown = rules.activity_text(
         "submission.approved", "Ana", detail=None, amount=Decimal("1500"), show_earnings=True

@@ -39,7 +39,12 @@ class GatewayConfig:
     | `GATEWAY_CHANNEL_MAX_MSGS` | 10000 | history bound per public channel |
     | `GATEWAY_INBOX_MAX_AGE_DAYS` | 30 | notification inbox history (`user:<id>`) |
     | `GATEWAY_INBOX_MAX_MSGS` | 1000 | inbox bound per user |
-    | `GATEWAY_ROUTER_LEASE_SECONDS` | 5 | routing lease; a crashed router is replaced within it |
+    | `GATEWAY_ROUTER_LEASE_SECONDS` | 1.2 | router lease (s); takeover within 1.2 times it |
+    | `GATEWAY_OUTBOUND_BYTES` | 1048576 | a client's outbound backlog (queue, transport and |
+    |  |  | kernel socket buffer) before merging, shedding, 4008 |
+    | `GATEWAY_STALL_SECONDS` | 10 | a backlog that does not drain at all for this long: 4008 |
+    | `GATEWAY_INBOX_HOLD_MS` | 1000 | live inbox events wait, after `hello`, for the client's |
+    |  |  | first op to be handled, at most this long |
     """
 
     queue_bound: int = 1000
@@ -54,8 +59,11 @@ class GatewayConfig:
     channel_max_msgs: int = 10_000
     inbox_max_age_seconds: float = 30 * 24 * 3600.0
     inbox_max_msgs: int = 1000
-    router_lease_seconds: float = 5.0
+    router_lease_seconds: float = 1.2
     router_batch: int = 100
+    inbox_hold_seconds: float = 1.0
+    outbound_bytes: int = 1024 * 1024
+    stall_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.queue_bound < 1:
@@ -66,6 +74,12 @@ class GatewayConfig:
             raise ValueError("max_subscriptions must be at least 1")
         if self.coalesce_seconds < 0:
             raise ValueError("coalesce_seconds must not be negative")
+        if self.router_lease_seconds <= 0:
+            raise ValueError("router_lease_seconds must be positive")
+        if self.outbound_bytes < 1 or self.stall_seconds <= 0:
+            raise ValueError("outbound_bytes and stall_seconds must be positive")
+        if self.inbox_hold_seconds < 0:
+            raise ValueError("inbox_hold_seconds must not be negative")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -98,4 +112,7 @@ class GatewayConfig:
         number("GATEWAY_INBOX_MAX_AGE_DAYS", "inbox_max_age_seconds", float, 24 * 3600)
         number("GATEWAY_INBOX_MAX_MSGS", "inbox_max_msgs", int)
         number("GATEWAY_ROUTER_LEASE_SECONDS", "router_lease_seconds", float)
+        number("GATEWAY_INBOX_HOLD_MS", "inbox_hold_seconds", float, 0.001)
+        number("GATEWAY_OUTBOUND_BYTES", "outbound_bytes", int)
+        number("GATEWAY_STALL_SECONDS", "stall_seconds", float)
         return cls(**values)  # type: ignore[arg-type]

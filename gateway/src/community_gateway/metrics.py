@@ -26,3 +26,14 @@ CHANNEL_PUBLISHED = Counter(
     "gateway_channel_events_published_total", "Channel events written to history", ["channel"]
 )
 FANOUT_EVENTS = Counter("gateway_fanout_events_total", "Channel events received for fan-out")
+ROUTING = Gauge("gateway_router_routing", "1 while this instance holds the router lease and routes")
+TAKEOVERS = Counter("gateway_router_takeovers_total", "Times this instance started routing")
+RECLAIMED = Counter(
+    "gateway_router_reclaimed_total",
+    "Envelopes a previous router left unacknowledged, redelivered at once on takeover",
+)
+RECREATED = Counter(
+    "gateway_jetstream_recreated_total",
+    "JetStream streams and consumers found missing and created again",
+    ["what"],
+)

@@ -22,6 +22,18 @@ to `L`, and finally replays the buffered live events above `L` and turns
 live. Since the buffer was opened before `L` was read, every event above `L`
 is either buffered or arrives later; since history covers `(since, L]`, none
 is missing, and the `last_seq` rule removes the overlap.
+
+On top of that the session remembers, per channel, the highest seq it ever
+emitted on this connection (`sent_seq`), across resubscriptions and
+unsubscriptions. No event at or below it is emitted again, so the seqs of a
+channel strictly increase on a connection (SPEC §9) even when a client
+resubscribes with a `since` older than what it has already been sent — the
+usual case right after a reconnect, when the automatic `user:` subscription
+delivers a live event before the client's own `subscribe … since` is read.
+Such a subscription replays only what is after both `since` and `sent_seq`;
+if that leaves out an event after `since` the connection never sent, its
+answer says `recovered: false` (the server holds the automatic inbox
+subscription's live events for a moment after `hello` so that this is rare).
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 from community_shared.auth import Identity
+from community_shared.jsonin import NestingTooDeep, decode_json
 
 from community_gateway.channels import (
     FORBIDDEN,
@@ -158,7 +171,8 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
 
     Guarantees: never raises; anything that is not a JSON text object with a
     known `op` and well-typed fields is a `BadFrame` (`bad_request`, or
-    `too_large` above 16 KiB, which no valid op needs). A valid `id` is
+    `too_large` above 16 KiB, which no valid op needs); JSON nested deeper
+    than `jsonin.MAX_DEPTH` is not valid JSON here, as in any HTTP body. A valid `id` is
     echoed in the `BadFrame` when the rest of the frame is wrong. Fields an op
     does not know are ignored. It does not check that a channel exists or
     that the caller may use it (see `Session`).
@@ -166,8 +180,11 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
     if isinstance(message, bytes | bytearray | memoryview):
         return BadFrame(BAD_REQUEST, "frames must be JSON text, not binary")
     too_large = len(message) > SOFT_FRAME_BYTES // 4 and len(message.encode()) > SOFT_FRAME_BYTES
+    problem = "frame is not valid JSON"
     try:
-        frame = msgspec.json.decode(message)
+        frame = decode_json(message)
+    except NestingTooDeep as exc:
+        frame, problem = None, f"frame is not valid JSON: {exc}"
     except msgspec.DecodeError:
         frame = None
     if too_large:
@@ -178,7 +195,7 @@ def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
                 op_id = _op_id(frame)
         return BadFrame(TOO_LARGE, f"frames may not exceed {SOFT_FRAME_BYTES} bytes", op_id)
     if frame is None:
-        return BadFrame(BAD_REQUEST, "frame is not valid JSON")
+        return BadFrame(BAD_REQUEST, problem)
     if not isinstance(frame, dict):
         return BadFrame(BAD_REQUEST, "frame must be a JSON object")
     try:
@@ -393,9 +410,25 @@ class TokenBucket:
 
 @dataclasses.dataclass(slots=True)
 class _Subscription:
+    opened: int
     last_seq: int = 0
     recovering: bool = True
     buffer: list[StoredEvent] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(slots=True)
+class _Sent:
+    """What a connection was sent on one channel, kept across (re)subscriptions.
+
+    `seq`: the highest seq emitted. `covered_from`: every event in
+    `(covered_from, seq]` the client may see was emitted or is known to the
+    client as missed (`recovered: false`); below it lie events the
+    connection never sent, e.g. those before the automatic inbox
+    subscription started.
+    """
+
+    seq: int = 0
+    covered_from: int = 0
 
 
 class Session:
@@ -421,6 +454,11 @@ class Session:
         self.buffer_bound = buffer_bound
         self._bucket = TokenBucket(op_rate, op_burst, time.monotonic() if now is None else now)
         self._subs: dict[str, _Subscription] = {}
+        # Per channel, what this connection was sent; survives resubscribing.
+        # At most one entry per channel the identity may read (a handful: the
+        # shared channels and its own inbox).
+        self._sent: dict[str, _Sent] = {}
+        self._opened = 0
 
     @property
     def channels(self) -> list[str]:
@@ -432,6 +470,20 @@ class Session:
     def last_seq(self, channel: str) -> int | None:
         sub = self._subs.get(channel)
         return None if sub is None else sub.last_seq
+
+    def sent_seq(self, channel: str) -> int:
+        """The highest seq of `channel` emitted on this connection (0 if none)."""
+        sent = self._sent.get(channel)
+        return 0 if sent is None else sent.seq
+
+    def subscription_token(self, channel: str) -> int | None:
+        """Identifies the current subscription to `channel`; changes when it is reopened."""
+        sub = self._subs.get(channel)
+        return None if sub is None else sub.opened
+
+    def is_recovering(self, channel: str) -> bool:
+        sub = self._subs.get(channel)
+        return sub is not None and sub.recovering
 
     def allow_op(self, now: float) -> bool:
         """Take one op from the budget; False means answer `rate_limited` and do nothing."""
@@ -456,7 +508,8 @@ class Session:
         assert channel is not None
         if channel not in self._subs and len(self._subs) >= self.max_subscriptions:
             return Refused(RATE_LIMITED, f"at most {self.max_subscriptions} subscriptions")
-        self._subs[channel] = _Subscription()
+        self._opened += 1
+        self._subs[channel] = _Subscription(self._opened)
         return channel
 
     def replay(
@@ -473,21 +526,42 @@ class Session:
 
         `history` is what the store returned for `(since, latest]`, in seq
         order; events outside that range or already accounted for are
-        ignored, so overlapping or duplicated input is harmless. Without
-        `since` no history is sent. The channel keeps buffering live events:
-        call `finish_subscribe` once these frames are queued.
+        ignored, so overlapping or duplicated input is harmless. Events this
+        connection was already sent (`sent_seq`) are never replayed: the
+        history starts after both `since` and `sent_seq`. An event after
+        `since` that this connection never sent but that lies below what it
+        did send cannot be sent any more without breaking the order: then
+        `recovered` is false and the client refetches. Without `since` no
+        history is sent. The channel keeps buffering live events: call
+        `finish_subscribe` once these frames are queued.
         """
         sub = self._subs[channel]
-        frames = [control(subscribed_frame(channel, latest, recovered, op_id))]
+        sent = self._sent.setdefault(channel, _Sent())
+        frames: list[Outgoing] = []
         if since is not None and since < latest:
-            sub.last_seq = since
+            unsendable = [
+                event.seq
+                for event in history
+                if event.channel == channel
+                and since < event.seq <= min(sent.covered_from, sent.seq, latest)
+                and self._deliverable(event)
+            ]
+            recovered = recovered and not unsendable
+            if since > sent.seq:
+                sent.covered_from = since
+            elif since < sent.covered_from:
+                sent.covered_from = max(unsendable, default=since)
+            sub.last_seq = max(since, sent.seq)
             for event in history:
                 if event.channel != channel or not sub.last_seq < event.seq <= latest:
                     continue
-                sub.last_seq = event.seq
-                if self._deliverable(event):
-                    frames.append(event.outgoing())
-        sub.last_seq = latest
+                item = self._account(sub, event)
+                if item is not None:
+                    frames.append(item)
+        elif latest > sent.seq:
+            sent.covered_from = latest  # live from `latest`: what lies before was not sent
+        sub.last_seq = max(latest, sent.seq)
+        frames.insert(0, control(subscribed_frame(channel, latest, recovered, op_id)))
         return frames
 
     def finish_subscribe(self, channel: str) -> list[Outgoing]:
@@ -497,10 +571,9 @@ class Session:
             return []
         frames: list[Outgoing] = []
         for event in sub.buffer:
-            if event.seq > sub.last_seq:
-                sub.last_seq = event.seq
-                if self._deliverable(event):
-                    frames.append(event.outgoing())
+            item = self._account(sub, event)
+            if item is not None:
+                frames.append(item)
         sub.buffer.clear()
         sub.recovering = False
         return frames
@@ -572,10 +645,22 @@ class Session:
                 raise RecoveryBufferFull(event.channel)
             sub.buffer.append(event)
             return None
-        if event.seq <= sub.last_seq:
+        return self._account(sub, event)
+
+    def _account(self, sub: _Subscription, event: StoredEvent) -> Outgoing | None:
+        """Account for one event of a subscription: its frame if it is due and wanted.
+
+        The one place an event frame is emitted: only above both the
+        subscription's `last_seq` and the connection's `sent_seq`, which then
+        move up to it.
+        """
+        if event.seq <= sub.last_seq or event.seq <= self.sent_seq(event.channel):
             return None
         sub.last_seq = event.seq
-        return event.outgoing() if self._deliverable(event) else None
+        if not self._deliverable(event):
+            return None
+        self._sent.setdefault(event.channel, _Sent()).seq = event.seq
+        return event.outgoing()
 
     def _deliverable(self, event: StoredEvent) -> bool:
         if not may_receive(self.identity, event.audience):

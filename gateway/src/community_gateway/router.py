@@ -7,15 +7,23 @@ each is published to its channel's subject with `Nats-Msg-Id` =
 publish and ack) is dropped by the channel stream instead of appearing twice.
 The envelope is acknowledged only after its publishes are acknowledged.
 
-Only one instance routes at a time: the holder of a lease (a message on
-`gw.router.lease` written with `Nats-Expected-Last-Subject-Sequence`, in a
-small memory stream whose age limit is the lease time). Two instances pulling
-from the same consumer at once would publish concurrently and could reorder
-two updates of one post (likes_count 5 then 6 arriving as 6 then 5), and the
-per-resource coalescing would be split between instances. The others stand
-by and take over within one lease time if the holder dies, at once if it stops
-cleanly. A paused holder that lost its lease may publish a little longer than
-it should; duplicates are still dropped by `Nats-Msg-Id`.
+Only one instance routes at a time: the holder of the router lease (lease.py).
+Two instances pulling from the same consumer at once would publish
+concurrently and could reorder two updates of one post (likes_count 5 then 6
+arriving as 6 then 5), and the per-resource coalescing would be split between
+instances. The others stand by; when the holder dies, one of them takes the
+lease within `ttl + ttl / 5` of the holder's last renewal (1.44 s with the
+default 1.2 s lease), at once if the holder stops cleanly. On taking over, the
+new holder asks JetStream to redeliver at once, in order, the envelopes the
+previous holder took and never acknowledged (instead of after the consumer's
+10 s ack wait): they are routed before anything newer. A paused holder that
+lost its lease may publish a little longer than it should; duplicates are
+still dropped by `Nats-Msg-Id`.
+
+Nothing JetStream holds for the router is assumed to exist because it existed
+at start-up: the lease stream, the channel streams, `EVENTS` and the durable
+consumer are created again whenever an operation finds them missing (a NATS
+server that lost its store, a stream deleted by hand).
 
 `resource.stats` is coalesced per resource: at most one event per interval
 (300 ms by default), the newest one always published; the envelopes it stands
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 import uuid
@@ -33,11 +42,12 @@ from dataclasses import dataclass
 
 from community_shared.events import decode_envelope
 from community_shared.settings import Settings
-from community_shared.streams import ensure_event_stream, ensure_stream
+from community_shared.streams import ensure_event_stream
+from community_shared.tasks import stop_tasks, wait_set
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 
 from community_gateway import metrics
 from community_gateway.channels import (
@@ -50,12 +60,18 @@ from community_gateway.channels import (
 )
 from community_gateway.coalesce import Coalescer
 from community_gateway.config import GatewayConfig
+from community_gateway.lease import STREAM_NOT_FOUND, Lease
+from community_gateway.store import ChannelStore
 
 log = logging.getLogger(__name__)
 
-LEASE_STREAM = "GATEWAY"
 ROUTER_DURABLE = "gateway_router"
-WRONG_LAST_SEQUENCE = 10071
+ACK_WAIT_SECONDS = 10.0
+CONSUMER_CHECK_SECONDS = 5.0
+"""While no envelope arrives, how often the router checks that its consumer still exists
+(a pull from a consumer that is gone looks exactly like a pull with nothing to deliver)."""
+WARN_EVERY_SECONDS = 5.0
+RECLAIM_LIMIT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +93,8 @@ class Router:
         self.instance_id = uuid.uuid4().hex
         self.events_stream = settings.stream_name("EVENTS")
         self.durable = settings.stream_name(ROUTER_DURABLE)
-        self.lease_stream = settings.stream_name(LEASE_STREAM)
-        self.lease_subject = settings.subject("gw.router.lease")
-        self._lease_seq: int | None = None
+        self.lease = Lease(js, settings, config.router_lease_seconds, self.instance_id)
+        self._channel_streams = ChannelStore(js, settings, config)
         self._lease_task: asyncio.Task[None] | None = None
         self._route_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -87,120 +102,148 @@ class Router:
         self._stopping = False
         self._coalescer: Coalescer[_Pending, Msg] = Coalescer(config.coalesce_seconds)
         self._held = asyncio.Event()
+        self._consumer_seen_at: dt.datetime | None = None
+        self._warned_at: dict[str, float] = {}
 
     @property
     def is_leader(self) -> bool:
-        return self._lease_seq is not None
+        """Whether this instance routes (holds the lease) now."""
+        return self._route_task is not None
 
     async def setup(self) -> None:
         """Create the lease stream, the EVENTS stream if missing, and the durable consumer."""
-        await ensure_stream(
-            self.js,
-            StreamConfig(
-                name=self.lease_stream,
-                subjects=[self.settings.subject("gw.>")],
-                storage=StorageType.MEMORY,
-                max_age=self.config.router_lease_seconds,
-                max_msgs_per_subject=1,
-            ),
-        )
+        await self.lease.ensure_stream()
         await ensure_event_stream(self.js, self.settings)
-        consumer = ConsumerConfig(
+        await self._add_consumer(DeliverPolicy.NEW)
+
+    def _consumer_config(self, deliver: DeliverPolicy, since: dt.datetime | None) -> ConsumerConfig:
+        return ConsumerConfig(
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=10.0,
-            deliver_policy=DeliverPolicy.NEW,
+            ack_wait=ACK_WAIT_SECONDS,
+            deliver_policy=deliver,
+            opt_start_time=since,
             max_ack_pending=20_000,
             max_deliver=-1,
         )
+
+    async def _add_consumer(self, deliver: DeliverPolicy, since: dt.datetime | None = None) -> None:
         try:
-            await self.js.add_consumer(self.events_stream, consumer)
+            await self.js.add_consumer(self.events_stream, self._consumer_config(deliver, since))
         except BadRequestError:  # exists with another config (e.g. a different start)
             log.info("router consumer %s already exists", self.durable)
+        self._consumer_seen_at = dt.datetime.now(dt.UTC)
+
+    async def _consumer_info(self) -> ConsumerInfo:
+        """The durable consumer's state; the consumer (and `EVENTS`) created again if missing.
+
+        A consumer created again starts from the last time this instance saw
+        the old one (less a second), so nothing published meanwhile is
+        skipped; envelopes routed before are dropped by the channel streams'
+        duplicate window (10 minutes).
+        """
+        info: ConsumerInfo
+        try:
+            info = await self.js.consumer_info(self.events_stream, self.durable)
+        except NotFoundError as exc:
+            log.warning("router consumer missing (%s); creating it", exc.description)
+            if exc.err_code == STREAM_NOT_FOUND:
+                metrics.RECREATED.labels("events_stream").inc()
+                await ensure_event_stream(self.js, self.settings)
+            metrics.RECREATED.labels("router_consumer").inc()
+            seen = self._consumer_seen_at
+            if seen is None:
+                await self._add_consumer(DeliverPolicy.NEW)
+            else:
+                since = seen - dt.timedelta(seconds=1)
+                await self._add_consumer(DeliverPolicy.BY_START_TIME, since)
+            info = await self.js.consumer_info(self.events_stream, self.durable)
+        self._consumer_seen_at = dt.datetime.now(dt.UTC)
+        return info
 
     async def start(self) -> None:
         """Try for the lease once (a lone instance routes as soon as it is up), then hold on."""
-        await self._renew_lease()
+        await self._tend_lease()
         self._lease_task = asyncio.create_task(self._hold_lease(), name="gateway-router-lease")
 
     async def stop(self) -> None:
         """Stop routing, flush what is held, release the lease (another instance takes over)."""
         self._stopping = True
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._lease_task
+        lease_task, self._lease_task = self._lease_task, None
+        await stop_tasks(lease_task)
         await self._stop_routing()
-        if self._lease_seq is not None:
-            with contextlib.suppress(Exception):
-                await self.js.delete_msg(self.lease_stream, self._lease_seq)
-            self._lease_seq = None
+        with contextlib.suppress(Exception):
+            await self.lease.release()
 
     # -- the lease ------------------------------------------------------------
 
     async def _hold_lease(self) -> None:
         while not self._stopping:
-            await asyncio.sleep(self._renew_every)
-            await self._renew_lease()
+            await asyncio.sleep(self.lease.renew_every)
+            await self._tend_lease()
 
-    @property
-    def _renew_every(self) -> float:
-        return max(0.05, self.config.router_lease_seconds / 4)
-
-    async def _renew_lease(self) -> None:
+    async def _tend_lease(self) -> None:
         """Acquire or renew the lease; start or stop routing accordingly. Never raises."""
         try:
-            expected = str(self._lease_seq or 0)
-            ack = await self.js.publish(
-                self.lease_subject,
-                self.instance_id.encode(),
-                headers={"Nats-Expected-Last-Subject-Sequence": expected},
-                timeout=self._renew_every,
-            )
-            if self._lease_seq is None:
-                log.info("this instance now routes events (lease %s)", ack.seq)
-            self._lease_seq = ack.seq
-            if self._route_task is None:
-                self._start_routing()
-        except BadRequestError as exc:
-            if exc.err_code != WRONG_LAST_SEQUENCE:
-                log.warning("router lease: %s", exc)
-            if self._lease_seq is not None:
-                log.warning("router lease lost; standing by")
-                self._lease_seq = None
-                await self._stop_routing()
+            held = await self.lease.try_hold()
         except Exception as exc:
-            log.warning("router lease: %s", exc)
+            self._warn("router lease", exc)
+            # NATS does not answer: route on while our last renewal surely holds,
+            # but never start routing on a renewal we cannot confirm.
+            held = self._route_task is not None and self.lease.fresh(time.monotonic())
+            if not held and self._route_task is not None:
+                log.warning("router lease not renewed in time; standing by")
+                await self._stop_routing()
+                return
+        if held and self._route_task is None:
+            log.info("this instance now routes events (lease %s)", self.lease.seq)
+            self._start_routing()
+        elif not held and self._route_task is not None:
+            log.warning("router lease lost; standing by")
+            await self._stop_routing()
+
+    def _warn(self, what: str, exc: Exception) -> None:
+        """Log a recurring failure at most once per `WARN_EVERY_SECONDS` (then at debug level)."""
+        key = f"{what}: {type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if now - self._warned_at.get(key, -WARN_EVERY_SECONDS) >= WARN_EVERY_SECONDS:
+            self._warned_at[key] = now
+            log.warning("%s: %s", what, exc or type(exc).__name__)
+        else:
+            log.debug("%s: %s", what, exc or type(exc).__name__)
 
     # -- routing --------------------------------------------------------------
 
     def _start_routing(self) -> None:
         self._routing = True
+        metrics.ROUTING.inc()
+        metrics.TAKEOVERS.inc()
         self._route_task = asyncio.create_task(self._route_loop(), name="gateway-router")
         self._flush_task = asyncio.create_task(self._flush_loop(), name="gateway-router-flush")
 
     async def _stop_routing(self) -> None:
         self._routing = False
         if self._route_task is not None:
+            metrics.ROUTING.dec()
             # The loop checks the flag between short fetches: let it finish what it took.
             done, _ = await asyncio.wait({self._route_task}, timeout=3)
             if not done:
-                self._route_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._route_task
+                await stop_tasks(self._route_task)
             self._route_task = None
-        if self._flush_task is not None:
-            self._flush_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._flush_task
-            self._flush_task = None
+        flush_task, self._flush_task = self._flush_task, None
+        await stop_tasks(flush_task)
         for flush in self._coalescer.drain():
             await self._publish_and_ack(flush.item, flush.handles)
 
     async def _route_loop(self) -> None:
         subscription = None
+        reclaimed = False
+        quiet_since = time.monotonic()
         while self._routing:
             try:
+                if not reclaimed:
+                    await self._reclaim_abandoned()
+                    reclaimed = True
                 if subscription is None:
                     subscription = await self.js.pull_subscribe_bind(
                         durable=self.durable, stream=self.events_stream
@@ -208,16 +251,53 @@ class Router:
                 try:
                     batch = await subscription.fetch(batch=self.config.router_batch, timeout=1.0)
                 except TimeoutError:
+                    if time.monotonic() - quiet_since >= CONSUMER_CHECK_SECONDS:
+                        quiet_since = time.monotonic()
+                        await self._consumer_info()
                     continue
+                quiet_since = time.monotonic()
+                self._consumer_seen_at = dt.datetime.now(dt.UTC)
                 await self._route_batch(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("router: %s; retrying", exc)
+                self._warn("router", exc)
                 await asyncio.sleep(0.5)
         if subscription is not None:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+
+    async def _reclaim_abandoned(self) -> None:
+        """Have what the previous holder took and never acknowledged redelivered now, in order.
+
+        JetStream would redeliver those envelopes only after the ack wait
+        (10 s), and after newer ones. A negative acknowledgement for each, in
+        stream order, puts them at the head of the consumer at once. It is
+        sent to the subject JetStream acknowledges a delivery on,
+        `$JS.ACK.<stream>.<consumer>.<delivery count>.<stream seq>.<consumer
+        seq>.<timestamp>.<pending>`: JetStream requires the stream sequence to
+        be pending and the consumer sequence to lie in the delivered,
+        unacknowledged range, which the consumer's latest delivered sequence
+        does for each. Sequences acknowledged meanwhile are ignored.
+        """
+        info = await self._consumer_info()
+        if not info.num_ack_pending or info.delivered is None:
+            return
+        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        first, last = floor + 1, info.delivered.stream_seq
+        if last - first >= RECLAIM_LIMIT:  # leave such a backlog to the ack wait
+            log.warning("%d envelopes pending on takeover; left to the ack wait", last - first + 1)
+            return
+        nc = self.js._nc  # the JetStream context's connection (nats-py keeps it there)
+        prefix = f"$JS.ACK.{self.events_stream}.{self.durable}.1"
+        for sseq in range(first, last + 1):
+            await nc.publish(f"{prefix}.{sseq}.{info.delivered.consumer_seq}.0.0", b"-NAK")
+        await nc.flush()
+        metrics.RECLAIMED.inc(info.num_ack_pending)
+        log.info(
+            "asked for %d envelopes left unacknowledged by the previous router",
+            info.num_ack_pending,
+        )
 
     async def _route_batch(self, batch: list[Msg]) -> None:
         for index, message in enumerate(batch):
@@ -227,6 +307,8 @@ class Router:
                 # Keep the order: this one and everything after it come back.
                 log.warning("router: publishing failed (%s); redelivering", exc)
                 metrics.ROUTED.labels("retried").inc()
+                if isinstance(exc, NoStreamResponseError):
+                    await self._ensure_channel_streams()
                 for later in batch[index:]:
                     with contextlib.suppress(Exception):
                         await later.nak(delay=0.5)
@@ -271,6 +353,15 @@ class Router:
         label = "user" if event.channel.startswith("user:") else event.channel
         metrics.CHANNEL_PUBLISHED.labels(label).inc()
 
+    async def _ensure_channel_streams(self) -> None:
+        """A channel stream answered nobody: create the channel streams again."""
+        log.warning("a channel stream is missing; creating the channel streams")
+        metrics.RECREATED.labels("channel_streams").inc()
+        try:
+            await self._channel_streams.ensure_streams()
+        except Exception as exc:
+            log.warning("cannot create the channel streams yet: %s", exc)
+
     async def _publish_and_ack(self, pending: _Pending, handles: list[Msg]) -> None:
         try:
             await self._publish(pending)
@@ -294,8 +385,7 @@ class Router:
             delay = due_at - time.monotonic()
             if delay > 0:
                 # A new hold may fall due earlier: wake up for it too.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._held.wait(), delay)
+                await wait_set(self._held, delay)
                 continue
             for flush in self._coalescer.due(time.monotonic()):
                 await self._publish_and_ack(flush.item, flush.handles)

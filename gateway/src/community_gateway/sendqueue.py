@@ -1,8 +1,11 @@
-"""The bounded outbound queue of one client. No I/O.
+"""The bounded outbound path of one client: its queue and its stall clock. No I/O.
 
 Frames wait here until the connection's writer sends them. While the queue
-holds at most `bound` frames nothing is ever dropped. When a push takes it over
-the bound, the client has fallen behind and the queue frees room in this order:
+holds at most `bound` frames, and the client's whole outbound backlog (the
+queued bytes plus `held`, what the transport and the kernel still hold for
+it, measured by the caller) stays within `byte_bound`, nothing is ever
+dropped. When a push (or a later check, `fits`) goes over a bound, the client
+has fallen behind and the queue frees room in this order:
 
 1. merge counter updates: every frame with a coalesce key (`post.liked`/`unliked`
    per post, `resource.stats` per resource, `top.changed` per board) that a
@@ -19,6 +22,10 @@ is never dropped: the only way such a frame is lost is the connection closing.
 The order of the frames that remain is the order they were pushed in.
 
 Cost: push and pop are O(1) amortized; no scan of the queue ever happens.
+
+`StallClock` decides when a client whose backlog stopped draining is given
+up on (4008) even though no bound is reached: a client that reads nothing
+would otherwise sit silent behind a full socket buffer until the ping timeout.
 """
 
 from __future__ import annotations
@@ -55,26 +62,45 @@ class SendQueue:
     what it still holds can be popped but the caller is expected to close.
     """
 
-    def __init__(self, bound: int, on_drop: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        bound: int,
+        on_drop: Callable[[str], None] | None = None,
+        *,
+        byte_bound: int | None = None,
+    ) -> None:
         if bound < 1:
             raise ValueError("bound must be at least 1")
+        if byte_bound is not None and byte_bound < 1:
+            raise ValueError("byte_bound must be at least 1")
         self.bound = bound
+        self.byte_bound = byte_bound
         self.overflowed = False
         self._on_drop = on_drop
         self._entries: deque[_Entry] = deque()
         self._size = 0
+        self._bytes = 0
         # The newest live entry per coalesce key; an older live entry with the
         # same key is "stale" and is the first thing to go.
         self._latest: dict[str, _Entry] = {}
         self._stale: deque[_Entry] = deque()
         self._sheddable: deque[_Entry] = deque()
-        self._behind = False  # went over the bound and has not emptied since
+        self._behind = False  # went over a bound and has not emptied since
 
     def __len__(self) -> int:
         return self._size
 
-    def push(self, item: Outgoing) -> bool:
-        """Append `item`; False means overflow (nothing more will be accepted)."""
+    @property
+    def bytes(self) -> int:
+        """The size of the frames queued (payloads)."""
+        return self._bytes
+
+    def push(self, item: Outgoing, held: int = 0) -> bool:
+        """Append `item`; False means overflow (nothing more will be accepted).
+
+        `held` is what the client's transport and socket still hold beyond
+        this queue (bytes); it counts against `byte_bound`.
+        """
         if self.overflowed:
             return False
         entry = _Entry(item)
@@ -92,15 +118,34 @@ class SendQueue:
             self._sheddable.append(entry)
         self._entries.append(entry)
         self._size += 1
-        if self._size > self.bound:
-            self._behind = True
-            self._make_room()
+        self._bytes += len(item.payload)
+        if self._over(held):
+            self._make_room(held)
         elif len(self._stale) > 2 * self._size + 16:
             self._stale = deque(e for e in self._stale if e.alive)
-        if self._size > self.bound:
+        if self._over(held):
             self.overflowed = True
             return False
         return True
+
+    def fits(self, held: int) -> bool:
+        """Re-check the bounds now that the transport and socket hold `held` bytes.
+
+        Frees room as a push would; False means overflow (the caller closes).
+        """
+        if self.overflowed:
+            return False
+        if self._over(held):
+            self._make_room(held)
+            if self._over(held):
+                self.overflowed = True
+                return False
+        return True
+
+    def _over(self, held: int) -> bool:
+        return self._size > self.bound or (
+            self.byte_bound is not None and self._bytes + held > self.byte_bound
+        )
 
     def pop(self) -> Outgoing | None:
         """The oldest frame still queued, or None when empty."""
@@ -125,22 +170,25 @@ class SendQueue:
         self._stale.clear()
         self._sheddable.clear()
         self._size = 0
+        self._bytes = 0
         self._behind = False
 
     def _kill(self, entry: _Entry) -> None:
         entry.alive = False
         self._size -= 1
+        self._bytes -= len(entry.item.payload)
         key = entry.item.coalesce_key
         if key is not None and self._latest.get(key) is entry:
             del self._latest[key]
 
-    def _make_room(self) -> None:
+    def _make_room(self, held: int) -> None:
+        self._behind = True
         while self._stale:
             entry = self._stale.popleft()
             if entry.alive:
                 self._kill(entry)
                 self._dropped(MERGED)
-        while self._size > self.bound and self._sheddable:
+        while self._over(held) and self._sheddable:
             entry = self._sheddable.popleft()
             if entry.alive:
                 self._kill(entry)
@@ -149,3 +197,31 @@ class SendQueue:
     def _dropped(self, reason: str) -> None:
         if self._on_drop is not None:
             self._on_drop(reason)
+
+
+class StallClock:
+    """Whether a client's outbound backlog has stopped draining for too long.
+
+    The caller observes, now and then, whether anything is pending for the
+    client (queued, or held by its transport or socket) and a `mark` that
+    grows whenever the client takes data (e.g. bytes handed to the socket
+    minus bytes the socket still holds). Stalled means: pending without the
+    mark growing for `timeout` seconds. It does not say why (a client that
+    stopped reading, or a dead network path); either way it gets 4008.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.timeout = timeout
+        self._since: float | None = None
+        self._mark = 0
+
+    def observe(self, now: float, *, pending: bool, mark: int) -> bool:
+        """Record one observation; True when the client counts as stalled."""
+        progressed = mark > self._mark
+        self._mark = mark
+        if not pending or progressed or self._since is None:
+            self._since = now if pending else None
+            return False
+        return now - self._since >= self.timeout

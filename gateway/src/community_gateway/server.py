@@ -20,20 +20,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import http
 import json
 import logging
+import struct
+import termios
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
-from community_shared.auth import GUEST, Identity, InvalidToken, decode_token
+from community_shared.auth import (
+    GUEST,
+    Identity,
+    InvalidToken,
+    decode_token,
+    identity_from_authorization,
+)
 from community_shared.connections import connect_nats, create_redis
 from community_shared.settings import Settings
+from community_shared.tasks import stop_tasks, wait_set
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -74,7 +84,7 @@ from community_gateway.protocol import (
     unsubscribed_frame,
 )
 from community_gateway.router import Router
-from community_gateway.sendqueue import Outgoing, SendQueue
+from community_gateway.sendqueue import Outgoing, SendQueue, StallClock
 from community_gateway.store import ChannelStore
 
 log = logging.getLogger(__name__)
@@ -86,6 +96,22 @@ CLOSE_TRY_AGAIN = 1013
 READ_CURSOR_TTL_SECONDS = 60 * 24 * 3600
 WRITE_LIMIT = 32 * 1024
 """websockets' high-water mark for a connection's socket buffer (its default, set explicitly)."""
+_TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+
+
+def _kernel_unacked(fd: int | None) -> int:
+    """Bytes the kernel still holds for a socket (sent but not acknowledged, or not sent).
+
+    Linux's TIOCOUTQ (SIOCOUTQ) on a TCP socket; 0 where it is not available.
+    """
+    if fd is None or _TIOCOUTQ is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(fd, _TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
 
 # Moves the read cursor forward only: SET key max(current, new).
 _ADVANCE_CURSOR = """
@@ -103,8 +129,16 @@ class _Client:
     def __init__(self, ws: ServerConnection, session: Session, config: GatewayConfig) -> None:
         self.ws = ws
         self.session = session
-        self.queue = SendQueue(config.queue_bound, on_drop=self._dropped)
+        self.queue = SendQueue(
+            config.queue_bound, on_drop=self._dropped, byte_bound=config.outbound_bytes
+        )
         self.closing = False
+        self.close_code: int | None = None
+        """The code the server decided to close with (what the metrics record)."""
+        self._stall = StallClock(config.stall_seconds)
+        self._handed = 0  # payload bytes handed to websockets
+        sock = ws.transport.get_extra_info("socket")
+        self._fd: int | None = sock.fileno() if sock is not None else None
         self.refreshed = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
@@ -113,6 +147,9 @@ class _Client:
         self._close_timeout = config.close_timeout
         self._write_limit = WRITE_LIMIT
         self._writer_idle = False
+        self.handling_op = False
+        self.deferred: Callable[[], None] | None = None
+        """Run once the op being handled is done (see `GatewayServer._release_inbox`)."""
 
     @staticmethod
     def _dropped(reason: str) -> None:
@@ -141,12 +178,13 @@ class _Client:
             self.ws.send_data()
         except Exception:  # the connection is going away: queue it, the reader will notice
             return False
+        self._handed += len(item.payload)
         return True
 
     def _enqueue(self, item: Outgoing) -> bool:
         if self.closing:
             return False
-        if not self.queue.push(item):
+        if not self.queue.push(item, held=self.ws.transport.get_write_buffer_size()):
             self.close(CLOSE_TOO_SLOW, "client too slow")
             return False
         self._wakeup.set()
@@ -187,11 +225,29 @@ class _Client:
         self._enqueue(item)
         return False
 
+    def check_outbound(self, now: float) -> None:
+        """Close with 4008 a client whose whole backlog is over the bound or stopped draining.
+
+        The backlog is the queue plus what the transport and the kernel hold
+        (those only the gateway can see: a client that stops reading fills
+        the kernel's socket buffer first, which can take megabytes).
+        """
+        if self.closing or self.ws.transport.is_closing():
+            return
+        held = self.ws.transport.get_write_buffer_size() + _kernel_unacked(self._fd)
+        if not self.queue.fits(held):
+            self.close(CLOSE_TOO_SLOW, "client too slow")
+            return
+        pending = bool(self.queue) or held > 0
+        if self._stall.observe(now, pending=pending, mark=self._handed - held):
+            self.close(CLOSE_TOO_SLOW, "client stopped reading")
+
     def close(self, code: int, reason: str) -> None:
         """Start closing (idempotent); queued frames are discarded."""
         if self.closing:
             return
         self.closing = True
+        self.close_code = code
         self.queue.clear()
         self._wakeup.set()
         self._room.set()
@@ -202,7 +258,8 @@ class _Client:
         # to drain before its own close timeout starts: a client that reads
         # nothing would hold the connection until the ping timeout. Bound it.
         try:
-            await asyncio.wait_for(self.ws.close(code, reason), self._close_timeout)
+            async with asyncio.timeout(self._close_timeout):
+                await self.ws.close(code, reason)
         except TimeoutError:
             self.ws.transport.abort()
 
@@ -221,7 +278,9 @@ class _Client:
                     continue
                 if len(self.queue) < self._low_water:
                     self._room.set()
-                # Waits while the socket buffer is above the high-water mark.
+                # Written to the transport at once, then waits while the
+                # socket buffer is above the high-water mark.
+                self._handed += len(item.payload)
                 await self.ws.send(item.payload, text=True)
                 metrics.FRAMES_SENT.inc()
         except ConnectionClosed:
@@ -247,6 +306,11 @@ def _http_response(status: int, content_type: str, payload: bytes) -> Response:
 
 def _json_response(status: int, body: dict[str, Any]) -> Response:
     return _http_response(status, "application/json", json.dumps(body).encode())
+
+
+def _head_size(request: Request) -> int:
+    """The size of a request head as sent: request line and header lines."""
+    return len(request.path) + sum(len(k) + len(v) + 4 for k, v in request.headers.raw_items())
 
 
 def _op_name(op: ClientOp | BadFrame) -> str:
@@ -282,6 +346,7 @@ class GatewayServer:
         self._router: Router | None = None
         self._redis: aioredis.Redis | None = None
         self._fanout: list[Subscription] = []
+        self._outbound_watch: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
         self._clients: set[_Client] = set()
@@ -325,6 +390,8 @@ class GatewayServer:
             self.settings.host,
             self.settings.port,
             process_request=self._process_request,
+            # A handshake (request head included) must be complete within this.
+            open_timeout=self.settings.http_header_timeout_seconds,
             max_size=MAX_FRAME_BYTES,
             ping_interval=self.config.ping_interval,
             ping_timeout=self.config.ping_timeout,
@@ -335,7 +402,17 @@ class GatewayServer:
             server_header=None,
         )
         log.info("gateway listening on %s:%s", self.settings.host, self.port)
+        self._outbound_watch = asyncio.create_task(self._watch_outbound())
         await self._bring_up()
+
+    async def _watch_outbound(self) -> None:
+        """Check every client's backlog a few times per stall timeout (4008 when due)."""
+        tick = max(0.05, min(1.0, self.config.stall_seconds / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for client in tuple(self._clients):
+                client.check_outbound(now)
 
     async def _bring_up(self) -> None:
         self._nc = await connect_nats(self.settings, name=f"gateway-{self.instance_id}")
@@ -379,6 +456,11 @@ class GatewayServer:
             for client in list(self._clients):
                 client.close(CLOSE_RESTART, "server restart")
             await self._server.wait_closed()
+        if self._outbound_watch is not None:
+            self._outbound_watch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._outbound_watch
+            self._outbound_watch = None
         if self._router is not None:
             await self._router.stop()
         for subscription in self._fanout:
@@ -399,6 +481,11 @@ class GatewayServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        if _head_size(request) > self.settings.http_max_header_bytes:
+            # websockets itself refuses lines over 8 KiB and over 128 headers (431).
+            return _json_response(
+                431, {"status_code": 431, "detail": "request header fields too large"}
+            )
         parts = urlsplit(request.path)
         if parts.path == "/health":
             return _json_response(200, {"status": "ok"})
@@ -411,14 +498,11 @@ class GatewayServer:
         if not self._ready.is_set() or self._stopping:
             metrics.HANDSHAKES_REFUSED.labels("503").inc()
             return _json_response(503, {"status_code": 503, "detail": "gateway not ready"})
-        token = request.headers.get("Authorization")
+        header = request.headers.get("Authorization")
         query_token = parse_qs(parts.query).get("token")
         try:
-            if token:
-                scheme, _, value = token.strip().partition(" ")
-                if scheme.lower() != "bearer" or not value.strip():
-                    raise InvalidToken("expected 'Bearer <token>'")
-                identity = decode_token(value.strip(), self.settings.jwt_secret)
+            if header:
+                identity = identity_from_authorization(header, self.settings.jwt_secret)
             elif query_token and query_token[0]:
                 identity = decode_token(query_token[0], self.settings.jwt_secret)
             else:
@@ -441,7 +525,8 @@ class GatewayServer:
             failing["redis"] = "not connected"
         else:
             try:
-                await asyncio.wait_for(self._redis.ping(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._redis.ping()
             except Exception as exc:
                 failing["redis"] = str(exc) or type(exc).__name__
         if failing:
@@ -478,7 +563,15 @@ class GatewayServer:
         try:
             if not client.closing and await self._greet(client):
                 async for message in ws:
-                    await self._on_message(client, message)
+                    client.handling_op = True
+                    try:
+                        await self._on_message(client, message)
+                    finally:
+                        client.handling_op = False
+                    if client.deferred is not None:
+                        # After the reader has picked up any op already received.
+                        asyncio.get_running_loop().call_soon(client.deferred)
+                        client.deferred = None
                     if client.closing:
                         break
         except ConnectionClosed:
@@ -493,12 +586,13 @@ class GatewayServer:
             if not client.closing and ws.state is State.OPEN:
                 client.close(1000, "")
             client.closing = True
-            writer.cancel()
-            with contextlib.suppress(BaseException):
-                await writer
+            await stop_tasks(writer)
             await ws.wait_closed()
             metrics.CONNECTIONS.dec()
-            metrics.CLOSES.labels(str(ws.close_code)).inc()
+            # What the server decided, even when its close frame could not get
+            # through (a stalled client): websockets alone would report 1006.
+            code = client.close_code if client.close_code is not None else ws.close_code
+            metrics.CLOSES.labels(str(code)).inc()
 
     def _unregister(self, client: _Client) -> None:
         self._clients.discard(client)
@@ -526,8 +620,7 @@ class GatewayServer:
                 client.close(CLOSE_TOKEN_EXPIRED, "token expired")
                 return
             client.refreshed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(client.refreshed.wait(), remaining)
+            await wait_set(client.refreshed, remaining)
 
     def _require_store(self) -> ChannelStore:
         if self._store is None:
@@ -557,9 +650,39 @@ class GatewayServer:
             session.replay(channel, latest=latest, since=None, history=[], recovered=False)
         client.push(control(hello_frame(session.identity, session.channels, unread)))
         if channel is not None:
-            for item in session.finish_subscribe(channel):
-                client.push(item)
+            # Live inbox events wait until the client's first op is handled
+            # (or the hold time passes): a reconnecting client's `subscribe
+            # user:… since` comes right after `hello`, and an event sent before
+            # it would leave the events between its `since` and `hello`
+            # unsendable (seqs only go up on a connection).
+            token = session.subscription_token(channel)
+            client.deferred = lambda: self._release_inbox(client, channel, token)
+            asyncio.get_running_loop().call_later(
+                self.config.inbox_hold_seconds, self._release_inbox, client, channel, token
+            )
         return True
+
+    @classmethod
+    def _release_inbox(cls, client: _Client, channel: str, token: int | None) -> None:
+        """Turn the automatic inbox subscription live, unless the client resubscribed meanwhile.
+
+        Not while an op is being handled: the client's `subscribe user:…` may
+        be the next op, already received (a client sends its subscriptions
+        back to back, and the first one can take a while on a busy server).
+        """
+        session = client.session
+        if (
+            client.closing
+            or session.subscription_token(channel) != token
+            or not session.is_recovering(channel)
+        ):
+            return
+        if client.handling_op:
+            client.deferred = lambda: cls._release_inbox(client, channel, token)
+            return
+        for item in session.finish_subscribe(channel):
+            if not client.push(item):
+                return
 
     async def _read_cursor(self, user_id: uuid.UUID) -> int | None:
         """The user's inbox read cursor (0 if never set); None if Redis does not answer."""
@@ -711,10 +834,7 @@ async def run_until_stopped(settings: Settings, config: GatewayConfig, stop: asy
     server = GatewayServer(settings, config)
     starting = asyncio.create_task(server.start())
     await stop.wait()
-    if not starting.done():
-        starting.cancel()
-        with contextlib.suppress(BaseException):
-            await starting
+    await stop_tasks(starting)
     await server.stop()
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Final, Literal
 
 import jwt
 import msgspec
 
 Role = Literal["student", "instructor", "admin"]
 ROLES: frozenset[str] = frozenset({"student", "instructor", "admin"})
+MAX_EXP: Final = 253_402_300_799
+"""9999-12-31T23:59:59Z: a later `exp` is no time at all (and overflows date arithmetic)."""
 
 
 class InvalidToken(Exception):
@@ -52,46 +54,53 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
 GUEST = Identity(user_id=None, role="guest", name="Guest", member=False)
 
 
+class Claims(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """The claims of SPEC §2 with their types and ranges; anything else in a token is ignored.
+
+    `sub` is a UUID string (hyphenated or 32 hex digits), `role` one of
+    `ROLES`, `exp` a finite number of seconds no later than year 9999, `name`
+    a string when present, `member` a JSON boolean when present.
+    """
+
+    sub: uuid.UUID
+    role: Role
+    exp: Annotated[float, msgspec.Meta(ge=0, le=MAX_EXP)]
+    name: str = ""
+    member: bool = True
+
+
+def check_claims(claims: object, *, now: float | None = None) -> Identity:
+    """The identity that verified `claims` (a token's decoded payload) stand for.
+
+    The one claims check, shared by every service and the gateway. Raises
+    `InvalidToken`, and nothing else whatever `claims` holds: wrong types or
+    values, a missing claim, a past `exp`.
+    """
+    try:
+        checked = msgspec.convert(claims, Claims, strict=True)
+    except msgspec.ValidationError as exc:
+        raise InvalidToken(f"invalid claims: {exc}") from exc
+    if checked.exp <= (time.time() if now is None else now):
+        raise InvalidToken("token expired")
+    member = checked.member if checked.role == "student" else True
+    # Postgres text cannot hold NUL; a display name never needs control characters.
+    name = "".join(ch for ch in checked.name[:400] if ch >= " " or ch == "\t")[:200]
+    return Identity(
+        user_id=checked.sub, role=checked.role, name=name, member=member, exp=int(checked.exp)
+    )
+
+
 def decode_token(token: str, secret: str, *, now: float | None = None) -> Identity:
     """Verify an HS256 token and return its identity.
 
-    Raises `InvalidToken` for a bad signature, a missing or past `exp`, an
-    unknown role, a `sub` that is not a UUID or a `member` that is not a bool.
+    Raises `InvalidToken` for a bad signature or anything `check_claims`
+    refuses; never anything else.
     """
     try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=["HS256"],
-            options={"require": ["sub", "role", "exp"], "verify_exp": False},
-        )
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False})
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        raise InvalidToken("exp must be a number")
-    if exp <= (time.time() if now is None else now):
-        raise InvalidToken("token expired")
-    role = claims.get("role")
-    if role not in ROLES:
-        raise InvalidToken("unknown role")
-    try:
-        user_id = uuid.UUID(str(claims["sub"]))
-    except ValueError as exc:
-        raise InvalidToken("sub must be a UUID") from exc
-    name = claims.get("name")
-    if name is None:
-        name = ""
-    if not isinstance(name, str):
-        raise InvalidToken("name must be a string")
-    member = claims.get("member", True)
-    if not isinstance(member, bool):
-        raise InvalidToken("member must be a boolean")
-    if role != "student":
-        member = True
-    # Postgres text cannot hold NUL; a display name never needs control characters.
-    name = "".join(ch for ch in name if ch >= " " or ch == "\t")[:200]
-    return Identity(user_id=user_id, role=role, name=name, member=member, exp=int(exp))
+    return check_claims(claims, now=now)
 
 
 def identity_from_authorization(header: str | None, secret: str) -> Identity:

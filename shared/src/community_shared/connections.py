@@ -15,6 +15,8 @@ import asyncpg
 import nats
 import redis.asyncio as aioredis
 from nats.aio.client import Client as NATS
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from community_shared.settings import Settings
 
@@ -34,6 +36,7 @@ async def create_pool(settings: Settings, *, min_size: int = 2, max_size: int = 
         min_size=min_size,
         max_size=max_size,
         command_timeout=30,
+        timeout=5,  # to connect: a Postgres that does not answer is a 503, not a hang
         server_settings=SERVER_SETTINGS,
     )
     assert pool is not None
@@ -73,11 +76,22 @@ async def connect_nats(settings: Settings, *, name: str | None = None) -> NATS:
 
 
 def create_redis(settings: Settings) -> aioredis.Redis:
-    """A Redis client with a plain (non-blocking) connection pool and short timeouts."""
+    """A Redis client with a plain (non-blocking) connection pool and short timeouts.
+
+    After Redis restarts, every pooled connection is dead. A command on one is
+    retried once on a fresh connection (`retry`), and a connection idle for
+    `health_check_interval` seconds is checked with a PING before use, so a
+    restart costs no failed request once Redis answers again. While Redis is
+    down a command fails within about a second (connect timeout, one retry),
+    which the web plumbing answers with 503; redis-py's default (ten retries
+    with backoff) would hold a request for seconds.
+    """
     return aioredis.Redis.from_url(
         settings.redis_url,
         socket_timeout=1.0,
         socket_connect_timeout=1.0,
         max_connections=200,
         decode_responses=False,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+        health_check_interval=5,
     )

@@ -31,6 +31,7 @@ from nats.js import JetStreamContext
 from community_shared.events import Envelope, encode_envelope
 from community_shared.metrics import OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
 from community_shared.settings import Settings
+from community_shared.tasks import stop_tasks, wait_set
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +120,11 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the relay and return once it has ended (a batch under way is
+        rolled back: its rows stay pending). A cancellation of the caller
+        propagates; the relay, already cancelled, still ends."""
+        task, self._task = self._task, None
+        await stop_tasks(task)
         await self._close_listener()
 
     def _on_notify(self, *_: object) -> None:
@@ -170,8 +171,7 @@ class OutboxRelay:
                     last_cleanup = loop.time()
                     with contextlib.suppress(Exception):
                         await self.delete_published()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+                await wait_set(self._wake, self._poll_seconds)
         finally:
             await self._close_listener()
 

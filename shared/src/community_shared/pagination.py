@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.exceptions import ValidationException
+from litestar.params import Parameter
+
+from community_shared.jsonin import decode_json
 
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"page size, 1..{MAX_LIMIT}")]
+"""The `limit` query parameter of a list route: `limit: Limit = DEFAULT_LIMIT`."""
+Cursor = Annotated[
+    str | None, Parameter(description="the `next_cursor` of the previous page (opaque)")
+]
+"""The `cursor` query parameter of a list route: `cursor: Cursor = None`."""
 
 
 class Page(msgspec.Struct, Generic[T]):
@@ -45,6 +56,6 @@ def decode_cursor(cursor: str | None, type_: type[T]) -> T | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=type_)
+        return decode_json(raw, type=type_)
     except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValidationException(detail="malformed cursor") from exc

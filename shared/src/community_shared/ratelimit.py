@@ -13,17 +13,20 @@ validated (a bad request never counts) and just before the write commits; if
 the unit of work then fails — the transaction raises, the commit fails — the
 slot is given back (`ZREM`), so nothing that was not written is counted.
 
-When Redis is unreachable the limiter fails open: the write goes through, a
-warning is logged and `dependency_errors_total{dependency="redis"}` counts each
-admission that was not checked. After a failure the limiter does not try Redis
-again for `breaker_seconds`, so a Redis that hangs costs one timeout, not one
-per request. Not guaranteed: limits while Redis is down, and the count of slots
-whose release itself failed (they expire with the window).
+When Redis is unreachable the limiter fails closed: `acquire` raises
+`DependencyUnavailable`, which the web plumbing answers with 503 and
+`Retry-After` (SPEC §3); nothing is written, and a limit is never silently
+skipped. `dependency_errors_total{dependency="redis", operation="ratelimit"}`
+counts each refusal. After a failure the limiter does not try Redis again for
+`breaker_seconds`, so a Redis that hangs costs one timeout, not one per
+request. Not guaranteed: the count of slots whose release itself failed (they
+expire with the window).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +37,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from litestar.exceptions import TooManyRequestsException
 
+from community_shared.dependencies import DependencyUnavailable
 from community_shared.metrics import DEPENDENCY_ERRORS
 from community_shared.settings import Settings
 
@@ -101,7 +105,7 @@ class Slot:
 
 @dataclass
 class SlidingWindowLimiter:
-    """Exact sliding-window limits in Redis; fails open when Redis is down."""
+    """Exact sliding-window limits in Redis; fails closed (503) when Redis is down."""
 
     redis: aioredis.Redis
     settings: Settings
@@ -119,20 +123,20 @@ class SlidingWindowLimiter:
         """Count one event for `subject`; raise `RateLimitExceeded` if over the limit.
 
         Returns the slot to `release` if the event does not happen after all.
+        Raises `DependencyUnavailable` when Redis cannot say (the write must not
+        happen unchecked).
         """
         if self.clock() < self._open_until:
-            self._failed_open(limit, None)
-            return Slot(key=None, member=None)
+            raise self._unavailable(limit, None)
         key = self.key(limit, subject)
         member = uuid.uuid4().hex
         try:
             result: Any = await self._script(
                 keys=[key], args=[limit.window_seconds * 1000, limit.max_events, member]
             )
-        except Exception as exc:  # any Redis or network failure: fail open
+        except Exception as exc:  # any Redis or network failure: fail closed
             self._open_until = self.clock() + self.breaker_seconds
-            self._failed_open(limit, exc)
-            return Slot(key=None, member=None)
+            raise self._unavailable(limit, exc) from exc
         if int(result[0]) != 1:
             raise RateLimitExceeded(limit, int(result[2]))
         return Slot(key=key, member=member)
@@ -150,14 +154,19 @@ class SlidingWindowLimiter:
     def reservations(self) -> Reservations:
         return Reservations(self)
 
-    def _failed_open(self, limit: Limit, exc: BaseException | None) -> None:
+    def _unavailable(self, limit: Limit, exc: BaseException | None) -> DependencyUnavailable:
         DEPENDENCY_ERRORS.labels(dependency="redis", operation="ratelimit").inc()
         if exc is not None:
             log.warning(
-                "rate limit %s not checked: redis unavailable (%s); allowing",
+                "rate limit %s cannot be checked: redis unavailable (%s); refusing",
                 limit.name,
                 type(exc).__name__,
             )
+        return DependencyUnavailable(
+            "redis",
+            "rate limits cannot be checked right now; retry shortly",
+            retry_after=max(1, math.ceil(self.breaker_seconds)),
+        )
 
 
 class Reservations:

@@ -35,6 +35,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     run_migrations: bool = True
     outbox_poll_seconds: float = 1.0
     db_pool_max_size: int = 20
+    http_max_header_bytes: int = 16 * 1024
+    http_max_headers: int = 100
+    http_header_timeout_seconds: float = 30.0
+    cors_allow_origins: tuple[str, ...] = ("*",)
+    """Origins whose pages may call the HTTP routes; `*` (the default) is any."""
 
     @classmethod
     def from_env(cls, service: str, default_port: int, **overrides: object) -> Settings:
@@ -58,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "run_migrations": env.get("RUN_MIGRATIONS", "1") not in ("0", "false", "no"),
             "outbox_poll_seconds": float(env.get("OUTBOX_POLL_SECONDS", "1.0")),
             "db_pool_max_size": int(env.get("DB_POOL_MAX_SIZE", "20")),
+            "http_max_header_bytes": int(env.get("HTTP_MAX_HEADER_BYTES", str(16 * 1024))),
+            "http_max_headers": int(env.get("HTTP_MAX_HEADERS", "100")),
+            "http_header_timeout_seconds": float(env.get("HTTP_HEADER_TIMEOUT_SECONDS", "30")),
+            "cors_allow_origins": parse_origins(env.get("CORS_ALLOW_ORIGINS", "*")),
         }
         values.update(overrides)
         return msgspec.convert(values, cls)
@@ -78,3 +87,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def redis_key(self, key: str) -> str:
         return f"{self.redis_key_prefix}{key}"
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """`CORS_ALLOW_ORIGINS`: origins separated by commas or spaces; empty or `*` is any."""
+    origins = tuple(origin.rstrip("/") for origin in value.replace(",", " ").split())
+    return origins or ("*",)

@@ -6,7 +6,8 @@ connects NATS in the background (a service accepts writes while NATS is down;
 the outbox keeps the events), runs the outbox relay, and closes everything on
 shutdown; `/health`, `/ready` and `/metrics`; the identity and idempotency-key
 dependencies; request ids; JSON errors that never turn a client's mistake into
-a 500.
+a 500; CORS; and the OpenAPI document, in which each route states what it
+answers with `answers`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import asyncpg
 import msgspec
@@ -29,19 +30,39 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import SecurityRequirement
 from litestar.params import HeaderParameter
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.types import ASGIApp, ControllerRouterHandler, Receive, Scope, Send
+from litestar.routes import HTTPRoute
+from litestar.types import (
+    ASGIApp,
+    ControllerRouterHandler,
+    Guard,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Receive,
+    Scope,
+    Send,
+)
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
 from community_shared.collector import freeze_startup, tune_collector
 from community_shared.connections import connect_nats, create_pool, create_redis
+from community_shared.dependencies import (
+    DependencyUnavailable,
+    retry_after_of,
+    unavailable_dependency,
+)
 from community_shared.idempotency import (
     HEADER,
     KEY_PATTERN,
@@ -54,11 +75,21 @@ from community_shared.idempotency import (
     expire_keys,
     fingerprint,
 )
+from community_shared.jsonin import MAX_DEPTH, exceeds_depth
 from community_shared.logs import configure_logging, request_id_var
+from community_shared.metrics import DEPENDENCY_ERRORS
 from community_shared.migrations import migrate, migrations_for, pending
+from community_shared.openapi import (
+    GUEST_OR_SIGNED_IN_SECURITY,
+    SIGNED_IN_SECURITY,
+    error_response,
+    finish_document,
+    openapi_config,
+)
 from community_shared.outbox import OutboxRelay, jetstream_publisher
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
+from community_shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +110,8 @@ class Runtime:
     relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    readiness: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    """A service's own readiness conditions: name → why not ready (None: ready)."""
     nats_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -153,22 +186,6 @@ async def provide_idempotency(
     )
 
 
-class ErrorBody(msgspec.Struct):
-    """The JSON error shape of SPEC §3."""
-
-    status_code: int
-    detail: str
-
-
-IDEMPOTENT_RESPONSES: dict[int, ResponseSpec] = {
-    422: ResponseSpec(
-        data_container=ErrorBody,
-        description="The Idempotency-Key was already used for a different request body",
-    ),
-}
-"""OpenAPI answers a route that accepts `Idempotency-Key` adds to its own."""
-
-
 # Route guards: they refuse before the request body is even read, so a caller
 # without the right gets 401/403 whatever the body holds.
 
@@ -186,6 +203,11 @@ def moderators_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 def signed_in_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """401 for guests."""
     require_user(identity_of(connection))
+
+
+def members_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 for guests, 403 for students without an active membership."""
+    require_member(identity_of(connection))
 
 
 def require_user(identity: Identity) -> uuid.UUID:
@@ -219,6 +241,65 @@ def require_student(identity: Identity) -> uuid.UUID:
     return user_id
 
 
+class LimitedRequest(Request[Any, Any, Any]):
+    """Litestar's request whose JSON body goes through the nesting limit of `jsonin`.
+
+    Every body a handler receives as `data` is decoded by `json()`; a body
+    nested too deeply is a 400 before any handler, guard aside, runs.
+    """
+
+    async def json(self) -> Any:
+        body = await self.body()
+        if exceeds_depth(body):
+            raise ValidationException(
+                detail=f"invalid request body: JSON nested deeper than {MAX_DEPTH} levels"
+            )
+        return await super().json()
+
+
+# What a route answers: who may call it, and the errors its use case can raise.
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who may call a route: its guard, its security in the OpenAPI document,
+    and the refusals (401/403) that follow from both."""
+
+    guards: tuple[Guard, ...]
+    security: list[SecurityRequirement]
+    refusals: frozenset[int]
+
+
+ANYONE: Final = Audience((), GUEST_OR_SIGNED_IN_SECURITY, frozenset({401}))
+"""Guests too; a bad, expired or forged token is still a 401."""
+SIGNED_IN: Final = Audience((signed_in_only,), SIGNED_IN_SECURITY, frozenset({401}))
+MEMBERS: Final = Audience((members_only,), SIGNED_IN_SECURITY, frozenset({401, 403}))
+STUDENTS: Final = Audience((students_only,), SIGNED_IN_SECURITY, frozenset({401, 403}))
+MODERATORS: Final = Audience((moderators_only,), SIGNED_IN_SECURITY, frozenset({401, 403}))
+
+ALWAYS_ANSWERED: Final = frozenset({431, 503})
+"""Errors every route can answer: request headers too large (`headlimits`), and a
+dependency (Postgres, Redis, NATS) down."""
+
+
+def answers(audience: Audience, *errors: int) -> dict[str, Any]:
+    """Keyword arguments for a route decorator: its guards, its security and the
+    error responses it can answer, with the error body.
+
+    `errors` are those of the use case (404, 409, 429, ...); the audience's
+    refusals and `ALWAYS_ANSWERED` are added, and the document adds 400 and 413
+    where the route has parameters or a body (`openapi.finish_document`).
+
+        @post("/", status_code=201, **answers(MEMBERS, 429))
+    """
+    statuses = sorted({*audience.refusals, *errors, *ALWAYS_ANSWERED})
+    return {
+        "guards": list(audience.guards),
+        "security": audience.security,
+        "responses": {status: error_response(status) for status in statuses},
+    }
+
+
 class RequestIdMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
@@ -250,6 +331,49 @@ def _replay_response(request: Request[Any, Any, Any], exc: Replay) -> Response[b
     )
 
 
+class AllowedMethodsMiddleware(ASGIMiddleware):
+    """Answer `OPTIONS` with every method the path serves, before any guard.
+
+    Litestar's own `OPTIONS` handler lists only the methods of the first
+    handlers registered for a path, and runs the guards of the controller it
+    belongs to. A CORS preflight never gets here: the CORS middleware answers
+    it before routing.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self) -> None:
+        self._allow: dict[str, str] | None = None
+
+    def _allow_header(self, app: Litestar, path_template: str) -> str | None:
+        if self._allow is None:
+            self._allow = {
+                route.path_format: ", ".join(sorted(route.methods))
+                for route in app.routes
+                if isinstance(route, HTTPRoute)
+            }
+        return self._allow.get(path_template)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if scope.get("method") == "OPTIONS":
+            allow = self._allow_header(scope["litestar_app"], scope.get("path_template", ""))
+            if allow is not None:
+                start: HTTPResponseStartEvent = {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [(b"allow", allow.encode())],
+                }
+                body: HTTPResponseBodyEvent = {
+                    "type": "http.response.body",
+                    "body": b"",
+                    "more_body": False,
+                }
+                await send(start)
+                await send(body)
+                return
+        await next_app(scope, receive, send)
+
+
 def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Turn any exception into the JSON error shape of SPEC §3.
 
@@ -260,8 +384,11 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
         body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
         if exc.extra:
             body["extra"] = exc.extra
+        headers = dict(exc.headers or {})
+        if exc.status_code == 503:
+            headers.setdefault("Retry-After", "1")  # SPEC §3: every 503 says when to retry
         return Response(
-            body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON
+            body, status_code=exc.status_code, headers=headers, media_type=MediaType.JSON
         )
     if isinstance(exc, KeyReused | KeyInUse):
         status, detail = (
@@ -280,16 +407,27 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
             status_code=400,
             media_type=MediaType.JSON,
         )
-    if isinstance(
-        exc,
-        asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError | ConnectionError,
-    ):
-        # The database is saturated or restarting: nothing was applied, try again.
-        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, exc)
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        # Postgres, Redis or NATS is down, restarting or saturated: nothing was
+        # applied, try again (SPEC §3). One mapping for every service.
+        log.warning(
+            "%s unavailable on %s %s: %s",
+            dependency,
+            request.method,
+            request.url.path,
+            str(exc) or type(exc).__name__,
+        )
+        DEPENDENCY_ERRORS.labels(dependency=dependency, operation="request").inc()
+        detail = (
+            exc.detail
+            if isinstance(exc, DependencyUnavailable)
+            else f"service temporarily unavailable ({dependency}), retry shortly"
+        )
         return Response(
-            {"status_code": 503, "detail": "service temporarily unavailable, retry shortly"},
+            {"status_code": 503, "detail": detail},
             status_code=503,
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": str(retry_after_of(exc))},
             media_type=MediaType.JSON,
         )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -301,6 +439,7 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 
 def _health_handlers(uses_redis: bool) -> list[ControllerRouterHandler]:
+    # Operational routes, described in the README rather than in the API's document.
     @get("/health", include_in_schema=False, sync_to_thread=False)
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -324,6 +463,10 @@ def _health_handlers(uses_redis: bool) -> list[ControllerRouterHandler]:
                 await runtime.redis.ping()
             except Exception as exc:
                 failing["redis"] = str(exc) or type(exc).__name__
+        for name, why_not in runtime.readiness.items():
+            problem = why_not()
+            if problem is not None:
+                failing[name] = problem
         if failing:
             return Response(
                 {
@@ -337,6 +480,10 @@ def _health_handlers(uses_redis: bool) -> list[ControllerRouterHandler]:
         return Response({"status": "ready"}, status_code=200)
 
     return [health, ready]
+
+
+class MetricsController(PrometheusController):
+    include_in_schema = False
 
 
 def create_service_app(
@@ -409,12 +556,8 @@ def create_service_app(
         try:
             yield
         finally:
-            for task in runtime.tasks:
-                task.cancel()
-            for task in runtime.tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-            runtime.tasks.clear()
+            tasks, runtime.tasks = runtime.tasks, []
+            await stop_tasks(*tasks)
             for close in reversed(runtime.closers):
                 with contextlib.suppress(Exception):
                     await close()
@@ -440,29 +583,40 @@ def create_service_app(
         "idempotency": Provide(provide_idempotency),
     }
     deps.update(dependencies or {})
-    return Litestar(
-        route_handlers=[*route_handlers, *_health_handlers(uses_redis), PrometheusController],
+    app = Litestar(
+        route_handlers=[*route_handlers, *_health_handlers(uses_redis), MetricsController],
         lifespan=[lifespan],
         dependencies=deps,
-        middleware=[RequestIdMiddleware(), prometheus.middleware],
+        middleware=[RequestIdMiddleware(), prometheus.middleware, AllowedMethodsMiddleware()],
         exception_handlers={Exception: _error_response, Replay: _replay_response},
-        openapi_config=OpenAPIConfig(title=title, version="1.0.0", path="/schema"),
+        openapi_config=openapi_config(title),
         cors_config=CORSConfig(
-            allow_origins=["*"],
+            allow_origins=list(settings.cors_allow_origins),
             allow_headers=["*"],
             allow_methods=["*"],
-            expose_headers=[REPLAYED_HEADER],
+            # What a page may read of a response beyond the CORS-safelisted headers.
+            expose_headers=[*EXPOSED_HEADERS, REPLAYED_HEADER],
         ),
         request_max_body_size=256 * 1024,
+        request_class=LimitedRequest,
         debug=False,
         logging_config=None,  # keep the JSON logs configured above
     )
+    finish_document(app.openapi_schema)
+    return app
+
+
+EXPOSED_HEADERS: Final = ("Retry-After", "X-Request-Id")
+"""Response headers a browser page may read (SPEC §3: `Retry-After` is readable)."""
 
 
 def run(app_factory: Callable[[Settings], Litestar], settings: Settings) -> None:
     """Serve an app with uvicorn (uvloop, httptools) on the configured host and port,
-    the garbage collector tuned for a long-running process (`collector`)."""
+    the garbage collector tuned for a long-running process (`collector`), and
+    the request-head limits of SPEC §3 (`headlimits`: 431, slow heads closed)."""
     import uvicorn
+
+    from community_shared.headlimits import HeadLimits, head_limited_protocol
 
     tune_collector()
     app = app_factory(settings)
@@ -474,7 +628,13 @@ def run(app_factory: Callable[[Settings], Litestar], settings: Settings) -> None
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=head_limited_protocol(
+            HeadLimits(
+                max_bytes=settings.http_max_header_bytes,
+                max_headers=settings.http_max_headers,
+                timeout=settings.http_header_timeout_seconds,
+            )
+        ),
         lifespan="on",
         timeout_graceful_shutdown=5,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 from tests.conftest import User, eventually, make_user
@@ -96,6 +97,41 @@ async def test_hidden_earnings_show_only_the_range(leaderboard_client: Any, even
     await put_privacy(leaderboard_client, student, show_on_leaderboard=True, show_earnings=True)
     board = await whole_board(leaderboard_client)
     assert next(i for i in board if i["user_id"] == str(student.id))["earned"] == "7500.00"
+
+
+def _sorts_as(item: dict[str, Any]) -> Decimal:
+    """What a board item may be sorted by under `sort=earned`: its earnings when
+    shown, else the lower bound of its range (SPEC §7)."""
+    if item["earned"] is not None:
+        return Decimal(item["earned"])
+    low = item["earnings_range"].lstrip("$").split("-")[0].rstrip("+")
+    return Decimal(low.replace("k", "")) * 1000
+
+
+async def test_sorting_by_earned_places_hidden_earnings_by_their_range(
+    leaderboard_client: Any, events: Events
+) -> None:
+    high, shy, low = make_user("student"), make_user("student"), make_user("student")
+    for student, amount in ((high, "700.00"), (shy, "600.00"), (low, "500.00")):
+        await events.assigned(student, "agency")
+        await events.approve(student, "agency", amount=amount, total=amount)
+    await put_privacy(leaderboard_client, shy, show_on_leaderboard=True, show_earnings=False)
+    for window in ("all", "30d"):
+        board = await whole_board(leaderboard_client, window=window, track="agency", sort="earned")
+        # The order says no more than the ranges: 600.00 hidden sorts as $0.
+        order = [
+            i["user_id"] for i in board if i["user_id"] in {str(high.id), str(shy.id), str(low.id)}
+        ]
+        assert order == [str(high.id), str(low.id), str(shy.id)], window
+        values = [_sorts_as(i) for i in board]
+        assert values == sorted(values, reverse=True), window
+    # Showing the earnings again puts the student back by their figure.
+    await put_privacy(leaderboard_client, shy, show_on_leaderboard=True, show_earnings=True)
+    board = await whole_board(leaderboard_client, track="agency", sort="earned")
+    order = [
+        i["user_id"] for i in board if i["user_id"] in {str(high.id), str(shy.id), str(low.id)}
+    ]
+    assert order == [str(high.id), str(shy.id), str(low.id)]
 
 
 async def test_neighbours_respect_hidden_earnings(leaderboard_client: Any, events: Events) -> None:

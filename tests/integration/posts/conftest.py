@@ -33,7 +33,7 @@ from community_posts.app import create_app
 from community_shared.settings import Settings
 from litestar import Litestar
 
-from tests.conftest import RUN_ID, Infra, User, make_user
+from tests.conftest import Infra, User, fresh_database, make_user
 from tests.harness import (
     nats_hooks_ran,
     serve_for_a_session,
@@ -147,21 +147,6 @@ def free_port() -> int:
         return port
 
 
-@contextlib.asynccontextmanager
-async def _database(infra: Infra) -> AsyncIterator[str]:
-    name = f"cl_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    try:
-        yield f"{infra.admin_dsn}/{name}"
-    finally:
-        admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-        with contextlib.suppress(Exception):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 @dataclass
 class IsolatedApp:
     client: Any
@@ -184,7 +169,7 @@ def isolated_posts_app(
     ) -> AsyncIterator[IsolatedApp]:
         async with contextlib.AsyncExitStack() as stack:
             if own_database:
-                overrides["database_url"] = await stack.enter_async_context(_database(infra))
+                overrides["database_url"] = await stack.enter_async_context(fresh_database(infra))
             settings = settings_for("posts", **overrides)
             app = create_app(settings)
             client = await stack.enter_async_context(serve_in_this_loop(app))

@@ -189,3 +189,75 @@ async def test_several_relays_keep_per_aggregate_order_and_publish_each_once(
         for relay in relays:
             await relay.stop()
         await js.delete_stream(stream)
+
+
+async def _abandon(relay: OutboxRelay) -> None:
+    """Best-effort clean-up of a relay a failing test may have left running."""
+    task = relay._task
+    for _ in range(20):
+        if task is None or task.done():
+            break
+        task.cancel()
+        await asyncio.sleep(0.05)
+
+
+async def test_a_cancelled_stop_propagates_its_cancellation_and_the_relay_ends(
+    db: asyncpg.Pool, schema: str, database_url: str
+) -> None:
+    """A shutdown that gives up on `stop()` (its task is cancelled) must not have
+    that cancellation swallowed, and the relay must end anyway."""
+    in_flight = asyncio.Event()
+
+    async def blocking_publish(subject: str, payload: bytes, msg_id: str) -> None:
+        in_flight.set()
+        await asyncio.Event().wait()  # NATS that never answers
+
+    relay = OutboxRelay(db, schema, blocking_publish, listen_dsn=database_url, poll_seconds=0.1)
+    await _write_events(db, schema, "post:stop", 1)
+    await relay.start()
+    try:
+        async with asyncio.timeout(10):
+            await in_flight.wait()
+        stopper = asyncio.create_task(relay.stop())
+        await asyncio.sleep(0)  # stop() has cancelled the relay and awaits it
+        stopper.cancel()
+        async with asyncio.timeout(10):
+            await asyncio.wait({stopper})
+        assert stopper.cancelled(), "stop() swallowed the cancellation of its caller"
+        task = relay._task
+
+        async def relay_ended() -> bool:
+            return task is None or task.done()
+
+        await eventually(relay_ended, timeout=10, interval=0.01)
+    finally:
+        await _abandon(relay)
+
+
+async def test_stop_ends_the_relay_even_when_a_wake_up_races_the_cancellation(
+    db: asyncpg.Pool, schema: str, database_url: str
+) -> None:
+    """A wake-up arriving in the same loop turn as the cancellation (a NOTIFY,
+    NATS coming back) must not let the relay carry on and `stop()` hang."""
+
+    async def publish(subject: str, payload: bytes, msg_id: str) -> None:
+        return None
+
+    relay = OutboxRelay(db, schema, publish, listen_dsn=database_url, poll_seconds=30)
+    await relay.start()
+    try:
+
+        async def idle() -> bool:  # waiting for a wake-up or the next poll
+            return bool(relay._wake._waiters)  # type: ignore[attr-defined]
+
+        await eventually(idle, timeout=10, interval=0.01)
+        task = relay._task
+        assert task is not None
+        relay.wake()
+        stopper = asyncio.create_task(relay.stop())
+        # asyncio.wait does not cancel `stopper` when it gives up.
+        await asyncio.wait({stopper}, timeout=5)
+        assert stopper.done(), "stop() hung: the relay went on after its cancellation"
+        assert task.done()
+    finally:
+        await _abandon(relay)

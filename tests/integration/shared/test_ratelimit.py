@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from community_shared.dependencies import DependencyUnavailable
 from community_shared.ratelimit import Limit, RateLimitExceeded, SlidingWindowLimiter
 
 
@@ -86,7 +87,9 @@ async def test_a_failed_reservation_block_gives_its_slot_back(
         await limiter.acquire(limit, who)
 
 
-async def test_fails_open_without_redis_and_counts_it(settings_for: Any) -> None:
+async def test_fails_closed_without_redis_and_counts_it(settings_for: Any) -> None:
+    """SPEC §3: Redis down is a 503 (`DependencyUnavailable`), never a write
+    that skipped its limit."""
     from prometheus_client import REGISTRY
 
     def failures() -> float:
@@ -100,6 +103,8 @@ async def test_fails_open_without_redis_and_counts_it(settings_for: Any) -> None
     before = failures()
     limit = Limit("things", 1, 3600)
     for _ in range(5):
-        await limiter.acquire(limit, "anyone")  # never refused
+        with pytest.raises(DependencyUnavailable) as refused:
+            await limiter.acquire(limit, "anyone")
+        assert refused.value.dependency == "redis" and refused.value.retry_after >= 1
     assert failures() - before == 5
     await dead.aclose()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from community_shared.dependencies import unavailable_dependency
 from community_shared.settings import Settings
 from community_shared.web import Runtime, create_service_app, run
 from litestar import Litestar
@@ -20,6 +21,7 @@ from litestar.di import Provide
 from community_leaderboard.config import LeaderboardConfig
 from community_leaderboard.consumers import Chores, EventConsumers
 from community_leaderboard.history import ensure_history_streams
+from community_leaderboard.keeper import BoardKeeper
 from community_leaderboard.relay import PipelinedOutboxRelay
 from community_leaderboard.routes import LeaderboardController, provide_service
 from community_leaderboard.service import LeaderboardService
@@ -38,6 +40,7 @@ class LeaderboardParts:
         self.service: LeaderboardService | None = None
         self.consumers: EventConsumers | None = None
         self.chores: Chores | None = None
+        self.keeper: BoardKeeper | None = None
         self.started = asyncio.Event()
 
 
@@ -55,7 +58,22 @@ def create_app(
         parts.service = service
         # Redis is a projection of Postgres: rebuild it so a lost Redis, or a
         # crash between a board move and its commit, leaves nothing behind.
-        await service.resync()
+        # Redis down now is no reason not to start: the keeper rebuilds once
+        # it answers, and /ready says so meanwhile.
+        try:
+            await service.resync()
+            rebuilt = True
+        except Exception as exc:
+            if unavailable_dependency(exc) is None:
+                raise
+            log.warning("cannot rebuild the boards at start-up (%s); retrying", exc)
+            rebuilt = False
+        parts.keeper = BoardKeeper(
+            service, check_seconds=config.boards_check_seconds, rebuild_first=not rebuilt
+        )
+        parts.keeper.start()
+        runtime.closers.append(parts.keeper.stop)
+        runtime.readiness["boards"] = lambda: parts.keeper.problem if parts.keeper else None
         if runtime.relay is not None:
             await runtime.relay.stop()
         runtime.relay = PipelinedOutboxRelay(

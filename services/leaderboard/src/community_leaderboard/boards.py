@@ -2,7 +2,8 @@
 
 For every board (`<window>:<track>`) four sorted sets hold its members (the
 16 bytes of the student's UUID): `rank` (score = points with the tie-break of
-`rules.board_score`), `earned` (cents), `actions` and `learn_rate`. Postgres is
+`rules.board_score`), `earned` (cents; for a student who hides their
+earnings, the lower bound of their range), `actions` and `learn_rate`. Postgres is
 the source of truth; these sets are a projection that `replace_all` can
 rebuild at any time.
 
@@ -10,17 +11,30 @@ rebuild at any time.
 and new rank are read around their own update atomically and in order: a
 student who moves gets exactly one (old, new) pair, and the students they
 passed are not reported.
+
+Redis may lose the boards (a restart without persistence) while the service
+runs. A complete set of boards is marked by the key `lb:boards:generation`,
+written in the same atomic step that swaps a rebuilt set in. Every read checks
+it in the same pipeline and every move in the same script: without it they
+raise `BoardsMissing` (a 503 to the client; the event is applied again later)
+and set `lost`, so the keeper (keeper.py) rebuilds from Postgres at once,
+instead of serving, or adding to, boards that hold only whoever moved since.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+import redis.exceptions
+from community_shared.dependencies import DependencyUnavailable
 from community_shared.settings import Settings
+from redis.asyncio.client import Pipeline
 
 from community_leaderboard.rules import BOARDS
 
@@ -45,6 +59,7 @@ LUA_CHUNK = 4000
 # during the backlog, their rank before it is kept in the hash (field: board
 # index byte + member), to announce the net move later.
 _APPLY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('BOARDS_MISSING') end
 local prefix = ARGV[1]
 local defer = ARGV[2] == 'defer'
 local pending = ARGV[3]
@@ -115,6 +130,27 @@ return table.concat(out)
 _TAKE = """
 return redis.call('HRANDFIELD', KEYS[1], tonumber(ARGV[1]), 'WITHVALUES')
 """
+# Swap staged boards in, and mark the set complete, in one atomic step; refuse if
+# Redis lost anything staged (the staging token or a filled board) meanwhile.
+# KEYS[1]: the staging token, KEYS[2]: the generation marker; ARGV[1]: the new
+# generation; then (staged key, live key, "1" if filled) triplets.
+_COMMIT = """
+local lost = redis.call('EXISTS', KEYS[1]) == 0
+for i = 2, #ARGV, 3 do
+  if ARGV[i + 2] == '1' and redis.call('EXISTS', ARGV[i]) == 0 then lost = true end
+end
+if lost then return redis.error_reply('BOARDS_MISSING staging lost') end
+for i = 2, #ARGV, 3 do
+  if ARGV[i + 2] == '1' then
+    redis.call('RENAME', ARGV[i], ARGV[i + 1])
+  else
+    redis.call('DEL', ARGV[i + 1])
+  end
+end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"""
 _OP = struct.Struct("<BB16sdddd")
 _BOARD_INDEX = {board: i for i, board in enumerate(BOARDS)}
 PUT, EARNED_CHANGED, LEARN_CHANGED = 1, 2, 4
@@ -127,6 +163,8 @@ class BoardEntry(msgspec.Struct, frozen=True, gc=False):
     score: int
     points: int
     earned_cents: int
+    """What the `earned` sort places the student by: their figure, or the lower
+    bound of its range when they hide it (`rules.earned_sort_value`)."""
     actions: int
     learn_rate: float
 
@@ -153,12 +191,57 @@ class Move(msgspec.Struct, frozen=True, gc=False):
         return self.old_rank != self.new_rank
 
 
+class BoardsMissing(DependencyUnavailable):
+    """Redis does not hold a complete set of boards (lost, being rebuilt)."""
+
+    def __init__(self) -> None:
+        super().__init__("redis", "the leaderboard is being rebuilt; retry shortly", retry_after=2)
+
+
+def _missing(exc: redis.exceptions.ResponseError) -> bool:
+    return str(exc).startswith("BOARDS_MISSING")
+
+
 class Boards:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self._redis = redis
         self._settings = settings
         self._apply = redis.register_script(_APPLY)
         self._take = redis.register_script(_TAKE)
+        self._commit = redis.register_script(_COMMIT)
+        self.lost = asyncio.Event()
+        """Set when a read or a move found the boards missing."""
+
+    @property
+    def marker_key(self) -> str:
+        return self._settings.redis_key("lb:boards:generation")
+
+    async def generation(self) -> bytes | None:
+        """The generation of the complete set of boards Redis holds; None if it holds none."""
+        found = await self._redis.get(self.marker_key)
+        return found.encode() if isinstance(found, str) else found
+
+    def _gone(self) -> BoardsMissing:
+        self.lost.set()
+        return BoardsMissing()
+
+    async def _checked(self, fill: Callable[[Pipeline], object]) -> list[Any]:
+        """Run the reads `fill` queues, in one pipeline after the marker check."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(self.marker_key)
+        fill(pipe)
+        found = await pipe.execute()
+        if not found[0]:
+            raise self._gone()
+        return list(found[1:])
+
+    async def _run_apply(self, args: list[bytes | str]) -> Any:
+        try:
+            return await self._apply(keys=[self.marker_key], args=args)
+        except redis.exceptions.ResponseError as exc:
+            if _missing(exc):
+                raise self._gone() from exc
+            raise
 
     @property
     def _key_prefix(self) -> str:
@@ -204,7 +287,7 @@ class Boards:
                 self._pack(chunk),
                 *BOARDS,
             ]
-            reply = await self._apply(args=args)
+            reply = await self._run_apply(args)
             ranks = struct.unpack(f"<{2 * len(chunk)}i", reply)
             for index, op in enumerate(chunk):
                 old, new = ranks[2 * index], ranks[2 * index + 1]
@@ -223,7 +306,7 @@ class Boards:
                 self._pack(chunk),
                 *BOARDS,
             ]
-            await self._apply(args=args)
+            await self._run_apply(args)
 
     async def has_pending(self) -> bool:
         found: int = await self._redis.exists(self._pending_key)
@@ -261,31 +344,49 @@ class Boards:
         await self._redis.delete(self._pending_key)
 
     async def page(self, board: str, metric: str, offset: int, limit: int) -> list[uuid.UUID]:
-        members = await self._redis.zrevrange(self.key(board, metric), offset, offset + limit - 1)
+        [members] = await self._checked(
+            lambda pipe: pipe.zrevrange(self.key(board, metric), offset, offset + limit - 1)
+        )
         return [_member(m) for m in members]
+
+    async def page_and_total(
+        self, board: str, metric: str, offset: int, limit: int
+    ) -> tuple[list[uuid.UUID], int]:
+        """A page of a board and how many are on it, read together."""
+
+        def fill(pipe: Pipeline) -> None:
+            pipe.zrevrange(self.key(board, metric), offset, offset + limit - 1)
+            pipe.zcard(self.key(board, "rank"))
+
+        members, total = await self._checked(fill)
+        return [_member(m) for m in members], int(total)
 
     async def first_pages(self, boards: Sequence[str], size: int) -> dict[str, list[uuid.UUID]]:
         """The first `size` members by rank of each board, in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        for board in boards:
-            pipe.zrevrange(self.key(board, "rank"), 0, size - 1)
-        found = await pipe.execute()
+
+        def fill(pipe: Pipeline) -> None:
+            for board in boards:
+                pipe.zrevrange(self.key(board, "rank"), 0, size - 1)
+
+        found = await self._checked(fill)
         return {
             board: [_member(m) for m in members]
             for board, members in zip(boards, found, strict=True)
         }
 
     async def total(self, board: str) -> int:
-        count: int = await self._redis.zcard(self.key(board, "rank"))
-        return count
+        [count] = await self._checked(lambda pipe: pipe.zcard(self.key(board, "rank")))
+        return int(count)
 
     async def ranks(self, board: str, user_ids: Sequence[uuid.UUID]) -> list[int | None]:
         if not user_ids:
             return []
-        pipe = self._redis.pipeline(transaction=False)
-        for user_id in user_ids:
-            pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
-        found = await pipe.execute()
+
+        def fill(pipe: Pipeline) -> None:
+            for user_id in user_ids:
+                pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
+
+        found = await self._checked(fill)
         return [int(r) + 1 if r is not None else None for r in found]
 
     async def positions(
@@ -294,21 +395,25 @@ class Boards:
         """(1-based rank, score) of each (board, student); (None, None) if not on it."""
         found: list[tuple[int | None, float | None]] = []
         for start in range(0, len(places), 5000):
-            pipe = self._redis.pipeline(transaction=False)
-            for board, user_id in places[start : start + 5000]:
-                pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
-                pipe.zscore(self.key(board, "rank"), user_id.bytes)
-            replies = await pipe.execute()
+            chunk = places[start : start + 5000]
+
+            def fill(pipe: Pipeline, chunk: Sequence[tuple[str, uuid.UUID]] = chunk) -> None:
+                for board, user_id in chunk:
+                    pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
+                    pipe.zscore(self.key(board, "rank"), user_id.bytes)
+
+            replies = await self._checked(fill)
             for i in range(0, len(replies), 2):
                 rank, score = replies[i], replies[i + 1]
                 found.append((int(rank) + 1 if rank is not None else None, score))
         return found
 
     async def ranks_everywhere(self, user_id: uuid.UUID) -> dict[str, int | None]:
-        pipe = self._redis.pipeline(transaction=False)
-        for board in BOARDS:
-            pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
-        found = await pipe.execute()
+        def fill(pipe: Pipeline) -> None:
+            for board in BOARDS:
+                pipe.zrevrank(self.key(board, "rank"), user_id.bytes)
+
+        found = await self._checked(fill)
         return {
             b: int(r) + 1 if r is not None else None for b, r in zip(BOARDS, found, strict=True)
         }
@@ -340,8 +445,17 @@ class Staging:
         self._token = uuid.uuid4().hex[:8]
         self._filled: set[str] = set()
 
+    @property
+    def _token_key(self) -> str:
+        return self._boards._settings.redis_key(f"lb:staging:{self._token}")
+
     def _temp(self, board: str, metric: str) -> str:
         return f"{self._boards.key(board, metric)}:staging:{self._token}"
+
+    async def begin(self) -> None:
+        """Mark the staging as under way: if Redis loses it (a restart), `commit`
+        refuses rather than swap in the part staged since."""
+        await self._redis.set(self._token_key, b"1", ex=3600)
 
     async def add(self, entries: Sequence[tuple[str, uuid.UUID, BoardEntry]]) -> None:
         by_key: dict[str, dict[bytes, float]] = {}
@@ -356,19 +470,27 @@ class Staging:
             pipe.zadd(key, mapping)
         await pipe.execute()
 
-    async def commit(self) -> None:
-        pipe = self._redis.pipeline(transaction=True)
+    async def commit(self) -> bytes:
+        """Swap the staged boards in and mark them complete; return their generation.
+        Raises `BoardsMissing` if Redis lost part of the staging."""
+        generation = uuid.uuid4().hex.encode()
+        args: list[bytes | str] = [generation]
         for board in BOARDS:
             for metric in METRICS:
-                final = self._boards.key(board, metric)
-                if board in self._filled:
-                    pipe.rename(self._temp(board, metric), final)
-                else:
-                    pipe.delete(final)
-        await pipe.execute()
+                filled = "1" if board in self._filled else "0"
+                args += [self._temp(board, metric), self._boards.key(board, metric), filled]
+        try:
+            await self._boards._commit(keys=[self._token_key, self._boards.marker_key], args=args)
+        except redis.exceptions.ResponseError as exc:
+            if _missing(exc):
+                raise BoardsMissing() from exc
+            raise
+        return generation
 
     async def discard(self) -> None:
-        await self._redis.delete(*(self._temp(b, m) for b in BOARDS for m in METRICS))
+        await self._redis.delete(
+            self._token_key, *(self._temp(b, m) for b in BOARDS for m in METRICS)
+        )
 
 
 def _member(value: object) -> uuid.UUID:

@@ -46,6 +46,8 @@ class LeaderboardConfig:
     """Applied event ids kept for idempotency (longer than the stream keeps events)."""
     history_max_age_days: int = 0
     """How long the leaderboard's copy of its events is kept for a rebuild (0: for good)."""
+    boards_check_seconds: float = 1.0
+    """How often the boards are checked for having been lost by Redis (keeper.py)."""
 
     def __post_init__(self) -> None:
         if self.top_interval_seconds <= 0:
@@ -91,5 +93,8 @@ class LeaderboardConfig:
             ),
             history_max_age_days=int(
                 env.get("LEADERBOARD_HISTORY_MAX_AGE_DAYS", cls.history_max_age_days)
+            ),
+            boards_check_seconds=float(
+                env.get("LEADERBOARD_BOARDS_CHECK_SECONDS", cls.boards_check_seconds)
             ),
         )

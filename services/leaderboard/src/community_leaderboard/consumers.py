@@ -41,6 +41,7 @@ from community_shared.events import Envelope, decode_envelope
 from community_shared.metrics import EVENTS_CONSUMED
 from community_shared.settings import Settings
 from community_shared.streams import EVENTS_STREAM
+from community_shared.tasks import stop_tasks, wait_set
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -173,9 +174,8 @@ class Source:
             json.dumps(request).encode(),
             reply=self._inbox,
         )
-        with contextlib.suppress(TimeoutError):
-            # A request lost on the way (a reconnect) is simply asked again.
-            await asyncio.wait_for(self._ended.wait(), expires + 1.0)
+        # A request lost on the way (a reconnect) is simply asked again.
+        await wait_set(self._ended, expires + 1.0)
 
     def behind(self, waiting: int) -> bool:
         """A source falls behind when more than `catch_up_threshold` events wait,
@@ -246,10 +246,8 @@ class EventConsumers:
         for applier, task in zip(self.appliers, self._workers, strict=False):
             async with applier.applying:  # between batches
                 task.cancel()
-        self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task
-        self._task = None
+        task, self._task = self._task, None
+        await stop_tasks(task)
         for applier in self.appliers:
             left = [applier.holding] if applier.holding is not None else []
             applier.holding = None
@@ -294,11 +292,7 @@ class EventConsumers:
             try:
                 await asyncio.gather(*tasks)
             finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(BaseException):
-                        await task
+                await stop_tasks(*tasks)
                 self._fetchers, self._workers = [], []
                 with contextlib.suppress(Exception):
                     await conn.execute(
@@ -376,8 +370,7 @@ class EventConsumers:
                 # Events stream in a few at a time: in a backlog, a fuller batch
                 # is worth a few milliseconds.
                 applier.full.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(applier.full.wait(), FILL_SECONDS)
+                await wait_set(applier.full, FILL_SECONDS)
             async with applier.applying:
                 batch = [applier.holding]
                 applier.holding = None
@@ -493,12 +486,8 @@ class Chores:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await stop_tasks(*tasks)
 
     @staticmethod
     async def _every(seconds: float, chore: Callable[[], Awaitable[object]]) -> None:

@@ -73,9 +73,9 @@ class PipelinedOutboxRelay(OutboxRelay):
                         headers={"Nats-Msg-Id": str(row["id"])},
                     )
                 )
-            await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), ACK_TIMEOUT_SECONDS
-            )
+            # asyncio.timeout, not wait_for: 3.11's wait_for can drop a cancellation.
+            async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
+                await asyncio.gather(*futures, return_exceptions=True)
         except Exception as exc:
             failure = exc
         done: list[int] = []

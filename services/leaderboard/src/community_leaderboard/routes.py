@@ -1,18 +1,22 @@
-"""HTTP controllers: parse and validate, authorize, call the service, answer."""
+"""HTTP controllers: parse and validate, authorize, call the service, answer.
+
+Each route states who may call it and the errors it answers (`answers`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from community_shared.auth import Identity
-from community_shared.pagination import parse_limit
-from community_shared.web import require_student, students_only
+from community_shared.jsonin import decode_json
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, parse_limit
+from community_shared.web import ANYONE, STUDENTS, answers, require_student
 from litestar import Controller, Request, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException, ValidationException
-from litestar.params import FromQuery, JSONBody
+from litestar.params import JSONBody, QueryParameter
 
 from community_leaderboard.rules import SORTS, TRACKS, WINDOWS
 from community_leaderboard.schemas import (
@@ -26,11 +30,20 @@ from community_leaderboard.service import LeaderboardService
 
 MAX_OFFSET = 1_000_000
 
+# The values are checked by `_one_of` (its message names the parameter); the
+# document lists them.
+WindowParam = Annotated[str, QueryParameter(schema_extra={"enum": list(WINDOWS)})]
+TrackParam = Annotated[str, QueryParameter(schema_extra={"enum": list(TRACKS)})]
+SortParam = Annotated[str, QueryParameter(schema_extra={"enum": list(SORTS)})]
+OffsetParam = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)]
+
 
 async def provide_service(state: State) -> LeaderboardService:
     service: LeaderboardService | None = getattr(state, "leaderboard_service", None)
     if service is None:
-        raise ServiceUnavailableException(detail="the leaderboard is starting")
+        raise ServiceUnavailableException(
+            detail="the leaderboard is starting", headers={"Retry-After": "1"}
+        )
     return service
 
 
@@ -44,16 +57,20 @@ class LeaderboardController(Controller):
     path = "/leaderboard"
     tags = ["leaderboard"]
 
-    @get("/", summary="A board: students ranked by points, or sorted by another metric")
+    @get(
+        "/",
+        summary="A board: students ranked by points, or sorted by another metric",
+        **answers(ANYONE),
+    )
     async def board(
         self,
         service: NamedDependency[LeaderboardService],
         identity: NamedDependency[Identity],  # anyone may read; a bad token is still a 401
-        window: FromQuery[str] = "all",
-        track: FromQuery[str] = "all",
-        sort: FromQuery[str] = "rank",
-        limit: FromQuery[int | None] = None,
-        offset: FromQuery[int] = 0,
+        window: WindowParam = "all",
+        track: TrackParam = "all",
+        sort: SortParam = "rank",
+        limit: Limit = DEFAULT_LIMIT,
+        offset: OffsetParam = 0,
     ) -> BoardPage:
         _one_of("window", window, WINDOWS)
         _one_of("track", track, TRACKS)
@@ -65,7 +82,7 @@ class LeaderboardController(Controller):
             window=window, track=track, sort=sort, limit=page_size, offset=offset
         )
 
-    @get("/me", summary="The caller's own standing, ranks and neighbours", guards=[students_only])
+    @get("/me", summary="The caller's own standing, ranks and neighbours", **answers(STUDENTS))
     async def me(
         self, service: NamedDependency[LeaderboardService], identity: NamedDependency[Identity]
     ) -> MyStanding:
@@ -75,7 +92,7 @@ class LeaderboardController(Controller):
     @put(
         "/me/privacy",
         summary="Show or hide oneself and one's earnings on the boards",
-        guards=[students_only],
+        **answers(STUDENTS),
     )
     async def privacy(
         self,
@@ -87,23 +104,23 @@ class LeaderboardController(Controller):
         require_student(identity)
         # The framework converts leniently (1 -> true); a privacy switch takes JSON booleans only.
         try:
-            choice = msgspec.json.decode(await request.body(), type=Privacy)
+            choice = decode_json(await request.body(), type=Privacy)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValidationException(detail=f"invalid privacy settings: {exc}") from exc
         return await service.set_privacy(identity, choice)
 
-    @get("/stats", summary="Community totals")
+    @get("/stats", summary="Community totals", **answers(ANYONE))
     async def stats(
         self, service: NamedDependency[LeaderboardService], identity: NamedDependency[Identity]
     ) -> CommunityStats:
         return await service.stats()
 
-    @get("/activity", summary="Recent community activity, newest first")
+    @get("/activity", summary="Recent community activity, newest first", **answers(ANYONE))
     async def activity(
         self,
         service: NamedDependency[LeaderboardService],
         identity: NamedDependency[Identity],
-        limit: FromQuery[int | None] = None,
-        cursor: FromQuery[str | None] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
     ) -> ActivityPage:
         return await service.activity(limit=parse_limit(limit), cursor=cursor)

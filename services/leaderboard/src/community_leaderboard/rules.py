@@ -363,6 +363,23 @@ def earnings_range(earned: Decimal) -> str:
     return TOP_RANGE
 
 
+def earnings_range_floor(earned: Decimal) -> Decimal:
+    """The lower bound of the public bucket of an amount ($7,500.00 → 5,000)."""
+    floor = ZERO
+    for bound, _ in EARNINGS_RANGES:
+        if earned < bound:
+            return floor
+        floor = bound
+    return floor
+
+
+def earned_sort_value(earned: Decimal, *, show_earnings: bool) -> Decimal:
+    """What a student is placed by under `sort=earned`: their figure, or, when
+    they hide it, the lower bound of its range, so the order reveals no more
+    than the range shown (SPEC §7)."""
+    return earned if show_earnings else earnings_range_floor(earned)
+
+
 # --------------------------------------------------------------------------- activity
 
 BADGE_TITLES: dict[str, str] = {

@@ -637,11 +637,29 @@ class LeaderboardService:
             await self.resync_boards(conn, today)
         self.first_pages.touch(rules.BOARDS)
 
+    async def restore_lost_boards(self, on_rebuild: Callable[[], None] | None = None) -> bool:
+        """Rebuild the boards from the statistics if Redis no longer holds a
+        complete set (it restarted empty); True if it did. Safe from several
+        instances at once: whoever gets the ingest lock second finds them back."""
+        if await self.boards.generation() is not None:
+            return False
+        if on_rebuild is not None:
+            on_rebuild()
+        today = self.today()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.lock_ingest_exclusive(conn)
+            if await self.boards.generation() is not None:
+                return False
+            students = await self.resync_boards(conn, today)
+        log.warning("Redis had lost the boards: rebuilt them from Postgres (%d students)", students)
+        return True
+
     async def resync_boards(self, conn: asyncpg.Connection, today: dt.date) -> int:
         """Replace the boards with what the statistics say (call under the exclusive lock)."""
         staging = self.boards.staging()
         students = 0
         try:
+            await staging.begin()
             async for chunk in store.iter_rankable_profiles(conn, today):
                 students += len(chunk)
                 await staging.add(
@@ -738,13 +756,13 @@ class LeaderboardService:
                     offset=offset,
                 )
             ranks = await self.boards.ranks(board, members)
+            total = await self.boards.total(board)
         elif sort == "rank":
-            members = await self.boards.page(board, "rank", offset, limit)
+            members, total = await self.boards.page_and_total(board, "rank", offset, limit)
             ranks = [offset + i + 1 for i in range(len(members))]
         else:
-            members = await self.boards.page(board, sort, offset, limit)
+            members, total = await self.boards.page_and_total(board, sort, offset, limit)
             ranks = await self.boards.ranks(board, members)
-        total = await self.boards.total(board)
         if not members:
             return BoardPage(items=[], total=total)
         async with self.pool.acquire() as conn:

@@ -118,7 +118,9 @@ def board_entries(
         entry = BoardEntry(
             score=rules.score_with(points, tie),
             points=points,
-            earned_cents=int(earned * 100),
+            earned_cents=int(
+                rules.earned_sort_value(earned, show_earnings=profile.show_earnings) * 100
+            ),
             actions=rules.actions(tally),
             learn_rate=rules.round1(rules.learn_rate(tally.watched_seconds, tally.session_seconds)),
         )

@@ -1,6 +1,7 @@
 """HTTP controllers of the posts service: parse, authorize, call the use case.
 
-Guards refuse guests (401) and non-members or non-moderators (403) before the
+Each route states who may call it and the errors it answers (`answers`): its
+guard refuses guests (401) and non-members or non-moderators (403) before the
 body is even read, so a caller without the right learns nothing from
 validation errors. Bodies and query enums are typed (msgspec), so a wrong type
 or an unknown value is a 400 before any use case runs.
@@ -9,25 +10,17 @@ or an unknown value is a 400 before any use case runs.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from community_shared.auth import Identity, InvalidToken, identity_from_authorization
+from community_shared.auth import Identity
 from community_shared.idempotency import IdempotencyKey
-from community_shared.web import (
-    IDEMPOTENT_RESPONSES,
-    require_member,
-    require_moderator,
-    require_user,
-    runtime_of,
-)
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
+from community_shared.web import ANYONE, MEMBERS, MODERATORS, SIGNED_IN, answers
 from litestar import Controller, delete, get, patch, post, put
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from community_posts.rules import FeedFilter, ReportStatus
+from community_posts.rules import MAX_QUERY_CHARS, FeedFilter, ReportStatus
 from community_posts.schemas import (
     LikeState,
     NewPost,
@@ -45,30 +38,6 @@ from community_posts.schemas import (
 )
 from community_posts.service import PostsService
 
-
-def _identity(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
-    secret = runtime_of(connection.app.state).settings.jwt_secret
-    try:
-        return identity_from_authorization(connection.headers.get("authorization"), secret)
-    except InvalidToken as exc:
-        raise NotAuthorizedException(detail=f"invalid token: {exc}") from exc
-
-
-def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: 401 for guests and bad tokens."""
-    require_user(_identity(connection))
-
-
-def members(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: 401 for guests, 403 for students without an active membership."""
-    require_member(_identity(connection))
-
-
-def moderators(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: 401 for guests, 403 unless instructor or admin."""
-    require_moderator(_identity(connection))
-
-
 Caller = NamedDependency[Identity]
 Posts = NamedDependency[PostsService]
 Idempotency = NamedDependency[IdempotencyKey | None]
@@ -77,17 +46,20 @@ FeedFilterParam = Annotated[
     FeedFilter,
     QueryParameter(description="all | instructors (instructors' and admins' posts) | mine"),
 ]
-SearchParam = Annotated[str | None, QueryParameter(description="full-text search")]
+SearchParam = Annotated[
+    str | None,
+    QueryParameter(
+        description=f"full-text search, at most {MAX_QUERY_CHARS} characters once trimmed"
+    ),
+]
 ReportStatusParam = Annotated[ReportStatus, QueryParameter(description="open | resolved")]
-LimitParam = Annotated[int | None, QueryParameter(description="page size, 1..100 (default 20)")]
-CursorParam = Annotated[str | None, QueryParameter(description="next_cursor of a previous page")]
 
 
 class PostsController(Controller):
     path = "/posts"
     tags = ["posts"]
 
-    @post("/", guards=[members], status_code=201, responses=IDEMPOTENT_RESPONSES)
+    @post("/", status_code=201, **answers(MEMBERS, 422, 429))
     async def create_post(
         self,
         identity: Caller,
@@ -98,20 +70,20 @@ class PostsController(Controller):
         """Publish a post (members); content is trimmed, 1..5000 characters."""
         return await posts.create_post(identity, data.content, data.visibility, idempotency)
 
-    @get("/")
+    @get("/", **answers(ANYONE))
     async def list_posts(
         self,
         identity: Caller,
         posts: Posts,
         filter: FeedFilterParam = "all",
         q: SearchParam = None,
-        cursor: CursorParam = None,
-        limit: LimitParam = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> PostPage:
         """The feed: pinned first, then newest. Guests see public posts only."""
         return await posts.list_posts(identity, feed_filter=filter, q=q, cursor=cursor, limit=limit)
 
-    @get("/{post_id:uuid}")
+    @get("/{post_id:uuid}", **answers(ANYONE, 404))
     async def get_post(
         self,
         identity: Caller,
@@ -121,7 +93,7 @@ class PostsController(Controller):
         """A post with its replies (flat, oldest first)."""
         return await posts.get_post(identity, post_id)
 
-    @patch("/{post_id:uuid}", guards=[members])
+    @patch("/{post_id:uuid}", **answers(MEMBERS, 404))
     async def edit_post(
         self,
         identity: Caller,
@@ -132,7 +104,7 @@ class PostsController(Controller):
         """Edit one's own post."""
         return await posts.edit_post(identity, post_id, data.content)
 
-    @delete("/{post_id:uuid}", guards=[signed_in], status_code=204)
+    @delete("/{post_id:uuid}", status_code=204, **answers(SIGNED_IN, 403, 404))
     async def delete_post(
         self,
         identity: Caller,
@@ -142,7 +114,7 @@ class PostsController(Controller):
         """Delete a post (its author, an instructor or an admin)."""
         await posts.delete_post(identity, post_id)
 
-    @put("/{post_id:uuid}/like", guards=[members])
+    @put("/{post_id:uuid}/like", **answers(MEMBERS, 404, 429))
     async def like(
         self,
         identity: Caller,
@@ -152,7 +124,7 @@ class PostsController(Controller):
         """Like a post (idempotent)."""
         return await posts.like(identity, post_id)
 
-    @delete("/{post_id:uuid}/like", guards=[members], status_code=200)
+    @delete("/{post_id:uuid}/like", status_code=200, **answers(MEMBERS, 404))
     async def unlike(
         self,
         identity: Caller,
@@ -162,12 +134,7 @@ class PostsController(Controller):
         """Withdraw a like (idempotent)."""
         return await posts.unlike(identity, post_id)
 
-    @post(
-        "/{post_id:uuid}/replies",
-        guards=[members],
-        status_code=201,
-        responses=IDEMPOTENT_RESPONSES,
-    )
+    @post("/{post_id:uuid}/replies", status_code=201, **answers(MEMBERS, 404, 429, 422))
     async def create_reply(
         self,
         identity: Caller,
@@ -181,7 +148,7 @@ class PostsController(Controller):
             identity, post_id, data.content, data.reply_to_id, idempotency
         )
 
-    @patch("/{post_id:uuid}/replies/{reply_id:uuid}", guards=[members])
+    @patch("/{post_id:uuid}/replies/{reply_id:uuid}", **answers(MEMBERS, 404))
     async def edit_reply(
         self,
         identity: Caller,
@@ -193,7 +160,11 @@ class PostsController(Controller):
         """Edit one's own reply."""
         return await posts.edit_reply(identity, post_id, reply_id, data.content)
 
-    @delete("/{post_id:uuid}/replies/{reply_id:uuid}", guards=[signed_in], status_code=204)
+    @delete(
+        "/{post_id:uuid}/replies/{reply_id:uuid}",
+        status_code=204,
+        **answers(SIGNED_IN, 403, 404),
+    )
     async def delete_reply(
         self,
         identity: Caller,
@@ -204,7 +175,7 @@ class PostsController(Controller):
         """Delete a reply (its author, an instructor or an admin)."""
         await posts.delete_reply(identity, post_id, reply_id)
 
-    @put("/{post_id:uuid}/pin", guards=[moderators])
+    @put("/{post_id:uuid}/pin", **answers(MODERATORS, 404))
     async def pin(
         self,
         identity: Caller,
@@ -214,7 +185,7 @@ class PostsController(Controller):
         """Pin a post to the top of the feed (instructors, admins)."""
         return await posts.set_pinned(identity, post_id, pinned=True)
 
-    @delete("/{post_id:uuid}/pin", guards=[moderators], status_code=200)
+    @delete("/{post_id:uuid}/pin", status_code=200, **answers(MODERATORS, 404))
     async def unpin(
         self,
         identity: Caller,
@@ -224,12 +195,7 @@ class PostsController(Controller):
         """Unpin a post (instructors, admins)."""
         return await posts.set_pinned(identity, post_id, pinned=False)
 
-    @post(
-        "/{post_id:uuid}/reports",
-        guards=[members],
-        status_code=201,
-        responses=IDEMPOTENT_RESPONSES,
-    )
+    @post("/{post_id:uuid}/reports", status_code=201, **answers(MEMBERS, 404, 409, 422))
     async def report(
         self,
         identity: Caller,
@@ -245,21 +211,20 @@ class PostsController(Controller):
 class ReportsController(Controller):
     path = "/reports"
     tags = ["moderation"]
-    guards = [moderators]
 
-    @get("/")
+    @get("/", **answers(MODERATORS))
     async def list_reports(
         self,
         identity: Caller,
         posts: Posts,
         status: ReportStatusParam = "open",
-        cursor: CursorParam = None,
-        limit: LimitParam = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> ReportPage:
         """The moderation queue: open reports oldest first, or resolved ones newest first."""
         return await posts.list_reports(identity, status=status, cursor=cursor, limit=limit)
 
-    @post("/{report_id:uuid}/resolve", status_code=200)
+    @post("/{report_id:uuid}/resolve", status_code=200, **answers(MODERATORS, 404, 409))
     async def resolve(
         self,
         identity: Caller,

@@ -1,13 +1,15 @@
 """HTTP controllers of the resources service: parse, authorize, call the service.
 
-Role checks are guards, so they run before the body is read: a student
-calling an instructor route gets 403 (a guest 401) whatever the body holds.
+Each route states who may call it and the errors it answers (`answers`). Role
+checks are guards, so they run before the body is read: a student calling an
+instructor route gets 403 (a guest 401) whatever the body holds.
 
 Bodies are decoded strictly from the raw request (a JSON string is not a
 number, 5.0 is not an integer). The `data` parameter each write handler also
 declares is there for the OpenAPI document; Litestar's own, lenient decoding
 of it is superseded by `strict_body`. Path ids are parsed here so that a
-malformed id is a 400 rather than an unmatched route.
+malformed id is a 400 rather than an unmatched route; the document still gives
+their format (UUID) and the entity types.
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from community_shared.auth import Identity
 from community_shared.idempotency import IdempotencyKey
-from community_shared.pagination import parse_limit
+from community_shared.jsonin import decode_json
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, parse_limit
 from community_shared.web import (
-    IDEMPOTENT_RESPONSES,
+    ANYONE,
+    MODERATORS,
+    SIGNED_IN,
     Runtime,
-    moderators_only,
+    answers,
     require_moderator,
     require_user,
-    signed_in_only,
 )
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from community_resources import rules, service, store
@@ -51,6 +55,17 @@ from community_resources.schemas import (
 
 T = TypeVar("T")
 
+ResourceId = Annotated[str, PathParameter(schema_extra={"format": "uuid"})]
+LinkId = Annotated[str, PathParameter(schema_extra={"format": "uuid"})]
+EntityId = Annotated[str, PathParameter(schema_extra={"format": "uuid"})]
+EntityTypeParam = Annotated[str, PathParameter(schema_extra={"enum": list(rules.ENTITY_TYPES)})]
+SearchParam = Annotated[
+    str | None,
+    QueryParameter(
+        description=f"full-text search, at most {rules.MAX_QUERY} characters once trimmed"
+    ),
+]
+
 
 async def strict_body(
     request: Request[Any, Any, Any], type_: type[T], *, optional: bool = False
@@ -63,7 +78,7 @@ async def strict_body(
     if optional and not raw.strip():
         return type_()
     try:
-        return msgspec.json.decode(raw, type=type_, strict=True)
+        return decode_json(raw, type=type_, strict=True)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise ValidationException(detail=f"invalid request body: {exc}") from exc
 
@@ -95,12 +110,7 @@ class ResourceController(Controller):
     tags = ["resources"]
     exception_handlers = {UnicodeDecodeError: _utf8_error}
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        guards=[moderators_only],
-        responses=IDEMPOTENT_RESPONSES,
-    )
+    @post("/", status_code=HTTP_201_CREATED, **answers(MODERATORS, 422))
     async def create_resource(
         self,
         request: Request[Any, Any, Any],
@@ -114,7 +124,7 @@ class ResourceController(Controller):
         body = await strict_body(request, CreateResource)
         return await service.create_resource(runtime.db, identity, author_id, body, idempotency)
 
-    @get("/")
+    @get("/", **answers(ANYONE, 403))
     async def list_resources(
         self,
         identity: NamedDependency[Identity],
@@ -124,14 +134,15 @@ class ResourceController(Controller):
         access: FromQuery[Access | None] = None,
         tag: FromQuery[list[str] | None] = None,
         difficulty: FromQuery[Difficulty | None] = None,
-        q: FromQuery[str | None] = None,
+        q: SearchParam = None,
         featured: FromQuery[bool | None] = None,
         sort: FromQuery[Sort] = "newest",
         status: FromQuery[Literal["published", "draft"]] = "published",
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int | None] = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> ResourcePage:
-        """Published resources, filtered and sorted; moderators list drafts with `status=draft`."""
+        """Published resources, filtered and sorted; moderators list drafts with `status=draft`
+        (403 for anyone else)."""
         if status == "draft":
             require_moderator(identity)
         try:
@@ -158,13 +169,13 @@ class ResourceController(Controller):
             limit=parse_limit(limit),
         )
 
-    @get("/linked/{entity_type:str}/{entity_id:str}")
+    @get("/linked/{entity_type:str}/{entity_id:str}", **answers(ANYONE))
     async def linked_resources(
         self,
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
-        entity_type: FromPath[str],
-        entity_id: FromPath[str],
+        entity_type: EntityTypeParam,
+        entity_id: EntityId,
     ) -> LinkedList:
         """Resources linked to an entity, by timestamp (nulls last) then display order."""
         one_of(entity_type, rules.ENTITY_TYPES, "entity_type")
@@ -172,25 +183,25 @@ class ResourceController(Controller):
             runtime.db, identity, entity_type, parse_id(entity_id, "entity_id")
         )
 
-    @get("/{resource_id:str}")
+    @get("/{resource_id:str}", **answers(ANYONE, 404))
     async def get_resource(
         self,
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
-        resource_id: FromPath[str],
+        resource_id: ResourceId,
     ) -> ResourceOut:
         """One resource (drafts only for instructors and admins)."""
         return await service.get_resource(
             runtime.db, identity, parse_id(resource_id, "resource id")
         )
 
-    @patch("/{resource_id:str}", guards=[moderators_only])
+    @patch("/{resource_id:str}", **answers(MODERATORS, 404, 409))
     async def update_resource(
         self,
         request: Request[Any, Any, Any],
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
-        resource_id: FromPath[str],
+        resource_id: ResourceId,
         data: JSONBody[UpdateResource],
     ) -> ResourceOut:
         """Change fields, feature, or publish a draft (`"publish": true`)."""
@@ -199,12 +210,12 @@ class ResourceController(Controller):
         body = await strict_body(request, UpdateResource)
         return await service.update_resource(runtime.db, identity, moderator_id, target, body)
 
-    @delete("/{resource_id:str}", status_code=HTTP_204_NO_CONTENT, guards=[moderators_only])
+    @delete("/{resource_id:str}", status_code=HTTP_204_NO_CONTENT, **answers(MODERATORS, 404))
     async def delete_resource(
         self,
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
-        resource_id: FromPath[str],
+        resource_id: ResourceId,
     ) -> None:
         """Soft delete: gone from every list, 404 afterwards."""
         require_moderator(identity)
@@ -213,8 +224,7 @@ class ResourceController(Controller):
     @post(
         "/{resource_id:str}/links",
         status_code=HTTP_201_CREATED,
-        guards=[moderators_only],
-        responses=IDEMPOTENT_RESPONSES,
+        **answers(MODERATORS, 404, 409, 422),
     )
     async def create_link(
         self,
@@ -222,7 +232,7 @@ class ResourceController(Controller):
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
         idempotency: NamedDependency[IdempotencyKey | None],
-        resource_id: FromPath[str],
+        resource_id: ResourceId,
         data: JSONBody[CreateLink],
     ) -> LinkCreated:
         """Link the resource to a post, course video (at a timestamp), course or conversation."""
@@ -234,27 +244,28 @@ class ResourceController(Controller):
     @delete(
         "/{resource_id:str}/links/{link_id:str}",
         status_code=HTTP_204_NO_CONTENT,
-        guards=[moderators_only],
+        **answers(MODERATORS, 404),
     )
     async def delete_link(
         self,
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
-        resource_id: FromPath[str],
-        link_id: FromPath[str],
+        resource_id: ResourceId,
+        link_id: LinkId,
     ) -> None:
+        """Remove a link."""
         require_moderator(identity)
         await service.delete_link(
             runtime.db, parse_id(resource_id, "resource id"), parse_id(link_id, "link id")
         )
 
-    @post("/{resource_id:str}/download", status_code=HTTP_200_OK)
+    @post("/{resource_id:str}/download", status_code=HTTP_200_OK, **answers(ANYONE, 403, 404))
     async def download(
         self,
         request: Request[Any, Any, Any],
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
-        resource_id: FromPath[str],
+        resource_id: ResourceId,
         data: JSONBody[DownloadRequest | None] = None,
     ) -> DownloadOut:
         """The file's URL, counted as a download. Guests: free resources, with an email."""
@@ -262,13 +273,13 @@ class ResourceController(Controller):
         body = await strict_body(request, DownloadRequest, optional=True)
         return await service.download(runtime.db, identity, target, body)
 
-    @put("/{resource_id:str}/rating", guards=[signed_in_only])
+    @put("/{resource_id:str}/rating", **answers(SIGNED_IN, 404, 409))
     async def rate(
         self,
         request: Request[Any, Any, Any],
         identity: NamedDependency[Identity],
         runtime: NamedDependency[Runtime],
-        resource_id: FromPath[str],
+        resource_id: ResourceId,
         data: JSONBody[RateResource],
     ) -> RatingOut:
         """Rate 1..5 (with an optional review) a resource you downloaded; updatable."""

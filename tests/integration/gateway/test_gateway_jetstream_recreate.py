@@ -1,0 +1,103 @@
+"""What the router needs in JetStream is created again when it goes missing (not only at start).
+
+Each test runs a gateway on a deployment prefix of its own, deletes part of
+its JetStream state behind its back, and checks that events are routed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from community_gateway.config import GatewayConfig
+from community_gateway.lease import LEASE_STREAM
+from community_gateway.router import ROUTER_DURABLE
+from community_gateway.store import CHANNELS_STREAM
+from community_shared.events import encode_envelope, make_event
+from nats.js.api import StorageType, StreamConfig
+
+from tests.conftest import RUN_ID, eventually
+from tests.integration.gateway.conftest import is_event, post_data
+
+CONFIG = GatewayConfig(router_lease_seconds=1.0)
+
+
+def own_prefix() -> str:
+    return f"{RUN_ID}.rc{uuid.uuid4().hex[:6]}."
+
+
+def stream(prefix: str, name: str) -> str:
+    return prefix.replace(".", "_") + name
+
+
+async def publish_post(js: Any, prefix: str) -> str:
+    post = post_data()
+    envelope = make_event("posts.post.created", post, source="posts", actor_id=None)
+    await js.publish(
+        f"{prefix}posts.post.created",
+        encode_envelope(envelope),
+        headers={"Nats-Msg-Id": str(envelope.id)},
+    )
+    return str(post["id"])
+
+
+async def test_routing_goes_on_after_the_lease_stream_and_consumer_are_deleted(
+    gateway_factory: Any, ws_connect: Any, nats_client: Any
+) -> None:
+    prefix = own_prefix()
+    server = await gateway_factory(config=CONFIG, nats_subject_prefix=prefix)
+    js = nats_client.jetstream()
+    async with ws_connect(server) as ws:
+        await ws.subscribe("feed")
+        await js.delete_stream(stream(prefix, LEASE_STREAM))
+        await js.delete_consumer(stream(prefix, "EVENTS"), stream(prefix, ROUTER_DURABLE))
+        post_id = await publish_post(js, prefix)
+        # The lease is written again at the next renewal, the consumer at the next check.
+        await ws.recv_until(is_event("feed", "post.created", {post_id}), timeout=15)
+        info = await js.stream_info(stream(prefix, LEASE_STREAM))
+        assert info.config.storage == StorageType.FILE
+        assert server.router.is_leader
+
+
+async def test_a_deleted_channel_stream_is_created_again(
+    gateway_factory: Any, nats_client: Any
+) -> None:
+    prefix = own_prefix()
+    await gateway_factory(config=CONFIG, nats_subject_prefix=prefix)
+    js = nats_client.jetstream()
+    channels = stream(prefix, CHANNELS_STREAM)
+    await js.delete_stream(channels)
+    post_id = await publish_post(js, prefix)
+
+    async def in_history() -> bool:
+        try:
+            message = await js.get_last_msg(channels, f"{prefix}ch.feed")
+        except Exception:
+            return False
+        return post_id.encode() in (message.data or b"")
+
+    await eventually(in_history, timeout=10)
+
+
+async def test_a_memory_lease_stream_of_an_earlier_version_is_replaced(
+    gateway_factory: Any, nats_client: Any
+) -> None:
+    prefix = own_prefix()
+    js = nats_client.jetstream()
+    await js.add_stream(
+        StreamConfig(
+            name=stream(prefix, LEASE_STREAM),
+            subjects=[f"{prefix}gw.>"],
+            storage=StorageType.MEMORY,
+            max_age=5.0,
+            max_msgs_per_subject=1,
+        )
+    )
+    server = await asyncio.wait_for(
+        gateway_factory(config=CONFIG, nats_subject_prefix=prefix), timeout=30
+    )
+    info = await js.stream_info(stream(prefix, LEASE_STREAM))
+    assert info.config.storage == StorageType.FILE
+    assert info.config.max_age == CONFIG.router_lease_seconds
+    assert server.router.is_leader
