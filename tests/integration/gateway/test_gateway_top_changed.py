@@ -39,8 +39,12 @@ def version_of(frame: dict[str, Any]) -> tuple[str, int]:
 async def test_a_stalled_client_catches_up_with_the_latest_first_page_of_each_board(
     gateway_factory: Any, ws_connect: Any, publish_event: Any
 ) -> None:
-    # a stall long enough for the test to publish, not long enough to be cut (4008)
-    server = await gateway_factory(config=GatewayConfig(queue_bound=8, stall_seconds=60))
+    # Falling behind here means more than 8 frames queued. The byte bound (what the
+    # kernel holds counts) and the stall clock would cut the stalled client (4008)
+    # instead, at a moment that depends on the machine's speed: out of the way.
+    server = await gateway_factory(
+        config=GatewayConfig(queue_bound=8, outbound_bytes=256 * 1024 * 1024, stall_seconds=60)
+    )
     merged_before = DROPS.labels(reason="merged")._value.get()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
