@@ -22,7 +22,7 @@ pytest.importorskip("community_gateway.server")
 
 from tests.conftest import eventually, make_user
 from tests.integration.leaderboard.conftest import caught_up
-from tests.integration.leaderboard.leaderboard_support import Events
+from tests.integration.leaderboard.leaderboard_support import Events, parts_of
 
 FIRST_PAGE = {"window": "all", "track": "all", "sort": "rank", "limit": 20}
 
@@ -109,6 +109,15 @@ async def test_an_approval_that_moves_no_one_refreshes_the_first_page_within_2_s
     await announced(db)
     before = await first_page(leaderboard_client)
     assert [i["user_id"] for i in before[:2]] == [str(leader.id), str(hidden.id)]
+    # The setup's own first pages went out, and the second that follows the last
+    # one has passed: what comes next is the approval's alone.
+    watch = parts_of(leaderboard_client).service.first_pages
+
+    async def setup_pages_out() -> bool:
+        return "all:all" not in watch.touched and time.time() >= watch.turn("all:all")
+
+    await eventually(setup_pages_out, timeout=10)
+    await announced(db)
 
     async with ws_connect(gateway) as ws:
         assert (await ws.subscribe("leaderboard"))["op"] == "subscribed"

@@ -109,6 +109,10 @@ class FirstPageWatch:
             return None
         return min(self._next_look.get(b, float("-inf")) for b in self._touched)
 
+    def turn(self, board: str) -> float:
+        """When `board` may next be looked at (-inf: at once)."""
+        return self._next_look.get(board, float("-inf"))
+
     @property
     def touched(self) -> frozenset[str]:
         return frozenset(self._touched)
