@@ -9,8 +9,8 @@ pytest test with the stack's URLs and the JWT secret in the environment; its
 output is streamed, and it passes when node exits 0. The restart tests start
 further gateway processes themselves with the same environment (`CL_PYTHON`).
 
-`CL_LONG=1` runs the long form of the fault tests (30 s of connection cuts
-instead of 15 s). The test is skipped when `node` is not installed; it runs
+`CL_LONG=1` runs the long form of the fault tests (60 s of connection cuts
+instead of 30 s). The test is skipped when `node` is not installed; it runs
 `npm ci` first when `clients/js/node_modules` is missing.
 """
 

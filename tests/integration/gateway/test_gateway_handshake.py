@@ -135,4 +135,4 @@ async def test_http_answers_close_the_connection_so_keep_alive_clients_never_see
                         failures.append(f"{path}: no Connection: close")
         return failures
 
-    assert await asyncio.to_thread(probe_in_a_row, 150) == []
+    assert await asyncio.to_thread(probe_in_a_row, 40) == []

@@ -382,8 +382,8 @@ class EventConsumers:
                 await self._announce_backlog()
 
     def _all_applied(self) -> bool:
-        # `holding`: an applier waiting a few milliseconds for a fuller batch has
-        # taken an event off its queue but not applied it yet
+        """No event waits in a queue, in an applier's hand (for a fuller batch) or
+        in a transaction: a backlog's moves may be announced."""
         return all(
             a.queue.empty() and a.holding is None and not a.applying.locked() for a in self.appliers
         )
