@@ -456,6 +456,11 @@ async def main() -> None:
                     + ", ".join(f"{k} {v / applied * 1000:.3f} s" for k, v in per.items())
                     + f"; total {sum(per.values()) / applied * 1000:.3f} s"
                 )
+            first_pages = await db.fetchval(
+                "SELECT count(*) FROM leaderboard.outbox WHERE subject = $1",
+                "leaderboard.top.changed",
+            )
+            print(f"  top.changed published during the ingest: {first_pages:,}")
             if args.ingest_only:
                 return
             # The backlog's net rank moves are announced once caught up; then the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 import pytest
 from community_gateway.sendqueue import Outgoing, SendQueue
 from hypothesis import given, settings
@@ -36,9 +37,9 @@ def test_counter_updates_merge_first_keeping_the_latest_in_place() -> None:
     assert queue.push(item("like1", "likes:p"))
     assert queue.push(item("post", None))
     assert queue.push(item("like2", "likes:p"))
-    assert queue.push(item("like3", "likes:p"))  # over the bound: like1 goes
-    assert pop_all(queue) == ["post", "like2", "like3"]
-    assert drops == ["merged"]
+    assert queue.push(item("like3", "likes:p"))  # over the bound: like1 and like2 go
+    assert pop_all(queue) == ["post", "like3"]
+    assert drops == ["merged", "merged"]
 
 
 def test_merge_then_shed_then_overflow() -> None:
@@ -144,3 +145,39 @@ def test_queue_invariants(bound: int, script: list[Push | str]) -> None:
             latest[frame.coalesce_key] = frame
     for frame in latest.values():
         assert id(frame) in delivered_ids, "the newest counter value was lost"
+
+
+def test_a_stalled_client_gets_only_the_latest_first_page_of_each_board() -> None:
+    """`top.changed` from the router's stored form to a stalled client's queue: once
+    the client falls behind, the superseded first pages of a board are merged away."""
+    from community_gateway.channels import encode_channel_message, route
+    from community_gateway.protocol import StoredEvent
+    from community_shared.events import make_event
+
+    def top_changed(board: str, version: int) -> Outgoing:
+        envelope = make_event(
+            "leaderboard.top.changed",
+            {"board": board, "items": [{"rank": 1, "points": version}]},
+            source="leaderboard",
+            actor_id=None,
+        )
+        [event] = route(envelope)
+        assert (event.channel, event.type, event.coalesce_key) == (
+            "leaderboard",
+            "top.changed",
+            f"top:{board}",
+        )
+        stored = StoredEvent.decode(event.channel, version, encode_channel_message(event, "ts"))
+        return stored.outgoing()
+
+    drops: list[str] = []
+    queue = SendQueue(8, on_drop=drops.append)
+    assert queue.push(item('"rank.changed"'))
+    for version in range(1, 31):
+        for board in ("all:all", "7d:all", "30d:saas"):
+            assert queue.push(top_changed(board, version))
+    frames = [msgspec.json.decode(payload) for payload in pop_all(queue)]
+    assert frames[0] == "rank.changed"
+    latest = [(f["data"]["board"], f["data"]["items"][0]["points"]) for f in frames[1:]]
+    assert latest == [("all:all", 30), ("7d:all", 30), ("30d:saas", 30)]
+    assert drops == ["merged"] * 87

@@ -170,6 +170,8 @@ def coalesce_key(type_: str, data: Mapping[str, Any]) -> str | None:
         return f"likes:{data.get('post_id')}"
     if type_ == "resource.stats":
         return f"stats:{data.get('resource_id')}"
+    if type_ == "top.changed":
+        return f"top:{data.get('board')}"
     return None
 
 
@@ -403,6 +405,7 @@ _ROUTES: Final[dict[str, Callable[[Envelope, dict[str, Any]], list[ChannelEvent]
     "resources.resource.downloaded": _resource_stats,
     "resources.resource.rated": _resource_stats,
     "leaderboard.rank.changed": _leaderboard("rank.changed"),
+    "leaderboard.top.changed": _leaderboard("top.changed"),
     "leaderboard.badge.awarded": _badge_awarded,
     "leaderboard.badge.revoked": _leaderboard("badge.revoked"),
     "leaderboard.stats.updated": _leaderboard("stats.updated"),

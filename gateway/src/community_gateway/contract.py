@@ -130,6 +130,7 @@ CHANNEL_EVENTS: Final[dict[str, dict[str, Payload]]] = {
     },
     "leaderboard": {
         "rank.changed": "leaderboard.rank.changed",
+        "top.changed": "leaderboard.top.changed",
         "badge.awarded": "leaderboard.badge.awarded",
         "badge.revoked": "leaderboard.badge.revoked",
         "stats.updated": "leaderboard.stats.updated",

@@ -4,13 +4,16 @@ Frames wait here until the connection's writer sends them. While the queue
 holds at most `bound` frames, and the client's whole outbound backlog (the
 queued bytes plus `held`, what the transport and the kernel still hold for
 it, measured by the caller) stays within `byte_bound`, nothing is ever
-dropped. When a push (or a later check, `fits`) goes over a bound, the queue
-frees room in this order, and only as much as needed:
+dropped. When a push (or a later check, `fits`) goes over a bound, the client
+has fallen behind and the queue frees room in this order:
 
-1. merge counter updates: a frame with a coalesce key (`post.liked`/`unliked`
-   per post, `resource.stats` per resource) that a newer frame with the same
-   key supersedes is dropped — the newest value always stays, in its place;
-2. shed live-ticker (`activity`) frames, oldest first;
+1. merge counter updates: every frame with a coalesce key (`post.liked`/`unliked`
+   per post, `resource.stats` per resource, `top.changed` per board) that a
+   newer frame with the same key supersedes is dropped — only the newest value
+   of each key stays, in its place (SPEC §9: "only the latest ... are kept"),
+   and until the client has caught up (the queue emptied) each new value
+   replaces the queued one of its key at once;
+2. shed live-ticker (`activity`) frames, oldest first, only as many as needed;
 3. give up: the push reports overflow and the caller closes the connection
    (4008). The client reconnects and recovers with `since`.
 
@@ -82,6 +85,7 @@ class SendQueue:
         self._latest: dict[str, _Entry] = {}
         self._stale: deque[_Entry] = deque()
         self._sheddable: deque[_Entry] = deque()
+        self._behind = False  # went over a bound and has not emptied since
 
     def __len__(self) -> int:
         return self._size
@@ -104,7 +108,11 @@ class SendQueue:
         if key is not None:
             previous = self._latest.get(key)
             if previous is not None and previous.alive:
-                self._stale.append(previous)
+                if self._behind:
+                    self._kill(previous)
+                    self._dropped(MERGED)
+                else:
+                    self._stale.append(previous)
             self._latest[key] = entry
         if item.sheddable:
             self._sheddable.append(entry)
@@ -146,6 +154,8 @@ class SendQueue:
             if not entry.alive:
                 continue
             self._kill(entry)
+            if self._size == 0:
+                self._behind = False
             if entry.item.sheddable:
                 # Sheddable entries leave in queue order, so this is the leftmost.
                 while self._sheddable and not self._sheddable[0].alive:
@@ -161,6 +171,7 @@ class SendQueue:
         self._sheddable.clear()
         self._size = 0
         self._bytes = 0
+        self._behind = False
 
     def _kill(self, entry: _Entry) -> None:
         entry.alive = False
@@ -171,7 +182,8 @@ class SendQueue:
             del self._latest[key]
 
     def _make_room(self, held: int) -> None:
-        while self._over(held) and self._stale:
+        self._behind = True
+        while self._stale:
             entry = self._stale.popleft()
             if entry.alive:
                 self._kill(entry)

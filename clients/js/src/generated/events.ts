@@ -40,6 +40,24 @@ export interface BadgeChanged {
   badge: string;
 }
 
+export interface BoardItem {
+  rank: number | null;
+  /** Format: uuid */
+  user_id: string;
+  name: string;
+  track: string | null;
+  goal: Goal | null;
+  points: number;
+  earned: string | null;
+  earnings_range: string;
+  actions: number;
+  learn_rate: number;
+  execution_rate: number;
+  days_active: number;
+  completed_goals: number;
+  badges: string[];
+}
+
 export type ClientFrame = SubscribeOp | UnsubscribeOp | RefreshOp | ReadOp | ModeOp | VisibilityOp | PingOp;
 
 /** The id of what was deleted; nothing else about it is published. */
@@ -68,6 +86,11 @@ export interface EventFrame {
   type: string;
   data: { [key: string]: unknown };
   ts: string;
+}
+
+export interface Goal {
+  slug: string;
+  name: string;
 }
 
 /**
@@ -416,6 +439,18 @@ export interface SubscribedFrame {
   recovered: boolean;
 }
 
+/**
+ * The first page of a board (`<window>:<track>`) changed: `items` are its first
+ * 20 entries exactly as `GET /leaderboard?window=&track=&sort=rank&limit=20`
+ * returns them (privacy applied: `earned` null for a student who hides it,
+ * opted-out students absent). At most one per board per second; only the
+ * latest of a board matters.
+ */
+export interface TopChanged {
+  board: string;
+  items: BoardItem[];
+}
+
 export interface UnsubscribeOp {
   op: "unsubscribe";
   id?: string | number | null;
@@ -459,6 +494,7 @@ export interface ChannelEventMap {
   };
   leaderboard: {
     "rank.changed": RankChanged; // the data of `leaderboard.rank.changed`
+    "top.changed": TopChanged; // the data of `leaderboard.top.changed`
     "badge.awarded": BadgeChanged; // the data of `leaderboard.badge.awarded`
     "badge.revoked": BadgeChanged; // the data of `leaderboard.badge.revoked`
     "stats.updated": StatsUpdated; // the data of `leaderboard.stats.updated`

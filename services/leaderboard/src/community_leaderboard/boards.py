@@ -361,6 +361,19 @@ class Boards:
         members, total = await self._checked(fill)
         return [_member(m) for m in members], int(total)
 
+    async def first_pages(self, boards: Sequence[str], size: int) -> dict[str, list[uuid.UUID]]:
+        """The first `size` members by rank of each board, in one round trip."""
+
+        def fill(pipe: Pipeline) -> None:
+            for board in boards:
+                pipe.zrevrange(self.key(board, "rank"), 0, size - 1)
+
+        found = await self._checked(fill)
+        return {
+            board: [_member(m) for m in members]
+            for board, members in zip(boards, found, strict=True)
+        }
+
     async def total(self, board: str) -> int:
         [count] = await self._checked(lambda pipe: pipe.zcard(self.key(board, "rank")))
         return int(count)

@@ -32,6 +32,9 @@ class LeaderboardConfig:
     catch_up_stats_interval_seconds: float = 5.0
     """... and at most once per this interval while a backlog is worked through
     (the totals are a scan of every student)."""
+    top_interval_seconds: float = 1.0
+    """`leaderboard.top.changed` goes out at most once per this interval per board
+    (and a board's first page is rendered at most that often)."""
     rollover_check_seconds: float = 30.0
     """How often the windows are checked for a new UTC day."""
     catch_up_threshold: int = 1000
@@ -47,6 +50,8 @@ class LeaderboardConfig:
     """How often the boards are checked for having been lost by Redis (keeper.py)."""
 
     def __post_init__(self) -> None:
+        if self.top_interval_seconds <= 0:
+            raise ValueError("LEADERBOARD_TOP_INTERVAL_SECONDS must be positive")
         if self.history_max_age_days < 0:
             raise ValueError("LEADERBOARD_HISTORY_MAX_AGE_DAYS must not be negative")
 
@@ -79,6 +84,9 @@ class LeaderboardConfig:
             ),
             catch_up_flush_seconds=float(
                 env.get("LEADERBOARD_CATCH_UP_FLUSH_SECONDS", cls.catch_up_flush_seconds)
+            ),
+            top_interval_seconds=float(
+                env.get("LEADERBOARD_TOP_INTERVAL_SECONDS", cls.top_interval_seconds)
             ),
             rollover_check_seconds=float(
                 env.get("LEADERBOARD_ROLLOVER_CHECK_SECONDS", cls.rollover_check_seconds)

@@ -63,6 +63,9 @@ FILL_SECONDS = 0.05
 STANDBY_POLL_SECONDS = 2.0
 CONSUME_LOCK = "leaderboard:consume"
 OWNERS_REMEMBERED = 100_000
+FIRST_PAGES_TICK_SECONDS = 0.1
+"""How often the touched boards are checked for a first page to render (a set
+lookup when nothing was touched; renders themselves are spaced per board)."""
 
 
 def durable_name(settings: Settings, subject: str) -> str:
@@ -456,8 +459,9 @@ class EventConsumers:
 
 
 class Chores:
-    """Periodic work: coalesced community stats, the daily window roll-over,
-    and forgetting applied event ids older than the stream can redeliver."""
+    """Periodic work: coalesced community stats, the boards' first pages, the daily
+    window roll-over, and forgetting applied event ids older than the stream can
+    redeliver."""
 
     def __init__(self, service: LeaderboardService, config: LeaderboardConfig) -> None:
         self._service = service
@@ -467,6 +471,10 @@ class Chores:
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._every(0.2, self._service.publish_stats_if_due), name="stats"),
+            asyncio.create_task(
+                self._every(FIRST_PAGES_TICK_SECONDS, self._service.publish_first_pages),
+                name="first-pages",
+            ),
             asyncio.create_task(
                 self._every(self._config.rollover_check_seconds, self._service.roll_windows),
                 name="rollover",

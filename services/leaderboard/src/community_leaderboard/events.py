@@ -16,6 +16,8 @@ import uuid
 
 import msgspec
 
+from community_leaderboard.schemas import BoardItem
+
 SOURCE = "leaderboard"
 
 # consumed
@@ -48,6 +50,7 @@ RANK_CHANGED = "leaderboard.rank.changed"
 BADGE_AWARDED = "leaderboard.badge.awarded"
 BADGE_REVOKED = "leaderboard.badge.revoked"
 STATS_UPDATED = "leaderboard.stats.updated"
+TOP_CHANGED = "leaderboard.top.changed"
 ACTIVITY_RECORDED = "leaderboard.activity.recorded"
 
 Money = str | int | float
@@ -208,6 +211,17 @@ class BadgeChanged(msgspec.Struct, frozen=True, kw_only=True):
     badge: str
 
 
+class TopChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """The first page of a board (`<window>:<track>`) changed: `items` are its first
+    20 entries exactly as `GET /leaderboard?window=&track=&sort=rank&limit=20`
+    returns them (privacy applied: `earned` null for a student who hides it,
+    opted-out students absent). At most one per board per second; only the
+    latest of a board matters."""
+
+    board: str
+    items: list[BoardItem]
+
+
 class StatsUpdated(msgspec.Struct, frozen=True, kw_only=True):
     """Community totals changed; published at most once per second."""
 
@@ -235,6 +249,7 @@ class ActivityRecorded(msgspec.Struct, frozen=True, kw_only=True):
 
 CATALOGUE: dict[str, type[msgspec.Struct]] = {
     RANK_CHANGED: RankChanged,
+    TOP_CHANGED: TopChanged,
     BADGE_AWARDED: BadgeChanged,
     BADGE_REVOKED: BadgeChanged,
     STATS_UPDATED: StatsUpdated,

@@ -6,6 +6,11 @@ moves the students concerned on the Redis boards, settles badges, and writes
 every resulting event (`rank.changed`, `badge.*`, `activity.recorded`) to the
 outbox in the same transaction.
 
+After each commit it notes the boards the batch touched; a chore renders their
+first pages at most once per second per board and publishes `top.changed` for
+those that differ from the last one published (`publish_first_pages`, rules in
+`firstpages.py`), so the ingest itself does no more than a set union for it.
+
 Redis is not transactional with Postgres, so the board moves happen inside the
 transaction, just before commit, while the students' rows are locked. If the
 transaction then fails, the students' board entries are recomputed from the
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -36,6 +42,13 @@ from community_leaderboard import events as ev
 from community_leaderboard import rules, store, tally
 from community_leaderboard.boards import ALL_CHANGED, BoardOp, Boards, Move
 from community_leaderboard.config import LeaderboardConfig
+from community_leaderboard.firstpages import (
+    PAGE_SIZE,
+    FirstPageWatch,
+    boards_of_tracks,
+    page_changed,
+    page_digest,
+)
 from community_leaderboard.schemas import (
     ActivityItem,
     ActivityPage,
@@ -98,6 +111,7 @@ class LeaderboardService:
         self._stats_dirty = True
         self._last_stats: bytes | None = None
         self._behind: set[str] = set()
+        self.first_pages = FirstPageWatch(config.top_interval_seconds)
 
     @property
     def weights(self) -> rules.Weights:
@@ -124,6 +138,7 @@ class LeaderboardService:
         """
         today = self.today()
         moved: set[uuid.UUID] = set()
+        touched: set[str] = set()
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -136,11 +151,16 @@ class LeaderboardService:
                         moved=moved,
                         behind=behind,
                         parsed=parsed,
+                        touched=touched,
                     )
             except BaseException:
                 if moved:
                     await asyncio.shield(self._repair(moved))
                 raise
+            finally:
+                # after the commit (or the repair): a first page rendered from
+                # now on sees what the batch did
+                self.first_pages.touch(touched)
         if result.applied:
             self._stats_dirty = True
         return result
@@ -161,8 +181,10 @@ class LeaderboardService:
         moved: set[uuid.UUID],
         behind: bool = False,
         parsed: Mapping[uuid.UUID, tally.Parsed | tally.InvalidEvent | None] | None = None,
+        touched: set[str] | None = None,
     ) -> IngestResult:
-        """`parsed` may carry the events already parsed (by the consumer's router)."""
+        """`parsed` may carry the events already parsed (by the consumer's router);
+        `touched` collects the boards whose first page the batch may have changed."""
         fresh_ids = await store.record_applied(conn, [e.id for e in envelopes])
         events: list[tally.Parsed] = []
         seen: set[uuid.UUID] = set()
@@ -224,7 +246,15 @@ class LeaderboardService:
             previous_tracks=fold.previous_tracks,
             defer_moves=deferred,
             sort_changes=fold.sort_changes,
+            touched=touched,
         )
+        if touched is not None:
+            # a name, a goal or an execution rate changes without a board move
+            touched.update(
+                boards_of_tracks(
+                    [fold.students[u].track for u in fold.touched if u in fold.students]
+                )
+            )
         await self._announce_activity(
             conn, [a for a in fold.activities if a.id in new_activity], fold.students, out
         )
@@ -276,13 +306,15 @@ class LeaderboardService:
         everywhere: bool = False,
         defer_moves: bool = False,
         sort_changes: Callable[[uuid.UUID], int] | None = None,
+        touched: set[str] | None = None,
     ) -> None:
         """Put `users` where they now belong on every board, announce each student
         whose rank changed (or keep the moves for later, `defer_moves`), and
         settle badges.
 
         Only the boards of a student's track (and of the track they just left)
-        are touched, unless `everywhere`."""
+        are touched, unless `everywhere`; `touched` collects them (every board
+        when a badge changed hands)."""
         users = sorted(set(users), key=store.uuid_order)
         if not users:
             return
@@ -321,6 +353,10 @@ class LeaderboardService:
                 raise result
         out.extend(ranked)
         out.extend(badges)
+        if touched is not None:
+            touched.update(op.board for op in ops)
+            if badges:
+                touched.update(rules.BOARDS)
 
     def _board_ops(
         self,
@@ -397,6 +433,8 @@ class LeaderboardService:
             out: Outgoing = []
             await self._settle_badges(conn, {}, today, out)
             await store.enqueue_events(conn, out)
+        if out:
+            self.first_pages.touch(rules.BOARDS)
 
     async def announce_stale_moves(self) -> int:
         """Announce kept moves older than `catch_up_flush_seconds` (a long backlog
@@ -565,6 +603,7 @@ class LeaderboardService:
 
     async def _refresh_students(self, users: Sequence[uuid.UUID], today: dt.date) -> None:
         moved: set[uuid.UUID] = set()
+        touched: set[str] = set()
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -578,12 +617,15 @@ class LeaderboardService:
                         out,
                         moved,
                         defer_moves=await self.boards.has_pending(),
+                        touched=touched,
                     )
                     await store.enqueue_events(conn, out)
             except BaseException:
                 if moved:
                     await asyncio.shield(self._repair(moved))
                 raise
+            finally:
+                self.first_pages.touch(touched)
 
     # ------------------------------------------------------------------ boards from scratch
 
@@ -593,6 +635,7 @@ class LeaderboardService:
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_ingest_exclusive(conn)
             await self.resync_boards(conn, today)
+        self.first_pages.touch(rules.BOARDS)
 
     async def restore_lost_boards(self, on_rebuild: Callable[[], None] | None = None) -> bool:
         """Rebuild the boards from the statistics if Redis no longer holds a
@@ -641,6 +684,7 @@ class LeaderboardService:
         user_id = identity.user_id
         today = self.today()
         moved: set[uuid.UUID] = set()
+        touched: set[str] = set()
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -665,12 +709,15 @@ class LeaderboardService:
                         moved,
                         everywhere=True,
                         defer_moves=await self.boards.has_pending(),
+                        touched=touched,
                     )
                     await store.enqueue_events(conn, out)
             except BaseException:
                 if moved:
                     await asyncio.shield(self._repair(moved))
                 raise
+            finally:
+                self.first_pages.touch(touched)
         return choice
 
     # ------------------------------------------------------------------ reads
@@ -720,12 +767,20 @@ class LeaderboardService:
             return BoardPage(items=[], total=total)
         async with self.pool.acquire() as conn:
             profiles = await store.load_profiles(conn, members, today)
-        items = [
+        return BoardPage(items=self._items(members, ranks, profiles, window), total=total)
+
+    def _items(
+        self,
+        members: Sequence[uuid.UUID],
+        ranks: Sequence[int | None],
+        profiles: Mapping[uuid.UUID, Profile],
+        window: str,
+    ) -> list[BoardItem]:
+        return [
             self._item(profiles[m], window, rank)
             for m, rank in zip(members, ranks, strict=True)
             if m in profiles
         ]
-        return BoardPage(items=items, total=total)
 
     async def me(self, identity: Identity) -> MyStanding:
         assert identity.user_id is not None
@@ -876,6 +931,86 @@ class LeaderboardService:
         self._last_stats = encoded
         await self.redis.set(last_key, encoded)
         return True
+
+    # ------------------------------------------------------------------ first pages
+
+    @property
+    def _top_digests_key(self) -> str:
+        return self.settings.redis_key("lb:top:digests")
+
+    def _top_gate_key(self, board: str) -> str:
+        return self.settings.redis_key(f"lb:top:gate:{board}")
+
+    async def first_pages_now(self, boards: Sequence[str]) -> dict[str, list[BoardItem]]:
+        """The first page (`sort=rank`, 20 entries) of each board, as `GET /leaderboard`
+        renders it, with one Redis round trip and one query for them all."""
+        today = self.today()
+        members = await self.boards.first_pages(boards, PAGE_SIZE)
+        everyone = {m for page in members.values() for m in page}
+        profiles: dict[uuid.UUID, Profile] = {}
+        if everyone:
+            async with self.pool.acquire() as conn:
+                profiles = await store.load_profiles(conn, everyone, today)
+        return {
+            board: self._items(page, range(1, len(page) + 1), profiles, board.split(":", 1)[0])
+            for board, page in members.items()
+        }
+
+    async def publish_first_pages(self) -> int:
+        """Publish `leaderboard.top.changed` for each board touched since it was last
+        looked at whose first page differs from the one last published; a board is
+        looked at (rendered) at most once per `top_interval_seconds`, and published
+        at most that often across every instance. Returns how many went out."""
+        now = time.time()  # the clock the events are stamped with
+        boards = self.first_pages.due(now)
+        if not boards:
+            return 0
+        try:
+            return await self._publish_first_pages(boards, now)
+        except BaseException:
+            self.first_pages.retry(boards)
+            raise
+
+    async def _publish_first_pages(self, boards: list[str], now: float) -> int:
+        pages = await self.first_pages_now(boards)
+        digests = {board: page_digest(items) for board, items in pages.items()}
+        previous = await self.redis.hmget(self._top_digests_key, boards)
+        changed = [
+            board
+            for board, last in zip(boards, previous, strict=True)
+            if page_changed(last if isinstance(last, bytes) else None, digests[board])
+        ]
+        if not changed:
+            return 0
+        # Another instance (a privacy change served there) may have published
+        # the board within the interval: the gate keeps them a second apart.
+        interval_ms = max(int(self.config.top_interval_seconds * 1000), 1)
+        pipe = self.redis.pipeline(transaction=False)
+        for board in changed:
+            pipe.set(self._top_gate_key(board), b"1", nx=True, px=interval_ms)
+            pipe.pttl(self._top_gate_key(board))
+        replies = await pipe.execute()
+        gated: list[str] = []
+        for index, board in enumerate(changed):
+            if replies[2 * index]:
+                gated.append(board)
+            else:
+                wait = max(int(replies[2 * index + 1]), 0) / 1000
+                self.first_pages.retry([board], at=now + wait)
+        if not gated:
+            return 0
+        out = [
+            _event(ev.TOP_CHANGED, ev.TopChanged(board=board, items=pages[board]), f"top:{board}")
+            for board in gated
+        ]
+        for board, (envelope, _) in zip(gated, out, strict=True):
+            self.first_pages.published(board, envelope.occurred_at.timestamp())
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.enqueue_events(conn, out)
+        await self.redis.hset(
+            self._top_digests_key, mapping={board: digests[board] for board in gated}
+        )
+        return len(gated)
 
     async def prune_applied(self) -> int:
         async with self.pool.acquire() as conn:
