@@ -1,11 +1,13 @@
 // The client's I/O: one websocket at a time, reconnected according to the
 // close-code policy (policy.js), with the seq bookkeeping (seqs.js), the inbox
-// (inbox.js) and the token's life (token.js) applied to the frames it moves.
+// (inbox.js), presence (presence.js) and the token's life (token.js) applied to
+// the frames it moves.
 // The wire protocol is docs/websocket-protocol.md.
 
 import { backoffDelay, restartDelay } from "./backoff.js";
 import { InboxState } from "./inbox.js";
 import { CLOSE, decideAfterClose } from "./policy.js";
+import { Presence, PresenceState } from "./presence.js";
 import { SeqBook } from "./seqs.js";
 import { refreshDelay, tokenExpiry } from "./token.js";
 
@@ -48,21 +50,12 @@ import { refreshDelay, tokenExpiry } from "./token.js";
  */
 
 /**
- * PRESENCE (SPEC §11) — NOT SERVED YET. The gateway does not send presence
- * frames today (subscribing to `presence` answers `unknown_channel`). This is
- * the frame's shape in the contract, and `onPresence` is the hook that will
- * receive it once the gateway does; nothing in this client keeps presence
- * state yet.
+ * A `presence` frame (SPEC §11), as generated from the gateway's contract.
  *
- * @typedef {object} PresenceFrame
- * @property {"presence"} op
- * @property {"presence"} channel
- * @property {number} online
- * @property {number} guests
- * @property {{user_id: string, name: string, role: string}[]} [members]
- * @property {{user_id: string, name: string, role: string}[]} [joined]
- * @property {{user_id: string, name: string, role: string}[]} [left]
+ * @typedef {import("./generated/events.js").PresenceFrame} PresenceFrame
  */
+
+/** @typedef {import("./generated/events.js").PresencePerson} PresencePerson */
 
 /**
  * @typedef {object} SubscribeOptions
@@ -160,8 +153,10 @@ export class CommunityClient {
     this._reason = "not connected yet";
     /** @type {Set<(change: StateChange) => void>} @private */
     this._stateListeners = new Set();
-    /** @type {Set<(frame: PresenceFrame) => void>} @private */
+    /** @type {Set<() => void>} @private */
     this._presenceListeners = new Set();
+    /** @private */
+    this._presenceState = new PresenceState();
     /** @private */
     this._book = new SeqBook();
     /** @type {Map<string, Set<{handler: (event: ChannelEvent<any>) => void, options: SubscribeOptions, settle: (result: SubscribeResult) => void, settled: boolean}>>} @private */
@@ -220,6 +215,10 @@ export class CommunityClient {
       },
       markRead: (seq) => this._markRead(seq),
     });
+    this.presence = new Presence({
+      state: () => this._presenceState,
+      listen: (listener) => this._listenPresence(listener),
+    });
   }
 
   // ------------------------------------------------------------------ state
@@ -253,18 +252,6 @@ export class CommunityClient {
   onState(listener) {
     this._stateListeners.add(listener);
     return () => this._stateListeners.delete(listener);
-  }
-
-  /**
-   * PRESENCE — NOT SERVED YET (see `PresenceFrame`): `listener` receives the
-   * gateway's `presence` frames once it sends them. Returns a function that stops it.
-   *
-   * @param {(frame: PresenceFrame) => void} listener
-   * @returns {() => void}
-   */
-  onPresence(listener) {
-    this._presenceListeners.add(listener);
-    return () => this._presenceListeners.delete(listener);
   }
 
   /**
@@ -375,6 +362,10 @@ export class CommunityClient {
     if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = ignore;
     this._ws = null;
     this._book.disconnected();
+    this._presenceState.disconnected();
+    // A `visibility` in flight gets no answer now: tell its caller.
+    const lost = { op: "error", code: "unavailable", message: "the connection closed before the answer" };
+    for (const entry of this._pending.values()) if (entry.op === "visibility") entry.resolve(lost);
     this._pending.clear();
     this._helloed = false;
     clearInterval(this._pingTimer);
@@ -613,6 +604,11 @@ export class CommunityClient {
     this._pingSentAt = null;
     const pending = typeof frame.id === "number" ? this._pending.get(frame.id) : undefined;
     if (pending) this._pending.delete(frame.id);
+    if (frame.channel === "presence" || pending?.channel === "presence") {
+      this._onPresenceFrame(frame, pending);
+      if (pending) pending.resolve(frame);
+      return;
+    }
     switch (frame.op) {
       case "hello":
         this._onHello(frame);
@@ -629,9 +625,6 @@ export class CommunityClient {
       case "error":
         if (pending?.op === "subscribe" && pending.channel) this._onSubscribeError(pending.channel, frame);
         else if (!pending) this._report(new Error(`gateway error ${frame.code}: ${frame.message}`));
-        break;
-      case "presence":
-        for (const listener of [...this._presenceListeners]) this._call(listener, frame);
         break;
       default:
         break;
@@ -667,6 +660,7 @@ export class CommunityClient {
       if (channel === this._inboxChannel) this._syncInbox();
       else this._subscribeNow(channel);
     }
+    if (this._presenceListeners.size > 0) this._subscribePresence();
     this._scheduleRefresh();
     this._startPinging();
     // Last: a listener that subscribes now must find the others already sent.
@@ -782,13 +776,14 @@ export class CommunityClient {
    * reconnects. Several handlers may share a channel.
    *
    * @template [T=unknown]
-   * @param {string} channel `feed`, `leaderboard`, `activity`, `resources`, `reviews`, `user:<id>`
+   * @param {string} channel `feed`, `leaderboard`, `activity`, `resources`, `reviews`, `user:<id>` (`presence`: see `client.presence`)
    * @param {(event: ChannelEvent<T>) => void} handler
    * @param {SubscribeOptions} [options]
    * @returns {Subscription}
    */
   subscribe(channel, handler, options = {}) {
     const name = canonical(channel);
+    if (name === "presence") throw new TypeError("presence has no events: use client.presence.onChange");
     /** @type {(result: SubscribeResult) => void} */
     let settle = () => {};
     /** @type {Promise<SubscribeResult>} */
@@ -882,6 +877,8 @@ export class CommunityClient {
         if (answer.op === "ok") {
           this._token = token;
           this._scheduleRefresh();
+          // The new token's membership decides whether names are shown: take a new snapshot.
+          if (this._presenceListeners.size > 0) this._subscribePresence();
         } else {
           this._report(new Error(`token refresh refused: ${answer.code} ${answer.message}`));
         }
@@ -908,6 +905,78 @@ export class CommunityClient {
         this._request({ op: "ping" });
       }
     }, tick);
+  }
+
+  // ------------------------------------------------------------------ presence
+
+  /**
+   * @param {() => void} listener
+   * @returns {() => void}
+   * @private
+   */
+  _listenPresence(listener) {
+    const first = this._presenceListeners.size === 0;
+    this._presenceListeners.add(listener);
+    if (first && this._helloed) this._subscribePresence();
+    return () => {
+      if (!this._presenceListeners.delete(listener) || this._presenceListeners.size > 0) return;
+      this._request({ op: "unsubscribe", channel: "presence" });
+      this._presenceState = new PresenceState();
+    };
+  }
+
+  /** @private */
+  _subscribePresence() {
+    this._request({ op: "subscribe", channel: "presence" });
+  }
+
+  /**
+   * `subscribed`, a `presence` frame, or the error answering our `subscribe`.
+   *
+   * @param {any} frame
+   * @param {{op: string} | undefined} pending
+   * @private
+   */
+  _onPresenceFrame(frame, pending) {
+    if (this._presenceListeners.size === 0) return; // stopped meanwhile
+    if (frame.op === "subscribed") {
+      this._presenceState.resubscribed();
+    } else if (frame.op === "presence") {
+      this._presenceState.apply(frame);
+      for (const listener of [...this._presenceListeners]) this._call(listener, undefined);
+    } else if (frame.op === "error" && pending?.op === "subscribe") {
+      if (frame.code !== "unavailable" && frame.code !== "rate_limited") {
+        this._report(new Error(`presence refused: ${frame.code} ${frame.message}`));
+        return;
+      }
+      const ws = this._ws;
+      setTimeout(() => {
+        if (this._ws === ws && this._helloed && this._presenceListeners.size > 0) this._subscribePresence();
+      }, 1000 + Math.floor(this._random() * 1000));
+    }
+  }
+
+  /**
+   * Appear offline (`false`) or online again (`true`) to everyone, on every
+   * device: the gateway keeps the choice for the user (30 days after it was
+   * last set), so it is not sent again after a reconnect. Resolves when the
+   * gateway answered `ok`; rejects with the gateway's error (`forbidden` for
+   * a guest, `unavailable`: retry) or when the client is not connected.
+   *
+   * @param {boolean} visible
+   * @returns {Promise<void>}
+   */
+  setVisible(visible) {
+    return new Promise((resolve, reject) => {
+      if (!this._ws || !this._helloed) {
+        reject(Object.assign(new Error("not connected"), { code: "unavailable" }));
+        return;
+      }
+      this._request({ op: "visibility", visible }, (answer) => {
+        if (answer.op === "ok") resolve();
+        else reject(Object.assign(new Error(`visibility: ${answer.code} ${answer.message}`), { code: answer.code }));
+      });
+    });
   }
 
   // ------------------------------------------------------------------ inbox

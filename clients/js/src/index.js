@@ -7,6 +7,7 @@ export { backoffDelay, restartDelay, DEFAULT_BACKOFF } from "./backoff.js";
 export { CLOSE, decideAfterClose } from "./policy.js";
 export { SeqBook } from "./seqs.js";
 export { InboxState } from "./inbox.js";
+export { Presence, PresenceState } from "./presence.js";
 export { decodeJwtPayload, tokenExpiry, refreshDelay } from "./token.js";
 
 /**
@@ -21,6 +22,7 @@ export { decodeJwtPayload, tokenExpiry, refreshDelay } from "./token.js";
 /** @typedef {import("./client.js").Subscription} Subscription */
 /** @typedef {import("./client.js").GatewayError} GatewayError */
 /** @typedef {import("./client.js").PresenceFrame} PresenceFrame */
+/** @typedef {import("./client.js").PresencePerson} PresencePerson */
 /** @typedef {import("./client.js").WebSocketLike} WebSocketLike */
 /** @typedef {import("./seqs.js").Gap} Gap */
 /** @typedef {import("./policy.js").CloseDecision} CloseDecision */

@@ -61,6 +61,8 @@ def _component_env(settings: Settings) -> dict[str, str]:
         "OUTBOX_POLL_SECONDS": "0.5",
         "DB_POOL_MAX_SIZE": "4",
         "PYTHONUNBUFFERED": "1",
+        # A short presence grace keeps the presence test quick (15 s by default).
+        "GATEWAY_PRESENCE_GRACE_SECONDS": "2",
     }
 
 
@@ -189,7 +191,7 @@ async def test_js_client_unit_and_package() -> None:
     assert code == 0, f"node --test failed (exit {code}); its output is above"
 
 
-@pytest.mark.parametrize("name", ["live", "tokens", "faults", "restart"])
+@pytest.mark.parametrize("name", ["live", "tokens", "faults", "restart", "presence"])
 async def test_js_client_against_the_real_gateway(name: str, stack: dict[str, str]) -> None:
     """`clients/js/test/integration/<name>.test.js` against the processes of `stack`."""
     code = await _run_node([f"test/integration/{name}.test.js"], stack)

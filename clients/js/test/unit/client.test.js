@@ -153,3 +153,58 @@ test("after hello: mode first when hidden, then the subscriptions, then the inbo
   );
   client.close();
 });
+
+/** @param {string} id */
+const person = (id) => ({ user_id: id, name: `User ${id}`, role: "student" });
+
+test("presence: subscribed on the first listener, a fresh snapshot after a reconnect, unsubscribed after the last", async () => {
+  const client = scriptedClient();
+  /** @type {string[][]} */
+  const seen = [];
+  const stop = client.presence.onChange(() => seen.push([...client.presence.members.keys()]));
+  assert.throws(() => client.subscribe("presence", () => {}), TypeError);
+  client.connect();
+  const first = ScriptedSocket.opened[0];
+  first.open({ user_id: "u", role: "student" });
+  const subscribe = first.ops("subscribe").find((op) => op.channel === "presence");
+  assert.deepEqual({ ...subscribe, id: undefined }, { op: "subscribe", channel: "presence", id: undefined });
+  first.receive({ op: "subscribed", channel: "presence", seq: 0, recovered: false, id: subscribe.id });
+  first.receive({ op: "presence", channel: "presence", online: 2, guests: 1, members: [person("a"), person("b")] });
+  first.receive({ op: "presence", channel: "presence", online: 2, guests: 1, joined: [person("c")], left: [person("a")] });
+  assert.deepEqual(seen, [["a", "b"], ["b", "c"]]);
+  assert.equal(client.presence.ready, true);
+  first.closeWith(1006);
+  assert.equal(client.presence.ready, false);
+  await tick(5);
+  const second = ScriptedSocket.opened[1];
+  second.open({ user_id: "u", role: "student" });
+  const again = second.ops("subscribe").find((op) => op.channel === "presence");
+  assert.ok(again, "presence resubscribed after the reconnect");
+  second.receive({ op: "subscribed", channel: "presence", seq: 0, recovered: false, id: again.id });
+  second.receive({ op: "presence", channel: "presence", online: 1, guests: 0, members: [person("d")] });
+  assert.deepEqual(seen.at(-1), ["d"], "replaced, not merged");
+  assert.equal(client.presence.online, 1);
+  stop();
+  assert.deepEqual(second.ops("unsubscribe").map((op) => op.channel), ["presence"]);
+  client.close();
+});
+
+test("setVisible sends visibility and settles with the answer; a lost connection rejects it", async () => {
+  const client = scriptedClient();
+  await assert.rejects(client.setVisible(false), /not connected/);
+  client.connect();
+  const socket = ScriptedSocket.opened[0];
+  socket.open({ user_id: "u", role: "student" });
+  const hidden = client.setVisible(false);
+  const [op] = socket.ops("visibility");
+  assert.equal(op.visible, false);
+  socket.receive({ op: "ok", id: op.id });
+  await hidden;
+  const refused = client.setVisible(true);
+  socket.receive({ op: "error", code: "forbidden", message: "guests have no presence to hide", id: socket.ops("visibility")[1].id });
+  await assert.rejects(refused, (/** @type {any} */ error) => error.code === "forbidden");
+  const lost = client.setVisible(true);
+  socket.closeWith(1006);
+  await assert.rejects(lost, (/** @type {any} */ error) => error.code === "unavailable");
+  client.close();
+});
