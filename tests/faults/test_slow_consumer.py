@@ -47,6 +47,9 @@ CONFIG = GatewayConfig(outbound_bytes=64 * 1024, stall_seconds=2.0, close_timeou
 # check interval, the close timeout, and slack for a loaded machine.
 CLOSE_BOUND = 2.0 + CONFIG.stall_seconds + 0.5 + CONFIG.close_timeout + 2.0
 P99_TOLERANCE = 1.20
+P99_SLACK = 0.010
+"""At a p99 of a few tens of milliseconds, 20% is less than one scheduling
+delay on a shared two-core machine: a phase may be up to this much slower."""
 
 
 class FeedReaders:
@@ -122,6 +125,12 @@ async def latencies(readers: FeedReaders, tag: str, sent_at: dict[str, float]) -
     assert arrivals.keys() == sent_at.keys()
     assert all(len(times) == HEALTHY for times in arrivals.values()), "a healthy client missed"
     return [t - sent_at[post_id] for post_id, times in arrivals.items() for t in times]
+
+
+def allowed(baseline_phases: list[float]) -> float:
+    """The most the median phase with a stalled client may take at its p99."""
+    typical = median(baseline_phases)
+    return max(typical * P99_TOLERANCE, typical + P99_SLACK)
 
 
 def p99(samples: list[float]) -> float:
@@ -220,7 +229,7 @@ async def test_a_stalled_client_is_closed_with_4008_and_slows_nobody(
                         phase = await latencies(readers, f"base{n}", sent_at)
                         baseline += phase
                         baseline_phases.append(p99(phase))
-            if median(stalled_phases) <= median(baseline_phases) * P99_TOLERANCE:
+            if median(stalled_phases) <= allowed(baseline_phases):
                 break
     finally:
         await readers.stop()
@@ -258,7 +267,7 @@ async def test_a_stalled_client_is_closed_with_4008_and_slows_nobody(
         assert run.closed_after <= CLOSE_BOUND, f"4008 after {run.closed_after:.1f}s"
     assert set(codes_seen) <= {0, 4008}  # when the close frame got through, it says 4008
     assert (total.lost, total.duplicated, total.out_of_order) == (0, 0, 0), total
-    assert median(stalled_phases) <= median(baseline_phases) * P99_TOLERANCE, (
+    assert median(stalled_phases) <= allowed(baseline_phases), (
         baseline_phases,
         stalled_phases,
     )
