@@ -331,6 +331,19 @@ async def leaderboard_client(settings_for, nats_client, redis_client):  # type: 
         yield client
 
 
+@pytest.fixture
+def clients(
+    posts_client: Any, resources_client: Any, goals_client: Any, leaderboard_client: Any
+) -> dict[str, Any]:
+    """The session's app of each service, by service name."""
+    return {
+        "posts": posts_client,
+        "resources": resources_client,
+        "goals": goals_client,
+        "leaderboard": leaderboard_client,
+    }
+
+
 # --------------------------------------------------------------------------- helpers
 
 

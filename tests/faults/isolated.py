@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import msgspec
 import nats
 import redis.asyncio as aioredis
 from community_shared.settings import Settings
 
-from tests.conftest import JWT_SECRET
+from tests.conftest import JWT_SECRET, fresh_database
 from tests.faults.processes import Component, component_env, free_port
 
 
@@ -58,29 +57,21 @@ class IsolatedDeployment:
 
 async def isolated_deployment(infra: Any) -> AsyncIterator[IsolatedDeployment]:
     run = uuid.uuid4().hex[:8]
-    name = f"cl_kill_{run}"
-    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    database_url = f"{infra.admin_dsn}/{name}"
     prefix = f"k{run}."
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "NATS_URL": infra.nats_url,
-        "REDIS_URL": infra.redis_url,
-        "NATS_SUBJECT_PREFIX": prefix,
-        "REDIS_KEY_PREFIX": f"k{run}:",
-        "JWT_SECRET": JWT_SECRET,
-        "LOG_LEVEL": "WARNING",
-        "OUTBOX_POLL_SECONDS": "0.5",
-        "DB_POOL_MAX_SIZE": "6",
-    }
-    yield IsolatedDeployment(env, database_url, prefix)
-    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-    with contextlib.suppress(Exception):
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with fresh_database(infra) as database_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "NATS_URL": infra.nats_url,
+            "REDIS_URL": infra.redis_url,
+            "NATS_SUBJECT_PREFIX": prefix,
+            "REDIS_KEY_PREFIX": f"k{run}:",
+            "JWT_SECRET": JWT_SECRET,
+            "LOG_LEVEL": "WARNING",
+            "OUTBOX_POLL_SECONDS": "0.5",
+            "DB_POOL_MAX_SIZE": "6",
+        }
+        yield IsolatedDeployment(env, database_url, prefix)
     nc = await nats.connect(infra.nats_url)
     js = nc.jetstream()
     with contextlib.suppress(Exception):

@@ -27,6 +27,7 @@ from community_shared.streams import ensure_event_stream
 
 from tests.conftest import make_user
 from tests.faults.isolated import IsolatedDeployment, eventually, isolated_deployment, started
+from tests.integration.leaderboard.leaderboard_support import post_created
 
 STUDENTS = 50
 POSTS_EACH = 100
@@ -40,24 +41,12 @@ async def own(infra: Any) -> AsyncIterator[IsolatedDeployment]:
 
 
 def backlog() -> list[Envelope]:
-    stamp = dt.datetime.now(dt.UTC).isoformat()
+    at = dt.datetime.now(dt.UTC)
     envelopes = []
     for _ in range(STUDENTS):
         author = make_user("student")
         for _ in range(POSTS_EACH):
-            post_id = str(uuid.uuid4())
-            data = {
-                "id": post_id,
-                "author": {"id": str(author.id), "name": author.name, "role": "student"},
-                "content": "hello",
-                "visibility": "public",
-                "is_pinned": False,
-                "likes_count": 0,
-                "replies_count": 0,
-                "created_at": stamp,
-                "updated_at": stamp,
-                "edited": False,
-            }
+            data = post_created(author, uuid.uuid4(), at)
             envelopes.append(
                 make_event("posts.post.created", data, source="posts", actor_id=author.id)
             )

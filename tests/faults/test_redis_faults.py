@@ -14,35 +14,18 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 from community_shared.settings import Settings
 
-from tests.conftest import RUN_ID, Infra, eventually, make_user
+from tests.conftest import RUN_ID, Infra, eventually, fresh_database, make_user
 from tests.faults.servers import Outcomes, PrivateRedis, private_redis, request
 from tests.harness import nats_hooks_ran, serve_in_this_loop
 from tests.integration.leaderboard.leaderboard_support import Events
 
 STUDENTS = 120
 RECOVERY_BOUND = 20.0
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(infra: Infra, tag: str) -> AsyncIterator[str]:
-    """A database of its own on the shared server (nothing is stopped there)."""
-    name = f"cl_{RUN_ID}_{tag}"
-    admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    try:
-        yield f"{infra.admin_dsn}/{name}"
-    finally:
-        admin = await asyncpg.connect(f"{infra.admin_dsn}/postgres")
-        with contextlib.suppress(Exception):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def board_total(client: Any) -> int | None:
@@ -72,7 +55,7 @@ async def test_redis_down_and_back_under_reads_and_writes(
 
     prefix = f"{RUN_ID}rf{uuid.uuid4().hex[:4]}."
     with private_redis() as redis_server:
-        async with fresh_database(infra, "redisfault") as database_url:
+        async with fresh_database(infra) as database_url:
 
             def settings(service: str) -> Settings:
                 # Posts on a prefix of its own: its authors do not join the boards.

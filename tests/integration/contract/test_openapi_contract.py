@@ -108,19 +108,6 @@ GUEST_CALLABLE: dict[str, set[str]] = {
 }
 
 
-@pytest.fixture
-def clients(
-    posts_client: Any, resources_client: Any, goals_client: Any, leaderboard_client: Any
-) -> dict[str, Any]:
-    """The session's app of each service."""
-    return {
-        "posts": posts_client,
-        "resources": resources_client,
-        "goals": goals_client,
-        "leaderboard": leaderboard_client,
-    }
-
-
 async def document_of(clients: dict[str, Any], service: str) -> tuple[Any, Any]:
     client = clients[service]
     response = await client.get("/schema/openapi.json")

@@ -50,6 +50,29 @@ def days_ago(days: float) -> dt.datetime:
     return now() - dt.timedelta(days=days)
 
 
+def post_created(
+    author: User,
+    post_id: uuid.UUID,
+    at: dt.datetime,
+    visibility: str = "public",
+    role: str | None = None,
+) -> dict[str, Any]:
+    """The data of a `posts.post.created` event as the posts service publishes it."""
+    stamp = at.isoformat()
+    return {
+        "id": str(post_id),
+        "author": {"id": str(author.id), "name": author.name, "role": role or author.role},
+        "content": "hello",
+        "visibility": visibility,
+        "is_pinned": False,
+        "likes_count": 0,
+        "replies_count": 0,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "edited": False,
+    }
+
+
 @dataclass
 class Events:
     """Publishes event envelopes and waits for the leaderboard to apply them."""
@@ -123,22 +146,9 @@ class Events:
         post_id: uuid.UUID | None = None,
         role: str | None = None,
     ) -> Envelope:
-        post_id = post_id or uuid.uuid4()
-        stamp = (at or now()).isoformat()
         return await self.send(
             "posts.post.created",
-            {
-                "id": str(post_id),
-                "author": {"id": str(author.id), "name": author.name, "role": role or author.role},
-                "content": "hello",
-                "visibility": visibility,
-                "is_pinned": False,
-                "likes_count": 0,
-                "replies_count": 0,
-                "created_at": stamp,
-                "updated_at": stamp,
-                "edited": False,
-            },
+            post_created(author, post_id or uuid.uuid4(), at or now(), visibility, role),
             occurred_at=at,
             actor_id=author.id,
         )

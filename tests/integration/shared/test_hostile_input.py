@@ -40,18 +40,6 @@ def write_routes(app: Litestar) -> list[tuple[str, str, bool]]:
     return routes
 
 
-@pytest.fixture
-def clients(
-    posts_client: Any, resources_client: Any, goals_client: Any, leaderboard_client: Any
-) -> dict[str, Any]:
-    return {
-        "posts": posts_client,
-        "resources": resources_client,
-        "goals": goals_client,
-        "leaderboard": leaderboard_client,
-    }
-
-
 def callers() -> dict[str, User | None]:
     return {"guest": None, "student": make_user("student"), "instructor": make_user("instructor")}
 

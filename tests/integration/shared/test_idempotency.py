@@ -174,11 +174,6 @@ ROUTES = [
 ]
 
 
-@pytest.fixture
-def clients(posts_client: Any, goals_client: Any, resources_client: Any) -> Clients:
-    return {"posts": posts_client, "goals": goals_client, "resources": resources_client}
-
-
 @pytest.fixture(params=ROUTES, ids=lambda route: route.name)
 def route(request: pytest.FixtureRequest) -> Route:
     param: Route = request.param
