@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.conftest import make_user
@@ -9,9 +10,15 @@ async def test_health_ready_metrics_openapi(posts_client: Any) -> None:
     assert (await posts_client.get("/health")).status_code == 200
     ready = await posts_client.get("/ready")
     assert ready.status_code == 200, ready.text
+    await posts_client.get("/posts")  # one request the metrics must count
     metrics = await posts_client.get("/metrics")
     assert metrics.status_code == 200
-    assert "community" in metrics.text
+    # SPEC §1: Prometheus text format — `# HELP`/`# TYPE` lines, then samples.
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert re.search(r"^# TYPE community_\w+ (counter|gauge|histogram)$", metrics.text, re.M)
+    assert re.search(
+        r'^community_requests_total\{[^}]*path="/posts"[^}]*\} [1-9]', metrics.text, re.M
+    ), metrics.text[:2000]
     schema = await posts_client.get("/schema/openapi.json")
     assert schema.status_code == 200
     assert schema.json()["info"]["title"].startswith("Community Live")
