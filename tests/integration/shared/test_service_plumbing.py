@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
+
+import pytest
 
 from tests.conftest import make_user
 
@@ -36,3 +39,23 @@ async def test_a_body_that_is_not_utf8_is_a_400(posts_client: Any) -> None:
         headers={"Content-Type": "application/json", **make_user("student").headers},
     )
     assert response.status_code == 400, response.text
+
+
+async def test_the_token_is_verified_once_per_request(
+    posts_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The route's guard and its `identity` dependency share one decoded identity."""
+    from community_shared import web
+
+    calls: list[str | None] = []
+    verify = web.identity_from_authorization
+
+    def counting(header: str | None, secret: str) -> Any:
+        calls.append(header)
+        return verify(header, secret)
+
+    monkeypatch.setattr(web, "identity_from_authorization", counting)
+    student = make_user("student")
+    response = await posts_client.delete(f"/posts/{uuid.uuid4()}", headers=student.headers)
+    assert response.status_code == 404  # guarded (signed in) and the use case ran
+    assert len(calls) == 1
