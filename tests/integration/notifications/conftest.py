@@ -1,0 +1,110 @@
+"""Fixtures of the notifications tests: the local push service and the service itself."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from community_gateway.channels import ChannelEvent, encode_channel_message, format_ts
+from community_notifications.config import NotificationsConfig
+from community_shared.settings import Settings
+
+from tests.conftest import User
+from tests.pushservice import BrowserSubscription, PushService
+
+TEST_CONFIG = NotificationsConfig(allow_insecure_endpoints=True, poll_seconds=0.2)
+
+
+@pytest.fixture(scope="session")
+def push_service() -> Iterator[PushService]:
+    service = PushService().start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+async def notifications_client(settings_for, nats_client, redis_client, gateway):  # type: ignore[no-untyped-def]
+    """The service on the session's gateway streams (the gateway runs: its router fills them)."""
+    from community_notifications.app import create_app
+
+    from tests.harness import serve_for_a_session
+
+    app = create_app(settings_for("notifications"), TEST_CONFIG)
+    async for client in serve_for_a_session(app):
+        await wait_consuming(client.app.state.runtime)
+        yield client
+
+
+async def wait_consuming(runtime: Any, timeout: float = 15.0) -> None:
+    """Until both durable consumers exist (they read only what comes after)."""
+    deadline = time.monotonic() + timeout
+    js = runtime.jetstream()
+    names = [
+        runtime.settings.stream_name(n) for n in ("notifications_reviews", "notifications_inbox")
+    ]
+    streams = [runtime.settings.stream_name(s) for s in ("CHANNELS", "INBOX")]
+    for stream, name in zip(streams, names, strict=True):
+        while True:
+            try:
+                await js.consumer_info(stream, name)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, f"consumer {name} never appeared"
+                await asyncio.sleep(0.1)
+
+
+async def subscribe_browser(
+    client: Any, push_service: PushService, user: User, **extra: Any
+) -> tuple[BrowserSubscription, dict[str, Any]]:
+    """What a page does: fetch the server key, subscribe (here: at the local push
+    service), register the subscription. Returns the browser side and the answer."""
+    key = (await client.get("/notifications/vapid-public-key")).json()["public_key"]
+    browser = push_service.new_subscription(key)
+    response = await client.post(
+        "/notifications/push-subscriptions", json=browser.as_json(**extra), headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    return browser, dict(response.json())
+
+
+async def wait_pushes(
+    push_service: PushService, browser: BrowserSubscription, count: int, timeout: float = 5.0
+) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while push_service.count(browser) < count:
+        assert time.monotonic() < deadline, (
+            f"{push_service.count(browser)} of {count} pushes within {timeout}s;"
+            f" refused: {push_service.refused[-3:]}"
+        )
+        await asyncio.sleep(0.05)
+    return push_service.received(browser)
+
+
+async def publish_inbox_event(
+    js: Any, settings: Settings, user_id: uuid.UUID, type_: str, data: dict[str, Any]
+) -> str:
+    """Append an event to a user's channel history as the gateway's router does; its id."""
+    event_id = str(uuid.uuid4())
+    channel = f"user:{user_id}"
+    payload = encode_channel_message(
+        ChannelEvent(channel=channel, type=type_, data=data), format_ts(dt_now())
+    )
+    await js.publish(
+        settings.subject(f"inbox.{user_id}"),
+        payload,
+        headers={"Nats-Msg-Id": f"{event_id}:{channel}:{type_}"},
+    )
+    return event_id
+
+
+def dt_now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+ProofOf = Callable[..., Any]
