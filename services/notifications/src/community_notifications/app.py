@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from community_shared.settings import Settings
@@ -26,6 +27,8 @@ def create_app(
     config = config or NotificationsConfig.from_env()
     service = NotificationsService(config)
     delivery: list[Delivery] = []
+    # NATS may answer before the start-up hook has loaded the key: intake waits for it.
+    sending = asyncio.Event()
 
     async def provide_notifications(state: State) -> NotificationsService:
         return service.bind(runtime_of(state))
@@ -37,6 +40,7 @@ def create_app(
         assert runtime.redis is not None
         delivery.append(Delivery(runtime, config, sender, runtime.redis))
         delivery[0].start_sending()
+        sending.set()
 
         async def stop() -> None:
             await delivery[0].stop()
@@ -44,6 +48,7 @@ def create_app(
         runtime.closers.append(stop)
 
     async def start_intake(runtime: Runtime) -> None:
+        await sending.wait()
         delivery[0].start_intake()
 
     return create_service_app(
