@@ -102,6 +102,7 @@ class Delivery:
         self._intake: list[asyncio.Task[None]] = []
         self._loops: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._subscriptions: list[Any] = []
         self.consuming = False
 
     def start_sending(self) -> None:
@@ -119,6 +120,11 @@ class Delivery:
         await stop_tasks(*self._intake, *self._loops)
         self._intake.clear()
         self._loops.clear()
+        # An open pull subscription would hold up the connection's drain.
+        for subscription in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+        self._subscriptions.clear()
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=self.config.push_timeout_seconds + 2)
         await stop_tasks(*self._in_flight)
@@ -147,6 +153,7 @@ class Delivery:
                         ),
                     )
                 subscription = await js.pull_subscribe_bind(durable_name, stream=stream_name)
+                self._subscriptions.append(subscription)
                 break
             except asyncio.CancelledError:
                 raise
@@ -158,8 +165,8 @@ class Delivery:
         while True:
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_SECONDS)
-            except nats.errors.TimeoutError:
-                continue
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue  # nothing new within FETCH_SECONDS
             except asyncio.CancelledError:
                 raise
             except Exception:
