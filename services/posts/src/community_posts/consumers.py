@@ -12,7 +12,7 @@ import logging
 
 import msgspec
 from community_shared.events import decode_data, decode_envelope
-from community_shared.web import NatsHook, Runtime
+from community_shared.web import Runtime
 from nats.aio.msg import Msg
 
 from community_posts.events import GOALS_TAGLINE_CHANGES, GoalsStudentRef
@@ -21,21 +21,18 @@ from community_posts.taglines import TaglineDirectory
 log = logging.getLogger(__name__)
 
 
-def tagline_evictions(taglines: TaglineDirectory) -> NatsHook:
+async def tagline_evictions(runtime: Runtime) -> None:
     """An `on_nats_ready` hook subscribing the tagline cache to goal changes."""
+    assert runtime.nats is not None
+    taglines: TaglineDirectory = runtime.services["posts"].taglines
 
-    async def subscribe(runtime: Runtime) -> None:
-        assert runtime.nats is not None
+    async def on_goal_changed(msg: Msg) -> None:
+        try:
+            student = decode_data(decode_envelope(msg.data), GoalsStudentRef)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("ignoring a malformed goals event on %s", msg.subject)
+            return
+        taglines.forget(student.student_id)
 
-        async def on_goal_changed(msg: Msg) -> None:
-            try:
-                student = decode_data(decode_envelope(msg.data), GoalsStudentRef)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("ignoring a malformed goals event on %s", msg.subject)
-                return
-            taglines.forget(student.student_id)
-
-        for subject in GOALS_TAGLINE_CHANGES:
-            await runtime.nats.subscribe(runtime.settings.subject(subject), cb=on_goal_changed)
-
-    return subscribe
+    for subject in GOALS_TAGLINE_CHANGES:
+        await runtime.nats.subscribe(runtime.settings.subject(subject), cb=on_goal_changed)

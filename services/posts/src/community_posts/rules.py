@@ -11,6 +11,7 @@ import uuid
 from typing import Final, Literal
 
 from community_shared.auth import Identity
+from community_shared.text import clean_text
 
 MAX_CONTENT_CHARS: Final = 5000
 MAX_REPORT_DETAILS_CHARS: Final = 1000
@@ -25,58 +26,36 @@ ResolveAction = Literal["dismiss", "remove"]
 DeleteReason = Literal["author", "moderator", "report"]
 
 
-class InvalidInput(ValueError):
-    """A client value breaks a rule; the message is safe to show to the client."""
-
-
-def _check_text(text: str, field: str) -> None:
-    # Postgres text cannot hold NUL, and lone surrogates cannot be encoded as
-    # UTF-8; both would otherwise surface as a server error at write time.
-    if "\x00" in text:
-        raise InvalidInput(f"{field} must not contain NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput(f"{field} is not valid Unicode text") from exc
+FeedAudience = Literal["members", "public+own", "public"]
 
 
 def clean_content(raw: str, field: str = "content") -> str:
     """Trimmed content of 1..5000 characters, or `InvalidInput`."""
-    _check_text(raw, field)
-    content = raw.strip()
-    if not content:
-        raise InvalidInput(f"{field} must not be empty")
-    if len(content) > MAX_CONTENT_CHARS:
-        raise InvalidInput(
-            f"{field} must be at most {MAX_CONTENT_CHARS} characters (got {len(content)})"
-        )
+    content = clean_text(
+        raw, field, max_length=MAX_CONTENT_CHARS, required=True, blank="must not be empty"
+    )
+    assert content is not None
     return content
 
 
 def clean_details(raw: str | None) -> str | None:
     """A report's optional free text: trimmed, blank means none, at most 1000 characters."""
-    if raw is None:
-        return None
-    _check_text(raw, "details")
-    details = raw.strip()
-    if not details:
-        return None
-    if len(details) > MAX_REPORT_DETAILS_CHARS:
-        raise InvalidInput(f"details must be at most {MAX_REPORT_DETAILS_CHARS} characters")
-    return details
+    return clean_text(raw, "details", max_length=MAX_REPORT_DETAILS_CHARS)
 
 
 def clean_query(raw: str | None) -> str | None:
     """The `q` search text: trimmed, blank means no search, at most 200 characters."""
-    if raw is None:
-        return None
-    _check_text(raw, "q")
-    query = raw.strip()
-    if not query:
-        return None
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidInput(f"q must be at most {MAX_QUERY_CHARS} characters")
-    return query
+    return clean_text(raw, "q", max_length=MAX_QUERY_CHARS)
+
+
+def feed_audience(viewer: Identity) -> FeedAudience:
+    """Which posts a viewer's feed holds: members see all; a signed-in non-member
+    the public posts and their own; a guest the public posts."""
+    if viewer.is_member:
+        return "members"
+    if viewer.user_id is not None:
+        return "public+own"
+    return "public"
 
 
 def may_see(viewer: Identity, *, visibility: str, author_id: uuid.UUID) -> bool:

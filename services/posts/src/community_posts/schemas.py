@@ -11,6 +11,7 @@ import datetime as dt
 import uuid
 
 import msgspec
+from community_shared.pagination import Page
 
 from community_posts.rules import ReportReason, ResolveAction, Visibility
 
@@ -82,9 +83,10 @@ class PostWithReplies(Post, kw_only=True):
     replies: list[Reply]
 
 
-class PostPage(msgspec.Struct, kw_only=True):
-    items: list[Post]
-    next_cursor: str | None
+class PostPage(Page[Post]):
+    """A page of the feed."""
+
+    items: list[Post]  # named again: the OpenAPI document does not resolve a generic base
 
 
 class LikeState(msgspec.Struct, kw_only=True):
@@ -122,6 +124,7 @@ class Report(msgspec.Struct, kw_only=True):
     post: ReportedPost
 
 
-class ReportPage(msgspec.Struct, kw_only=True):
-    items: list[Report]
-    next_cursor: str | None
+class ReportPage(Page[Report]):
+    """A page of the moderation queue."""
+
+    items: list[Report]  # named again: the OpenAPI document does not resolve a generic base

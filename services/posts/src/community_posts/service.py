@@ -1,18 +1,20 @@
 """The posts service's use cases: one method per thing a user can do.
 
-Each write is one database transaction that makes the change and writes the
-events announcing it to the outbox, so a change is never published without
-being committed nor committed without being published. Counters
+Each write is one unit of work (`community_shared.unit_of_work`): the change
+and the events announcing it commit together, so a change is never published
+without being committed nor committed without being published. Counters
 (`likes_count`, `replies_count`) move in the same transaction as the row they
 count, and only when that row really changed, which keeps them exact under
-any concurrency.
+any concurrency. Refusals are domain errors (`community_shared.errors`); who
+may do what is asked of `rules` and `community_shared.access`; every SQL
+statement is in `store`, every row → answer in `views`.
 
 Rate limits are checked after the request has been fully validated (content,
-visibility, reply target, post existence), inside the transaction just before
-the write, and the slot is given back if the transaction then fails: a bad
-request or a write that did not happen never counts. A like that changes
-nothing (the user already likes the post) does not count either, and unlikes
-are not limited (see docs/posts.md).
+visibility, reply target, post existence), inside the unit of work just before
+the write, and the slot is given back if it then fails: a bad request or a
+write that did not happen never counts. A like that changes nothing (the user
+already likes the post) does not count either, and unlikes are not limited
+(see docs/posts.md).
 
 Reads render authors with their tagline from `TaglineDirectory`, after the
 database connection has been released (a slow goals service never holds a
@@ -24,40 +26,29 @@ before the commit.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import msgspec
+from community_shared.access import require_member, require_moderator, require_user
 from community_shared.auth import Identity
-from community_shared.events import make_event
-from community_shared.idempotency import IdempotencyKey, claim, remember
-from community_shared.outbox import enqueue
-from community_shared.pagination import decode_cursor, encode_cursor, parse_limit
-from community_shared.ratelimit import Limit, SlidingWindowLimiter
-from community_shared.web import require_member, require_moderator, require_user
-from litestar.exceptions import (
-    ClientException,
-    NotFoundException,
-    PermissionDeniedException,
-    ValidationException,
-)
+from community_shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from community_shared.idempotency import IdempotencyKey
+from community_shared.pagination import TimeKey, decode_cursor, keyset_page, parse_limit
+from community_shared.ratelimit import Limit
+from community_shared.unit_of_work import Database, UnitOfWork
 
 from community_posts import events as ev
-from community_posts import rules, store
+from community_posts import rules, store, views
 from community_posts.schemas import (
-    Author,
     LikeState,
     Post,
     PostPage,
     PostWithReplies,
     Reply,
     Report,
-    ReportedPost,
-    Reporter,
     ReportPage,
 )
 from community_posts.taglines import TaglineDirectory
@@ -70,116 +61,39 @@ _POST_HIDDEN = "post not found"
 _REPLY_HIDDEN = "reply not found"
 
 
-def _invalid(exc: rules.InvalidInput) -> ValidationException:
-    return ValidationException(detail=str(exc))
-
-
-def _content(raw: str, field: str = "content") -> str:
-    try:
-        return rules.clean_content(raw, field)
-    except rules.InvalidInput as exc:
-        raise _invalid(exc) from exc
-
-
-def _aware(moment: dt.datetime) -> None:
-    """Cursor times must carry their zone (they always do when we made them)."""
-    if moment.tzinfo is None:
-        raise ValidationException(detail="malformed cursor")
-
-
-def _author_ref(row: asyncpg.Record, prefix: str = "author") -> ev.AuthorRef:
-    return ev.AuthorRef(
-        id=row[f"{prefix}_id"], name=row[f"{prefix}_name"], role=row[f"{prefix}_role"]
-    )
-
-
-def _post_data(row: asyncpg.Record) -> ev.PostData:
-    return ev.PostData(
-        id=row["id"],
-        author=_author_ref(row),
-        content=row["content"],
-        visibility=row["visibility"],
-        is_pinned=row["is_pinned"],
-        likes_count=row["likes_count"],
-        replies_count=row["replies_count"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        edited=row["edited"],
-    )
-
-
-def _aggregate(post_id: uuid.UUID) -> str:
+def _post_aggregate(post_id: uuid.UUID) -> str:
     # Every event about a post (likes, replies, pins included) shares the
     # post's aggregate, so subscribers see them in the order they happened.
     return f"post:{post_id}"
 
 
+async def _visible_post(
+    conn: asyncpg.Connection, viewer: Identity, post_id: uuid.UUID, *, lock: bool = False
+) -> asyncpg.Record:
+    """The live post if the viewer may see it; 404 otherwise (existence does not leak)."""
+    row = await store.get_live_post(conn, post_id, lock=lock)
+    if row is None or not rules.may_see(
+        viewer, visibility=row["visibility"], author_id=row["author_id"]
+    ):
+        raise NotFound(_POST_HIDDEN)
+    return row
+
+
 @dataclass
 class PostsService:
-    pool: asyncpg.Pool
-    limiter: SlidingWindowLimiter
+    db: Database
     taglines: TaglineDirectory
 
-    # ------------------------------------------------------------------ helpers
-
-    async def _publish(
-        self, conn: asyncpg.Connection, type_: str, data: Any, actor: uuid.UUID, aggregate: str
+    def _record(
+        self, uow: UnitOfWork, type_: str, data: object, actor: uuid.UUID, post_id: uuid.UUID
     ) -> None:
-        envelope = make_event(type=type_, data=data, source=ev.SOURCE, actor_id=actor)
-        await enqueue(conn, store.SCHEMA, envelope, aggregate=aggregate)
+        uow.record(type_, data, actor_id=actor, aggregate=_post_aggregate(post_id))
 
-    async def _goals(self, rows: Iterable[asyncpg.Record]) -> dict[uuid.UUID, str | None]:
+    async def _goals(self, rows: Iterable[asyncpg.Record]) -> views.Taglines:
         return await self.taglines.lookup((row["author_id"], row["author_role"]) for row in rows)
 
-    @staticmethod
-    def _author(row: asyncpg.Record, goals: dict[uuid.UUID, str | None]) -> Author:
-        return Author(
-            id=row["author_id"],
-            name=row["author_name"],
-            role=row["author_role"],
-            goal=goals.get(row["author_id"]),
-        )
-
-    def _post(self, row: asyncpg.Record, goals: dict[uuid.UUID, str | None], liked: bool) -> Post:
-        return Post(
-            id=row["id"],
-            author=self._author(row, goals),
-            content=row["content"],
-            visibility=row["visibility"],
-            is_pinned=row["is_pinned"],
-            likes_count=row["likes_count"],
-            replies_count=row["replies_count"],
-            liked_by_me=liked,
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            edited=row["edited"],
-        )
-
-    def _reply(self, row: asyncpg.Record, goals: dict[uuid.UUID, str | None]) -> Reply:
-        return Reply(
-            id=row["id"],
-            post_id=row["post_id"],
-            reply_to_id=row["reply_to_id"],
-            author=self._author(row, goals),
-            content=row["content"],
-            created_at=row["created_at"],
-            edited=row["edited"],
-        )
-
     async def _present(self, row: asyncpg.Record, liked: bool) -> Post:
-        return self._post(row, await self._goals([row]), liked)
-
-    @staticmethod
-    async def _visible_post(
-        conn: asyncpg.Connection, viewer: Identity, post_id: uuid.UUID, *, lock: bool = False
-    ) -> asyncpg.Record:
-        """The live post if the viewer may see it; 404 otherwise (existence does not leak)."""
-        row = await store.get_live_post(conn, post_id, lock=lock)
-        if row is None or not rules.may_see(
-            viewer, visibility=row["visibility"], author_id=row["author_id"]
-        ):
-            raise NotFoundException(detail=_POST_HIDDEN)
-        return row
+        return views.post(row, await self._goals([row]), liked)
 
     # ------------------------------------------------------------------ posts
 
@@ -191,17 +105,13 @@ class PostsService:
         idempotency: IdempotencyKey | None = None,
     ) -> Post:
         user_id = require_member(viewer)
-        text = _content(content)
+        text = rules.clean_content(content)
         goals = await self.taglines.lookup([(user_id, viewer.role)])
-        async with (
-            self.limiter.reservations() as slots,
-            self.pool.acquire() as conn,
-            conn.transaction(),
-        ):
-            await claim(conn, store.SCHEMA, idempotency)
-            await slots.take(POSTS_PER_HOUR, str(user_id))
+        async with self.db.unit_of_work() as uow:
+            await uow.claim(idempotency)
+            await uow.take(POSTS_PER_HOUR, str(user_id))
             row = await store.insert_post(
-                conn,
+                uow.conn,
                 post_id=uuid.uuid4(),
                 author_id=user_id,
                 author_name=viewer.name,
@@ -209,11 +119,9 @@ class PostsService:
                 content=text,
                 visibility=visibility,
             )
-            await self._publish(
-                conn, ev.POST_CREATED, _post_data(row), user_id, _aggregate(row["id"])
-            )
-            post = self._post(row, goals, liked=False)
-            await remember(conn, store.SCHEMA, idempotency, post)
+            self._record(uow, ev.POST_CREATED, views.post_data(row), user_id, row["id"])
+            post = views.post(row, goals, liked=False)
+            await uow.remember(idempotency, post)
         return post
 
     async def list_posts(
@@ -226,24 +134,13 @@ class PostsService:
         limit: int | None,
     ) -> PostPage:
         page_size = parse_limit(limit)
-        try:
-            query = rules.clean_query(q)
-        except rules.InvalidInput as exc:
-            raise _invalid(exc) from exc
+        query = rules.clean_query(q)
         after = decode_cursor(cursor, store.FeedKey)
-        if after is not None:
-            _aware(after.created_at)
         author_id = require_user(viewer) if feed_filter == "mine" else None
-        if viewer.is_member:
-            audience = "members"
-        elif viewer.user_id is not None:
-            audience = "public+own"
-        else:
-            audience = "public"
-        async with self.pool.acquire() as conn:
+        async with self.db.connection() as conn:
             rows = await store.list_posts(
                 conn,
-                audience=audience,
+                audience=rules.feed_audience(viewer),
                 viewer_id=viewer.user_id,
                 author_id=author_id,
                 instructors_only=feed_filter == "instructors",
@@ -251,176 +148,103 @@ class PostsService:
                 after=after,
                 limit=page_size + 1,
             )
-            page = rows[:page_size]
+            page, next_cursor = keyset_page(
+                rows, page_size, lambda r: store.FeedKey(r["is_pinned"], r["created_at"], r["id"])
+            )
             liked = (
                 await store.liked_post_ids(conn, viewer.user_id, [r["id"] for r in page])
                 if viewer.user_id is not None
                 else set()
             )
         goals = await self._goals(page)
-        next_cursor = None
-        if len(rows) > page_size:
-            last = page[-1]
-            next_cursor = encode_cursor(
-                store.FeedKey(last["is_pinned"], last["created_at"], last["id"])
-            )
         return PostPage(
-            items=[self._post(row, goals, row["id"] in liked) for row in page],
+            items=[views.post(row, goals, row["id"] in liked) for row in page],
             next_cursor=next_cursor,
         )
 
     async def get_post(self, viewer: Identity, post_id: uuid.UUID) -> PostWithReplies:
-        async with self.pool.acquire() as conn:
-            row = await self._visible_post(conn, viewer, post_id)
+        async with self.db.connection() as conn:
+            row = await _visible_post(conn, viewer, post_id)
             replies = await store.list_replies(conn, post_id)
             liked = viewer.user_id is not None and bool(
                 await store.liked_post_ids(conn, viewer.user_id, [post_id])
             )
         goals = await self._goals([row, *replies])
-        post = self._post(row, goals, liked)
         return PostWithReplies(
-            **msgspec.structs.asdict(post),
-            replies=[self._reply(reply, goals) for reply in replies],
+            **msgspec.structs.asdict(views.post(row, goals, liked)),
+            replies=[views.reply(reply, goals) for reply in replies],
         )
 
     async def edit_post(self, viewer: Identity, post_id: uuid.UUID, content: str) -> Post:
         user_id = require_member(viewer)
-        text = _content(content)
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                row = await store.update_post_content(conn, post_id, user_id, text)
-                if row is None:
-                    await self._visible_post(conn, viewer, post_id)  # 404 if hidden or gone
-                    raise PermissionDeniedException(detail="only the author may edit a post")
-                await self._publish(
-                    conn, ev.POST_UPDATED, _post_data(row), user_id, _aggregate(post_id)
-                )
-            liked = bool(await store.liked_post_ids(conn, user_id, [post_id]))
+        text = rules.clean_content(content)
+        async with self.db.unit_of_work() as uow:
+            row = await store.update_post_content(uow.conn, post_id, user_id, text)
+            if row is None:
+                await _visible_post(uow.conn, viewer, post_id)  # 404 if hidden or gone
+                raise Forbidden("only the author may edit a post")
+            self._record(uow, ev.POST_UPDATED, views.post_data(row), user_id, post_id)
+            liked = bool(await store.liked_post_ids(uow.conn, user_id, [post_id]))
         return await self._present(row, liked)
 
     async def delete_post(self, viewer: Identity, post_id: uuid.UUID) -> None:
         user_id = require_user(viewer)
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await self._visible_post(conn, viewer, post_id, lock=True)
+        async with self.db.unit_of_work() as uow:
+            row = await _visible_post(uow.conn, viewer, post_id, lock=True)
             if not rules.may_remove(viewer, author_id=row["author_id"]):
-                raise PermissionDeniedException(
-                    detail="only the author, an instructor or an admin may delete a post"
-                )
+                raise Forbidden("only the author, an instructor or an admin may delete a post")
             reason = rules.deletion_reason(viewer, author_id=row["author_id"])
-            await store.soft_delete_post(conn, post_id, deleted_by=user_id, reason=reason)
-            await self._publish(
-                conn,
-                ev.POST_DELETED,
-                ev.PostDeletedData(
-                    id=post_id,
-                    author_id=row["author_id"],
-                    visibility=row["visibility"],
-                    removed_by=user_id,
-                    reason=reason,
-                ),
-                user_id,
-                _aggregate(post_id),
+            await store.soft_delete_post(uow.conn, post_id, deleted_by=user_id, reason=reason)
+            deleted = ev.PostDeletedData(
+                id=post_id,
+                author_id=row["author_id"],
+                visibility=row["visibility"],
+                removed_by=user_id,
+                reason=reason,
             )
+            self._record(uow, ev.POST_DELETED, deleted, user_id, post_id)
 
     async def set_pinned(self, viewer: Identity, post_id: uuid.UUID, *, pinned: bool) -> Post:
         """Pin or unpin; doing what is already done answers the post and emits nothing."""
         user_id = require_moderator(viewer)
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                row = await store.set_pinned(conn, post_id, pinned=pinned, by=user_id)
-                if row is not None:
-                    await self._publish(
-                        conn,
-                        ev.POST_PINNED if pinned else ev.POST_UNPINNED,
-                        _post_data(row),
-                        user_id,
-                        _aggregate(post_id),
-                    )
-                else:
-                    row = await self._visible_post(conn, viewer, post_id)
-            liked = bool(await store.liked_post_ids(conn, user_id, [post_id]))
+        async with self.db.unit_of_work() as uow:
+            row = await store.set_pinned(uow.conn, post_id, pinned=pinned, by=user_id)
+            if row is not None:
+                event = ev.POST_PINNED if pinned else ev.POST_UNPINNED
+                self._record(uow, event, views.post_data(row), user_id, post_id)
+            else:
+                row = await _visible_post(uow.conn, viewer, post_id)
+            liked = bool(await store.liked_post_ids(uow.conn, user_id, [post_id]))
         return await self._present(row, liked)
 
     # ------------------------------------------------------------------ likes
 
     async def like(self, viewer: Identity, post_id: uuid.UUID) -> LikeState:
         user_id = require_member(viewer)
-        async with (
-            self.limiter.reservations() as slots,
-            self.pool.acquire() as conn,
-            conn.transaction(),
-        ):
-            post = await self._visible_post(conn, viewer, post_id)
-            if not await store.insert_like(conn, post_id, user_id):
-                return LikeState(liked=True, likes_count=await store.likes_count(conn, post_id))
-            await slots.take(LIKES_PER_HOUR, str(user_id))
-            count = await store.add_to_likes_count(conn, post_id, +1)
-            await self._publish(
-                conn,
-                ev.POST_LIKED,
-                ev.LikeData(
-                    post_id=post_id,
-                    user_id=user_id,
-                    user_name=viewer.name,
-                    likes_count=count,
-                    post_author_id=post["author_id"],
-                    visibility=post["visibility"],
-                ),
-                user_id,
-                _aggregate(post_id),
-            )
+        async with self.db.unit_of_work() as uow:
+            post = await _visible_post(uow.conn, viewer, post_id)
+            if not await store.insert_like(uow.conn, post_id, user_id):
+                return LikeState(liked=True, likes_count=await store.likes_count(uow.conn, post_id))
+            await uow.take(LIKES_PER_HOUR, str(user_id))
+            count = await store.add_to_likes_count(uow.conn, post_id, +1)
+            data = views.like_data(post, user_id=user_id, user_name=viewer.name, likes_count=count)
+            self._record(uow, ev.POST_LIKED, data, user_id, post_id)
         return LikeState(liked=True, likes_count=count)
 
     async def unlike(self, viewer: Identity, post_id: uuid.UUID) -> LikeState:
         user_id = require_member(viewer)
-        async with self.pool.acquire() as conn, conn.transaction():
-            post = await self._visible_post(conn, viewer, post_id)
-            if not await store.delete_like(conn, post_id, user_id):
-                return LikeState(liked=False, likes_count=await store.likes_count(conn, post_id))
-            count = await store.add_to_likes_count(conn, post_id, -1)
-            await self._publish(
-                conn,
-                ev.POST_UNLIKED,
-                ev.LikeData(
-                    post_id=post_id,
-                    user_id=user_id,
-                    user_name=viewer.name,
-                    likes_count=count,
-                    post_author_id=post["author_id"],
-                    visibility=post["visibility"],
-                ),
-                user_id,
-                _aggregate(post_id),
-            )
+        async with self.db.unit_of_work() as uow:
+            post = await _visible_post(uow.conn, viewer, post_id)
+            if not await store.delete_like(uow.conn, post_id, user_id):
+                return LikeState(
+                    liked=False, likes_count=await store.likes_count(uow.conn, post_id)
+                )
+            count = await store.add_to_likes_count(uow.conn, post_id, -1)
+            data = views.like_data(post, user_id=user_id, user_name=viewer.name, likes_count=count)
+            self._record(uow, ev.POST_UNLIKED, data, user_id, post_id)
         return LikeState(liked=False, likes_count=count)
 
     # ------------------------------------------------------------------ replies
-
-    async def _reply_data(
-        self,
-        conn: asyncpg.Connection,
-        reply: asyncpg.Record,
-        post: asyncpg.Record,
-        replies_count: int,
-    ) -> ev.ReplyData:
-        reply_to_author = (
-            await store.reply_author(conn, reply["reply_to_id"])
-            if reply["reply_to_id"] is not None
-            else None
-        )
-        return ev.ReplyData(
-            id=reply["id"],
-            post_id=reply["post_id"],
-            reply_to_id=reply["reply_to_id"],
-            author=_author_ref(reply),
-            content=reply["content"],
-            created_at=reply["created_at"],
-            edited=reply["edited"],
-            visibility=post["visibility"],
-            post_author_id=post["author_id"],
-            reply_to_author_id=reply_to_author,
-            replies_count=replies_count,
-        )
 
     async def create_reply(
         self,
@@ -431,22 +255,18 @@ class PostsService:
         idempotency: IdempotencyKey | None = None,
     ) -> Reply:
         user_id = require_member(viewer)
-        text = _content(content)
+        text = rules.clean_content(content)
         goals = await self.taglines.lookup([(user_id, viewer.role)])
-        async with (
-            self.limiter.reservations() as slots,
-            self.pool.acquire() as conn,
-            conn.transaction(),
-        ):
-            await claim(conn, store.SCHEMA, idempotency)
-            post = await self._visible_post(conn, viewer, post_id)
+        async with self.db.unit_of_work() as uow:
+            await uow.claim(idempotency)
+            post = await _visible_post(uow.conn, viewer, post_id)
             if reply_to_id is not None and (
-                await store.get_live_reply(conn, post_id, reply_to_id) is None
+                await store.get_live_reply(uow.conn, post_id, reply_to_id) is None
             ):
-                raise ValidationException(detail="reply_to_id must be a reply of the same post")
-            await slots.take(REPLIES_PER_HOUR, str(user_id))
+                raise InvalidInput("reply_to_id must be a reply of the same post")
+            await uow.take(REPLIES_PER_HOUR, str(user_id))
             reply = await store.insert_reply(
-                conn,
+                uow.conn,
                 reply_id=uuid.uuid4(),
                 post_id=post_id,
                 reply_to_id=reply_to_id,
@@ -455,112 +275,88 @@ class PostsService:
                 author_role=viewer.role,
                 content=text,
             )
-            count = await store.add_to_replies_count(conn, post_id, +1)
+            count = await store.add_to_replies_count(uow.conn, post_id, +1)
             if count is None:  # deleted while we were writing
-                raise NotFoundException(detail=_POST_HIDDEN)
-            data = await self._reply_data(conn, reply, post, count)
-            await self._publish(conn, ev.REPLY_CREATED, data, user_id, _aggregate(post_id))
-            answer = self._reply(reply, goals)
-            await remember(conn, store.SCHEMA, idempotency, answer)
+                raise NotFound(_POST_HIDDEN)
+            data = await self._reply_data(uow.conn, reply, post, count)
+            self._record(uow, ev.REPLY_CREATED, data, user_id, post_id)
+            answer = views.reply(reply, goals)
+            await uow.remember(idempotency, answer)
         return answer
 
+    @staticmethod
+    async def _reply_data(
+        conn: asyncpg.Connection, reply: asyncpg.Record, post: asyncpg.Record, count: int
+    ) -> ev.ReplyData:
+        to_id = reply["reply_to_id"]
+        return views.reply_data(
+            reply,
+            post,
+            replies_count=count,
+            reply_to_author_id=None if to_id is None else await store.reply_author(conn, to_id),
+        )
+
+    @staticmethod
     async def _reply_in_visible_post(
-        self, conn: asyncpg.Connection, viewer: Identity, post_id: uuid.UUID, reply_id: uuid.UUID
+        conn: asyncpg.Connection, viewer: Identity, post_id: uuid.UUID, reply_id: uuid.UUID
     ) -> tuple[asyncpg.Record, asyncpg.Record]:
-        post = await self._visible_post(conn, viewer, post_id, lock=True)
+        post = await _visible_post(conn, viewer, post_id, lock=True)
         reply = await store.get_live_reply(conn, post_id, reply_id)
         if reply is None:
-            raise NotFoundException(detail=_REPLY_HIDDEN)
+            raise NotFound(_REPLY_HIDDEN)
         return post, reply
 
     async def edit_reply(
         self, viewer: Identity, post_id: uuid.UUID, reply_id: uuid.UUID, content: str
     ) -> Reply:
         user_id = require_member(viewer)
-        text = _content(content)
-        async with self.pool.acquire() as conn, conn.transaction():
-            post, reply = await self._reply_in_visible_post(conn, viewer, post_id, reply_id)
+        text = rules.clean_content(content)
+        async with self.db.unit_of_work() as uow:
+            post, reply = await self._reply_in_visible_post(uow.conn, viewer, post_id, reply_id)
             if not rules.may_edit(viewer, author_id=reply["author_id"]):
-                raise PermissionDeniedException(detail="only the author may edit a reply")
-            reply = await store.update_reply_content(conn, reply_id, text)
-            data = await self._reply_data(conn, reply, post, post["replies_count"])
-            await self._publish(conn, ev.REPLY_UPDATED, data, user_id, _aggregate(post_id))
-        return self._reply(reply, await self._goals([reply]))
+                raise Forbidden("only the author may edit a reply")
+            reply = await store.update_reply_content(uow.conn, reply_id, text)
+            data = await self._reply_data(uow.conn, reply, post, post["replies_count"])
+            self._record(uow, ev.REPLY_UPDATED, data, user_id, post_id)
+        return views.reply(reply, await self._goals([reply]))
 
     async def delete_reply(self, viewer: Identity, post_id: uuid.UUID, reply_id: uuid.UUID) -> None:
         user_id = require_user(viewer)
-        async with self.pool.acquire() as conn, conn.transaction():
-            post, reply = await self._reply_in_visible_post(conn, viewer, post_id, reply_id)
+        async with self.db.unit_of_work() as uow:
+            post, reply = await self._reply_in_visible_post(uow.conn, viewer, post_id, reply_id)
             if not rules.may_remove(viewer, author_id=reply["author_id"]):
-                raise PermissionDeniedException(
-                    detail="only the author, an instructor or an admin may delete a reply"
-                )
-            if not await store.soft_delete_reply(conn, reply_id, user_id):
-                raise NotFoundException(detail=_REPLY_HIDDEN)
-            count = await store.add_to_replies_count(conn, post_id, -1)
-            await self._publish(
-                conn,
-                ev.REPLY_DELETED,
-                ev.ReplyDeletedData(
-                    id=reply_id,
-                    post_id=post_id,
-                    visibility=post["visibility"],
-                    replies_count=count if count is not None else 0,
-                ),
-                user_id,
-                _aggregate(post_id),
+                raise Forbidden("only the author, an instructor or an admin may delete a reply")
+            if not await store.soft_delete_reply(uow.conn, reply_id, user_id):
+                raise NotFound(_REPLY_HIDDEN)
+            count = await store.add_to_replies_count(uow.conn, post_id, -1)
+            deleted = ev.ReplyDeletedData(
+                id=reply_id,
+                post_id=post_id,
+                visibility=post["visibility"],
+                replies_count=count if count is not None else 0,
             )
+            self._record(uow, ev.REPLY_DELETED, deleted, user_id, post_id)
 
     # ------------------------------------------------------------------ reports
 
-    async def _reports(self, rows: Sequence[asyncpg.Record]) -> list[Report]:
+    async def _reports(self, rows: Iterable[asyncpg.Record]) -> list[Report]:
+        rows = list(rows)
         goals = await self.taglines.lookup(
             (row["post_author_id"], row["post_author_role"]) for row in rows
         )
-        return [self._report(row, goals) for row in rows]
+        return [views.report(row, goals) for row in rows]
 
-    def _report(self, row: asyncpg.Record, goals: dict[uuid.UUID, str | None]) -> Report:
-        return Report(
-            id=row["id"],
-            post_id=row["post_id"],
-            reporter=Reporter(id=row["reporter_id"], name=row["reporter_name"]),
-            reason=row["reason"],
-            details=row["details"],
-            status=row["status"],
-            action=row["action"],
-            created_at=row["created_at"],
-            resolved_at=row["resolved_at"],
-            resolved_by=row["resolved_by"],
-            post=ReportedPost(
-                id=row["post_id"],
-                author=self._author_of_report(row, goals),
-                content=row["post_content"],
-                visibility=row["post_visibility"],
-                created_at=row["post_created_at"],
-                deleted=row["post_deleted"],
-            ),
-        )
-
-    async def _author_tagline(self, post_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
+    async def _author_tagline(self, post_id: uuid.UUID) -> views.Taglines:
         """The tagline of a post's author, looked up before a transaction opens.
 
         Never refuses: whether the caller may see the post is decided inside
         the transaction (a retry must still replay once the post is gone).
         """
-        async with self.pool.acquire() as conn:
+        async with self.db.connection() as conn:
             post = await store.get_live_post(conn, post_id)
         if post is None:
             return {}
         return await self.taglines.lookup([(post["author_id"], post["author_role"])])
-
-    @staticmethod
-    def _author_of_report(row: asyncpg.Record, goals: dict[uuid.UUID, str | None]) -> Author:
-        return Author(
-            id=row["post_author_id"],
-            name=row["post_author_name"],
-            role=row["post_author_role"],
-            goal=goals.get(row["post_author_id"]),
-        )
 
     async def report_post(
         self,
@@ -571,17 +367,14 @@ class PostsService:
         idempotency: IdempotencyKey | None = None,
     ) -> Report:
         user_id = require_member(viewer)
-        try:
-            text = rules.clean_details(details)
-        except rules.InvalidInput as exc:
-            raise _invalid(exc) from exc
+        text = rules.clean_details(details)
         report_id = uuid.uuid4()
         goals = await self._author_tagline(post_id)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await claim(conn, store.SCHEMA, idempotency)
-            await self._visible_post(conn, viewer, post_id)
+        async with self.db.unit_of_work() as uow:
+            await uow.claim(idempotency)
+            await _visible_post(uow.conn, viewer, post_id)
             opened = await store.insert_report(
-                conn,
+                uow.conn,
                 report_id=report_id,
                 post_id=post_id,
                 reporter_id=user_id,
@@ -590,26 +383,17 @@ class PostsService:
                 details=text,
             )
             if not opened:
-                raise ClientException(
-                    status_code=409, detail="you already have an open report on this post"
-                )
-            await self._publish(
-                conn,
-                ev.REPORT_CREATED,
-                ev.ReportCreatedData(
-                    id=report_id,
-                    post_id=post_id,
-                    reporter_id=user_id,
-                    reason=reason,
-                    details=text,
-                ),
-                user_id,
-                f"report:{report_id}",
+                raise Conflict("you already have an open report on this post")
+            created = ev.ReportCreatedData(
+                id=report_id, post_id=post_id, reporter_id=user_id, reason=reason, details=text
             )
-            row = await store.get_report(conn, report_id)
+            uow.record(
+                ev.REPORT_CREATED, created, actor_id=user_id, aggregate=f"report:{report_id}"
+            )
+            row = await store.get_report(uow.conn, report_id)
             assert row is not None
-            report = self._report(row, goals)
-            await remember(conn, store.SCHEMA, idempotency, report)
+            report = views.report(row, goals)
+            await uow.remember(idempotency, report)
         return report
 
     async def list_reports(
@@ -617,17 +401,11 @@ class PostsService:
     ) -> ReportPage:
         require_moderator(viewer)
         page_size = parse_limit(limit)
-        after = decode_cursor(cursor, store.ReportKey)
-        if after is not None:
-            _aware(after.at)
-        async with self.pool.acquire() as conn:
+        after = decode_cursor(cursor, TimeKey)
+        async with self.db.connection() as conn:
             rows = await store.list_reports(conn, status=status, after=after, limit=page_size + 1)
-        page = rows[:page_size]
-        next_cursor = None
-        if len(rows) > page_size:
-            last = page[-1]
-            key = last["created_at"] if status == "open" else last["resolved_at"]
-            next_cursor = encode_cursor(store.ReportKey(key, last["id"]))
+        at = "created_at" if status == "open" else "resolved_at"
+        page, next_cursor = keyset_page(rows, page_size, lambda r: TimeKey(r[at], r["id"]))
         return ReportPage(items=await self._reports(page), next_cursor=next_cursor)
 
     async def resolve_report(
@@ -635,47 +413,40 @@ class PostsService:
     ) -> Report:
         """Dismiss a report, or remove its post (which resolves every open report of it)."""
         user_id = require_moderator(viewer)
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                report = await store.get_report(conn, report_id, lock=True)
-                if report is None:
-                    raise NotFoundException(detail="report not found")
-                if report["status"] != "open":
-                    raise ClientException(status_code=409, detail="report already resolved")
-                post_id: uuid.UUID = report["post_id"]
-                resolved = [report_id]
-                await store.resolve_report(conn, report_id, action=action, resolved_by=user_id)
-                if action == "remove":
-                    removed = await store.soft_delete_post(
-                        conn, post_id, deleted_by=user_id, reason="report"
+        async with self.db.unit_of_work() as uow:
+            report = await store.get_report(uow.conn, report_id, lock=True)
+            if report is None:
+                raise NotFound("report not found")
+            if report["status"] != "open":
+                raise Conflict("report already resolved")
+            post_id: uuid.UUID = report["post_id"]
+            resolved = [report_id]
+            await store.resolve_report(uow.conn, report_id, action=action, resolved_by=user_id)
+            if action == "remove":
+                removed = await store.soft_delete_post(
+                    uow.conn, post_id, deleted_by=user_id, reason="report"
+                )
+                if removed is not None:
+                    deleted = ev.PostDeletedData(
+                        id=post_id,
+                        author_id=removed["author_id"],
+                        visibility=removed["visibility"],
+                        removed_by=user_id,
+                        reason="report",
                     )
-                    if removed is not None:
-                        await self._publish(
-                            conn,
-                            ev.POST_DELETED,
-                            ev.PostDeletedData(
-                                id=post_id,
-                                author_id=removed["author_id"],
-                                visibility=removed["visibility"],
-                                removed_by=user_id,
-                                reason="report",
-                            ),
-                            user_id,
-                            _aggregate(post_id),
-                        )
-                    resolved += await store.resolve_open_reports_of_post(
-                        conn, post_id, action=action, resolved_by=user_id
-                    )
-                for resolved_id in resolved:
-                    await self._publish(
-                        conn,
-                        ev.REPORT_RESOLVED,
-                        ev.ReportResolvedData(
-                            id=resolved_id, post_id=post_id, action=action, resolved_by=user_id
-                        ),
-                        user_id,
-                        f"report:{resolved_id}",
-                    )
-            row = await store.get_report(conn, report_id)
+                    self._record(uow, ev.POST_DELETED, deleted, user_id, post_id)
+                resolved += await store.resolve_open_reports_of_post(
+                    uow.conn, post_id, action=action, resolved_by=user_id
+                )
+            for resolved_id in resolved:
+                uow.record(
+                    ev.REPORT_RESOLVED,
+                    ev.ReportResolvedData(
+                        id=resolved_id, post_id=post_id, action=action, resolved_by=user_id
+                    ),
+                    actor_id=user_id,
+                    aggregate=f"report:{resolved_id}",
+                )
+            row = await store.get_report(uow.conn, report_id)
         assert row is not None
         return (await self._reports([row]))[0]

@@ -16,6 +16,7 @@ from typing import Final
 
 import asyncpg
 import msgspec
+from community_shared.pagination import TimeKey
 
 SCHEMA: Final = "posts"
 
@@ -34,13 +35,6 @@ class FeedKey(msgspec.Struct, frozen=True, array_like=True):
 
     is_pinned: bool
     created_at: dt.datetime
-    id: uuid.UUID
-
-
-class ReportKey(msgspec.Struct, frozen=True, array_like=True):
-    """Where a report page ends: created_at (open) or resolved_at (resolved), and id."""
-
-    at: dt.datetime
     id: uuid.UUID
 
 
@@ -409,7 +403,7 @@ async def resolve_open_reports_of_post(
 
 
 async def list_reports(
-    conn: asyncpg.Connection, *, status: str, after: ReportKey | None, limit: int
+    conn: asyncpg.Connection, *, status: str, after: TimeKey | None, limit: int
 ) -> list[asyncpg.Record]:
     """Open reports oldest first (a queue); resolved ones most recently resolved first."""
     if status == "open":
