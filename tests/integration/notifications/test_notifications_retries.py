@@ -4,6 +4,7 @@ retried with backoff, honouring Retry-After (SPEC §12)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from typing import Any
@@ -40,7 +41,7 @@ async def test_410_removes_the_subscription(
     notifications_client: Any, push_service: PushService
 ) -> None:
     student = make_user("student")
-    browser, created = await subscribe_browser(notifications_client, push_service, student)
+    browser, _ = await subscribe_browser(notifications_client, push_service, student)
     push_service.script(browser, 410, forever=True)
     removed_before = await _metric(
         notifications_client, "notifications_subscriptions_removed_total"
@@ -128,9 +129,7 @@ async def test_500_is_retried_with_backoff(
 
     attempts = push_service.attempts_of(browser)
     assert [status for _, status in attempts] == [500, 500, 500, 201]
-    gaps = [
-        later - earlier for (earlier, _), (later, _) in zip(attempts, attempts[1:], strict=False)
-    ]
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(attempts)]
     # 1 s, 2 s, 4 s (a poll interval of slack).
     assert gaps[0] >= 1.0 and gaps[1] >= 2.0 and gaps[2] >= 4.0
     assert gaps[0] < gaps[1] < gaps[2]

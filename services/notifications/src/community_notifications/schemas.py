@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated
 
 import msgspec
+from community_shared.pagination import Page
 
 MAX_ENDPOINT_LENGTH = 2048
 MAX_USER_AGENT_LENGTH = 512
@@ -36,6 +37,14 @@ class SubscriptionOut(msgspec.Struct):
     user_agent: str | None
     created_at: dt.datetime
     last_used_at: dt.datetime | None
+
+
+class SubscriptionPage(Page[SubscriptionOut]):
+    """A page of the caller's subscriptions, oldest first."""
+
+    items: list[
+        SubscriptionOut
+    ]  # named again: the OpenAPI document does not resolve a generic base
 
 
 class PreferencesIn(msgspec.Struct):

@@ -6,16 +6,16 @@ the application server key, push subscriptions and preferences.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 
-import asyncpg
+from community_shared.access import require_user
 from community_shared.auth import Identity
-from community_shared.idempotency import IdempotencyKey, claim, remember
-from community_shared.pagination import Page, decode_cursor, encode_cursor
-from community_shared.web import Runtime, require_user
-from litestar.exceptions import NotFoundException, ValidationException
+from community_shared.errors import InvalidInput, NotFound
+from community_shared.idempotency import IdempotencyKey
+from community_shared.pagination import TimeKey, decode_cursor, keyset_page
+from community_shared.unit_of_work import Database
+from community_shared.web import Runtime
 
 from community_notifications import rules, store
 from community_notifications.config import NotificationsConfig
@@ -23,6 +23,7 @@ from community_notifications.schemas import (
     PreferencesOut,
     SubscriptionIn,
     SubscriptionOut,
+    SubscriptionPage,
     VapidPublicKeyOut,
 )
 from community_notifications.webpush import (
@@ -36,6 +37,9 @@ from community_notifications.webpush import (
 log = logging.getLogger(__name__)
 
 SCHEMA = "notifications"
+SOURCE = "notifications"
+"""The service publishes no events (nothing it does changes what others see); its outbox
+stays empty."""
 
 
 async def load_signer(runtime: Runtime, config: NotificationsConfig) -> VapidSigner:
@@ -68,19 +72,11 @@ def _subscription_out(row: store.Row) -> SubscriptionOut:
 
 
 class NotificationsService:
-    def __init__(self, config: NotificationsConfig) -> None:
+    def __init__(self, db: Database, config: NotificationsConfig) -> None:
+        self.db = db
         self.config = config
         self.signer: VapidSigner | None = None
-        self._runtime: Runtime | None = None
-
-    def bind(self, runtime: Runtime) -> NotificationsService:
-        self._runtime = runtime
-        return self
-
-    @property
-    def _pool(self) -> asyncpg.Pool:
-        assert self._runtime is not None
-        return self._runtime.db
+        """Set at start-up (`load_signer`), before the first request."""
 
     def public_key(self) -> VapidPublicKeyOut:
         assert self.signer is not None, "the service is not started"
@@ -99,11 +95,11 @@ class NotificationsService:
             )
             check_subscription_keys(data.keys.p256dh, data.keys.auth)
         except (rules.BadEndpoint, BadKeys) as exc:
-            raise ValidationException(detail=str(exc)) from None
-        async with self._pool.acquire() as conn, conn.transaction():
-            await claim(conn, SCHEMA, idempotency)
+            raise InvalidInput(str(exc)) from None
+        async with self.db.unit_of_work() as uow:
+            await uow.claim(idempotency)
             row, created = await store.upsert_subscription(
-                conn,
+                uow.conn,
                 new_id=uuid.uuid4(),
                 user_id=user_id,
                 role=identity.role,
@@ -114,33 +110,31 @@ class NotificationsService:
                 user_agent=data.user_agent,
             )
             out = _subscription_out(row)
-            await remember(conn, SCHEMA, idempotency, out, status_code=201 if created else 200)
+            await uow.remember(idempotency, out, status_code=201 if created else 200)
         return out, created
 
     async def my_subscriptions(
         self, identity: Identity, *, cursor: str | None, limit: int
-    ) -> Page[SubscriptionOut]:
+    ) -> SubscriptionPage:
         user_id = require_user(identity)
-        after = decode_cursor(cursor, tuple[dt.datetime, uuid.UUID])
-        async with self._pool.acquire() as conn:
+        after = decode_cursor(cursor, TimeKey)
+        async with self.db.connection() as conn:
             rows = await store.list_subscriptions(conn, user_id, after, limit + 1)
-        items = [_subscription_out(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        next_cursor = encode_cursor([items[-1].created_at, items[-1].id]) if more else None
-        return Page(items=items, next_cursor=next_cursor)
+        kept, next_cursor = keyset_page(rows, limit, lambda r: TimeKey(r["created_at"], r["id"]))
+        return SubscriptionPage(items=[_subscription_out(r) for r in kept], next_cursor=next_cursor)
 
     async def delete_subscription(self, identity: Identity, subscription_id: uuid.UUID) -> None:
         """Another user's subscription is 404 like a missing one: its existence does not leak."""
         user_id = require_user(identity)
-        async with self._pool.acquire() as conn:
+        async with self.db.connection() as conn:
             if not await store.delete_own_subscription(conn, subscription_id, user_id):
-                raise NotFoundException(detail="no such push subscription")
+                raise NotFound("no such push subscription")
 
     # ----------------------------------------------------------------------- preferences
 
     async def my_preferences(self, identity: Identity) -> PreferencesOut:
         user_id = require_user(identity)
-        async with self._pool.acquire() as conn:
+        async with self.db.connection() as conn:
             stored = await store.stored_preferences(conn, user_id)
         return PreferencesOut(push=rules.effective_preferences(identity.role, stored))
 
@@ -149,7 +143,7 @@ class NotificationsService:
         try:
             changes = rules.check_preferences(identity.role, push)
         except rules.UnknownEventType as exc:
-            raise ValidationException(detail=str(exc)) from None
-        async with self._pool.acquire() as conn:
+            raise InvalidInput(str(exc)) from None
+        async with self.db.connection() as conn:
             stored = await store.merge_preferences(conn, user_id, changes)
         return PreferencesOut(push=rules.effective_preferences(identity.role, stored))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
+from community_shared.pagination import TimeKey
 
 Row: TypeAlias = asyncpg.Record
 
@@ -76,7 +77,7 @@ async def upsert_subscription(
 async def list_subscriptions(
     conn: asyncpg.Connection,
     user_id: uuid.UUID,
-    after: tuple[dt.datetime, uuid.UUID] | None,
+    after: TimeKey | None,
     limit: int,
 ) -> list[Row]:
     """Oldest first (index push_subscriptions_by_user)."""
@@ -94,8 +95,8 @@ async def list_subscriptions(
             f"SELECT {_SUBSCRIPTION_COLUMNS} FROM notifications.push_subscriptions"
             " WHERE user_id = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4",
             user_id,
-            after[0],
-            after[1],
+            after.at,
+            after.id,
             limit,
         )
     )
