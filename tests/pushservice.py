@@ -97,6 +97,8 @@ class PushService:
         self.attempts: dict[str, list[tuple[float, int]]] = {}
         self.refused: list[tuple[str, str]] = []
         self._scripts: dict[str, deque[_Answer]] = {}
+        self.delay = 0.0
+        """Seconds each answer takes (a push service under load)."""
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -188,6 +190,8 @@ class PushService:
         self, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str]]:
         now = time.time()
+        if self.delay:
+            time.sleep(self.delay)
         token = path.rsplit("/", 1)[-1] if path.startswith("/push/") else ""
         with self._lock:
             sub = self.subscriptions.get(token)

@@ -8,6 +8,8 @@
 - `NOTIFICATIONS_SENDERS` (16): pushes in flight at once per instance;
 - `NOTIFICATIONS_PUSH_TIMEOUT_SECONDS` (10): a push service that has not answered by then
   is tried again later;
+- `NOTIFICATIONS_LEASE_SECONDS` (20): a push claimed by an instance that died before
+  recording the answer is given up (`unknown`, never sent again) after this long;
 - `NOTIFICATIONS_POLL_SECONDS` (0.5): how often the sender looks for due retries and for
   work other instances recorded.
 """
@@ -27,8 +29,9 @@ class NotificationsConfig:
     senders: int = 16
     push_timeout_seconds: float = 10.0
     poll_seconds: float = 0.5
-    lease_seconds: float = 60.0
-    """A claimed push whose sender has not recorded an answer by then is given up as `unknown`."""
+    lease_seconds: float = 20.0
+    """A claimed push whose sender has not recorded an answer by then is given up as `unknown`
+    (longer than the push timeout: a live sender always records its answer first)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NotificationsConfig:
@@ -40,4 +43,5 @@ class NotificationsConfig:
             senders=int(env.get("NOTIFICATIONS_SENDERS", "16")),
             push_timeout_seconds=float(env.get("NOTIFICATIONS_PUSH_TIMEOUT_SECONDS", "10")),
             poll_seconds=float(env.get("NOTIFICATIONS_POLL_SECONDS", "0.5")),
+            lease_seconds=float(env.get("NOTIFICATIONS_LEASE_SECONDS", "20")),
         )

@@ -55,10 +55,11 @@ from community_notifications.webpush import PushSender, Subscription
 
 log = logging.getLogger(__name__)
 
-FETCH_BATCH = 100
+FETCH_BATCH = 20
 FETCH_SECONDS = 1.0
-ACK_WAIT_SECONDS = 30.0
-UPKEEP_SECONDS = 5.0
+ACK_WAIT_SECONDS = 10.0
+"""An event taken by an instance that died is handed out again after this long."""
+UPKEEP_SECONDS = 2.0
 KEEP_FINISHED = dt.timedelta(days=31)
 """Finished rows are kept longer than the inbox's history (30 days): the window in which a
 consumer recreated from scratch could see an event again."""
@@ -103,10 +104,11 @@ class Delivery:
         self._loops: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._subscriptions: list[Any] = []
+        self._stopping = False
         self.consuming = False
 
     def start_sending(self) -> None:
-        self._loops.append(asyncio.create_task(self._send_loop(), name="push-sender"))
+        self._sending = asyncio.create_task(self._send_loop(), name="push-sender")
         self._loops.append(asyncio.create_task(self._upkeep_loop(), name="push-upkeep"))
 
     def start_intake(self) -> None:
@@ -120,6 +122,12 @@ class Delivery:
         await stop_tasks(*self._intake, *self._loops)
         self._intake.clear()
         self._loops.clear()
+        # The sender ends on its own between two claims: cancelled inside `claim_due`, it
+        # could leave rows claimed by nobody (sent never, `unknown` once the lease ends).
+        self._stopping = True
+        self.wake.set()
+        await asyncio.wait([self._sending], timeout=5.0)
+        await stop_tasks(self._sending)
         # An open pull subscription would hold up the connection's drain.
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
@@ -173,10 +181,15 @@ class Delivery:
                 log.warning("cannot fetch from %s; retrying", durable_name, exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            for msg in messages:
+            for index, msg in enumerate(messages):
                 try:
                     await self._take(msg)
                 except asyncio.CancelledError:
+                    # Stopping: what this instance fetched but did not record goes back at
+                    # once (not after ACK_WAIT_SECONDS) to the next instance or restart.
+                    for untaken in messages[index:]:
+                        with contextlib.suppress(Exception):
+                            await untaken.nak()
                     raise
                 except Exception:
                     # Not acknowledged: JetStream hands it out again after ACK_WAIT_SECONDS.
@@ -247,11 +260,13 @@ class Delivery:
     # ----------------------------------------------------------------------- sender
 
     async def _send_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await wait_set(self.wake, self.config.poll_seconds)
             self.wake.clear()
             try:
                 while (room := self.config.senders - len(self._in_flight)) > 0:
+                    if self._stopping:
+                        return
                     async with self.runtime.db.acquire() as conn:
                         claimed = await store.claim_due(conn, room, self.config.lease_seconds)
                     for row in claimed:
