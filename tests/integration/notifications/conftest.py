@@ -10,13 +10,10 @@ from typing import Any
 
 import pytest
 from community_gateway.channels import ChannelEvent, encode_channel_message, format_ts
-from community_notifications.config import NotificationsConfig
 from community_shared.settings import Settings
 
 from tests.conftest import User
 from tests.pushservice import BrowserSubscription, PushService
-
-TEST_CONFIG = NotificationsConfig(allow_insecure_endpoints=True, poll_seconds=0.2)
 
 
 @pytest.fixture(scope="session")
@@ -26,17 +23,13 @@ def push_service() -> Iterator[PushService]:
     service.stop()
 
 
-@pytest.fixture(scope="session")
-async def notifications_client(settings_for, nats_client, redis_client, gateway):  # type: ignore[no-untyped-def]
-    """The service on the session's gateway streams (the gateway runs: its router fills them)."""
-    from community_notifications.app import create_app
-
-    from tests.harness import serve_for_a_session
-
-    app = create_app(settings_for("notifications"), TEST_CONFIG)
-    async for client in serve_for_a_session(app):
+@pytest.fixture(autouse=True)
+async def consuming(request: pytest.FixtureRequest) -> None:
+    """The durable consumers read only what comes after they exist: a test of the
+    session's service waits for them."""
+    if "notifications_client" in request.fixturenames:
+        client = request.getfixturevalue("notifications_client")
         await wait_consuming(client.app.state.runtime)
-        yield client
 
 
 async def wait_consuming(runtime: Any, timeout: float = 15.0) -> None:

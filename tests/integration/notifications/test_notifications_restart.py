@@ -135,7 +135,8 @@ async def test_a_restart_with_200_pending_events_pushes_each_once(
         counts = collections.Counter((d.token, d.payload["data"]["n"]) for d in pushes.deliveries)
         print(
             f"restart ({how.name}): pushes before the stop {at_stop}, after all"
-            f" {len(pushes.deliveries)} of {expected}, unknown {unknown}, {settled:.1f} s after restart"
+            f" {len(pushes.deliveries)} of {expected}, unknown {unknown},"
+            f" all settled {settled:.1f} s after the restart"
         )
         assert max(counts.values()) == 1, "a push arrived twice"
         assert pushes.refused == []
