@@ -32,22 +32,28 @@ async def consuming(request: pytest.FixtureRequest) -> None:
         await wait_consuming(client.app.state.runtime)
 
 
-async def wait_consuming(runtime: Any, timeout: float = 15.0) -> None:
-    """Until both durable consumers exist (they read only what comes after)."""
+async def consumer_exists(js: Any, stream: str, durable: str, timeout: float = 15.0) -> None:
+    """Until the durable consumer exists (it reads only what comes after it was made)."""
     deadline = time.monotonic() + timeout
-    js = runtime.jetstream()
-    names = [
-        runtime.settings.stream_name(n) for n in ("notifications_reviews", "notifications_inbox")
-    ]
-    streams = [runtime.settings.stream_name(s) for s in ("CHANNELS", "INBOX")]
-    for stream, name in zip(streams, names, strict=True):
-        while True:
-            try:
-                await js.consumer_info(stream, name)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, f"consumer {name} never appeared"
-                await asyncio.sleep(0.1)
+    while True:
+        try:
+            await js.consumer_info(stream, durable)
+            return
+        except Exception:
+            assert time.monotonic() < deadline, f"consumer {durable} never appeared"
+            await asyncio.sleep(0.1)
+
+
+async def wait_consuming(runtime: Any) -> None:
+    """Until both of the service's durable consumers exist."""
+    settings = runtime.settings
+    for stream, durable in (
+        ("CHANNELS", "notifications_reviews"),
+        ("INBOX", "notifications_inbox"),
+    ):
+        await consumer_exists(
+            runtime.jetstream(), settings.stream_name(stream), settings.stream_name(durable)
+        )
 
 
 async def subscribe_browser(

@@ -31,7 +31,7 @@ from community_gateway.store import ChannelStore
 
 from tests.conftest import make_user
 from tests.faults.isolated import IsolatedDeployment, isolated_deployment, started
-from tests.integration.notifications.conftest import publish_inbox_event
+from tests.integration.notifications.conftest import consumer_exists, publish_inbox_event
 from tests.pushservice import PushService
 
 EVENTS = 200
@@ -42,17 +42,6 @@ SUBSCRIPTIONS = 2
 async def own(infra: Any) -> AsyncIterator[IsolatedDeployment]:
     async for made in isolated_deployment(infra):
         yield made
-
-
-async def _consumer_exists(js: Any, stream: str, durable: str, within: float = 15) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            await js.consumer_info(stream, durable)
-            return
-        except Exception:
-            assert time.monotonic() < deadline, f"no consumer {durable}"
-            await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
@@ -76,7 +65,7 @@ async def test_a_restart_with_200_pending_events_pushes_each_once(
     )
     try:
         await started(service)
-        await _consumer_exists(
+        await consumer_exists(
             js, f"{settings.stream_name('INBOX')}", settings.stream_name("notifications_inbox")
         )
         student = make_user("student")

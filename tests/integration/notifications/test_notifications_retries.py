@@ -9,6 +9,8 @@ import time
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.conftest import make_user
 from tests.integration.notifications.conftest import (
     publish_inbox_event,
@@ -37,12 +39,13 @@ async def _attempts(
     return push_service.attempts_of(browser)
 
 
-async def test_410_removes_the_subscription(
-    notifications_client: Any, push_service: PushService
+@pytest.mark.parametrize("gone", [404, 410])
+async def test_404_and_410_remove_the_subscription(
+    notifications_client: Any, push_service: PushService, gone: int
 ) -> None:
     student = make_user("student")
     browser, _ = await subscribe_browser(notifications_client, push_service, student)
-    push_service.script(browser, 410, forever=True)
+    push_service.script(browser, gone, forever=True)
     removed_before = await _metric(
         notifications_client, "notifications_subscriptions_removed_total"
     )
@@ -68,24 +71,6 @@ async def test_410_removes_the_subscription(
     await publish_inbox_event(js, runtime.settings, student.id, "badge.awarded", {"badge": "b"})
     await asyncio.sleep(1.5)
     assert len(push_service.attempts_of(browser)) == 1
-
-
-async def test_404_removes_the_subscription_too(
-    notifications_client: Any, push_service: PushService
-) -> None:
-    student = make_user("student")
-    browser, _ = await subscribe_browser(notifications_client, push_service, student)
-    push_service.script(browser, 404, forever=True)
-    runtime = notifications_client.app.state.runtime
-    await publish_inbox_event(
-        runtime.jetstream(), runtime.settings, student.id, "badge.awarded", {"badge": "a"}
-    )
-    deadline = time.monotonic() + 3
-    while (
-        await notifications_client.get("/notifications/push-subscriptions", headers=student.headers)
-    ).json()["items"]:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
 
 
 async def test_429_is_retried_after_retry_after_then_delivered(
