@@ -118,3 +118,35 @@ async def test_500_is_retried_with_backoff(
     # 1 s, 2 s, 4 s (a poll interval of slack).
     assert gaps[0] >= 1.0 and gaps[1] >= 2.0 and gaps[2] >= 4.0
     assert gaps[0] < gaps[1] < gaps[2]
+
+
+async def test_two_instances_push_each_event_once(
+    notifications_client: Any, settings_for: Any, push_service: PushService
+) -> None:
+    """A second instance on the same streams and tables shares the work: nothing twice."""
+    from community_notifications.app import create_app
+    from community_notifications.config import NotificationsConfig
+
+    from tests.harness import nats_hooks_ran, serve_in_this_loop
+
+    student = make_user("student")
+    browsers = [
+        (await subscribe_browser(notifications_client, push_service, student))[0] for _ in range(2)
+    ]
+    second = create_app(
+        settings_for("notifications"),
+        NotificationsConfig(allow_insecure_endpoints=True, poll_seconds=0.2),
+    )
+    runtime = notifications_client.app.state.runtime
+    async with serve_in_this_loop(second):
+        await nats_hooks_ran(second)
+        for n in range(60):
+            await publish_inbox_event(
+                runtime.jetstream(), runtime.settings, student.id, "badge.awarded", {"n": n}
+            )
+        for browser in browsers:
+            await wait_pushes(push_service, browser, 60, timeout=15)
+        await asyncio.sleep(1.0)
+    for browser in browsers:
+        numbers = sorted(d.payload["data"]["n"] for d in push_service.received(browser))
+        assert numbers == list(range(60))
