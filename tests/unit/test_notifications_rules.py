@@ -161,3 +161,32 @@ def test_bad_subscription_keys(p256dh: str | None, auth: str) -> None:
         p256dh = b64url_encode(point)
     with pytest.raises(BadKeys):
         check_subscription_keys(p256dh, auth)
+
+
+def test_vapid_keys_load_from_base64url_or_pem_and_nothing_else() -> None:
+    from community_notifications.webpush import (
+        generate_private_key,
+        load_private_key,
+        public_key_b64,
+    )
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding as Enc,
+    )
+    from cryptography.hazmat.primitives.serialization import (
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    raw = generate_private_key()
+    key = load_private_key(raw)
+    pem = key.private_bytes(Enc.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    assert public_key_b64(load_private_key(pem)) == public_key_b64(key)
+    assert len(public_key_b64(key)) == 87  # 65 bytes, base64url without padding
+    for bad in ("", "not a key!", "AAAA", b64url_encode(b"\x00" * 31)):
+        with pytest.raises(ValueError):
+            load_private_key(bad)
+    other_curve = ec.generate_private_key(ec.SECP384R1())
+    with pytest.raises(ValueError):
+        load_private_key(
+            other_curve.private_bytes(Enc.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+        )
