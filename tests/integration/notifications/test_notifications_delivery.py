@@ -11,7 +11,12 @@ from community_gateway.presence_store import foreground_connections
 
 from tests.conftest import User, make_user
 from tests.integration.goals.conftest import GoalsApi
-from tests.integration.notifications.conftest import subscribe_browser, wait_pushes
+from tests.integration.notifications.conftest import (
+    consumer_exists,
+    publish_inbox_event,
+    subscribe_browser,
+    wait_pushes,
+)
 from tests.pushservice import BrowserSubscription, PushService
 
 QUIET_SECONDS = 2.5
@@ -182,3 +187,23 @@ async def test_every_browser_of_the_user_gets_it_once(
     await wait_pushes(push_service, phone, 1, timeout=2.0)
     await asyncio.sleep(1.0)
     assert (push_service.count(laptop), push_service.count(phone)) == (1, 1)
+
+
+async def test_a_consumer_deleted_with_its_stream_is_made_again(
+    notifications_client: Any, push_service: PushService
+) -> None:
+    """A channel stream recreated (its consumers with it): the intake notices and follows
+    the new one, without a restart."""
+    runtime = notifications_client.app.state.runtime
+    js = runtime.jetstream()
+    stream = runtime.settings.stream_name("INBOX")
+    durable = runtime.settings.stream_name("notifications_inbox")
+    student = make_user("student")
+    browser, _ = await subscribe_browser(notifications_client, push_service, student)
+
+    await js.delete_consumer(stream, durable)
+    await asyncio.sleep(0.5)
+    await consumer_exists(js, stream, durable, timeout=20)
+    await publish_inbox_event(js, runtime.settings, student.id, "badge.awarded", {"badge": "x"})
+    [push] = await wait_pushes(push_service, browser, 1, timeout=5)
+    assert push.payload["data"] == {"badge": "x"}

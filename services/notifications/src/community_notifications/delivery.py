@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 20
 FETCH_SECONDS = 1.0
+CONSUMER_CHECK_SECONDS = 10.0
 ACK_WAIT_SECONDS = 10.0
 """An event taken by an instance that died is handed out again after this long."""
 UPKEEP_SECONDS = 2.0
@@ -105,7 +106,6 @@ class Delivery:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._subscriptions: list[Any] = []
         self._stopping = False
-        self.consuming = False
 
     def start_sending(self) -> None:
         self._sending = asyncio.create_task(self._send_loop(), name="push-sender")
@@ -141,46 +141,73 @@ class Delivery:
     # ----------------------------------------------------------------------- intake
 
     async def _consume(self, stream: str, subject: str, durable: str) -> None:
-        js = self.runtime.jetstream()
+        """Follow one channel stream for good: (re)create the consumer whenever it is gone."""
         stream_name = self.settings.stream_name(stream)
         durable_name = self.settings.stream_name(durable)
         while True:
             try:
-                with contextlib.suppress(nats.js.errors.BadRequestError):
-                    await js.add_consumer(
-                        stream_name,
-                        config=ConsumerConfig(
-                            durable_name=durable_name,
-                            # A new deployment pushes what happens from now on, not the
-                            # inbox's 30 days of history.
-                            deliver_policy=DeliverPolicy.NEW,
-                            ack_policy=AckPolicy.EXPLICIT,
-                            ack_wait=ACK_WAIT_SECONDS,
-                            max_ack_pending=10_000,
-                            filter_subject=self.settings.subject(subject),
-                        ),
-                    )
-                subscription = await js.pull_subscribe_bind(durable_name, stream=stream_name)
-                self._subscriptions.append(subscription)
-                break
+                subscription = await self._bind(stream_name, durable_name, subject)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # The gateway creates its streams: until one runs, there is nothing to read.
                 log.info("waiting for the gateway's %s stream (%s)", stream_name, exc)
                 await asyncio.sleep(1.0)
-        self.consuming = True
+                continue
+            self._subscriptions.append(subscription)
+            try:
+                await self._take_all(subscription, stream_name, durable_name)
+            finally:
+                self._subscriptions.remove(subscription)
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+
+    async def _bind(self, stream_name: str, durable_name: str, subject: str) -> Any:
+        js = self.runtime.jetstream()
+        with contextlib.suppress(nats.js.errors.BadRequestError):  # it exists already
+            await js.add_consumer(
+                stream_name,
+                config=ConsumerConfig(
+                    durable_name=durable_name,
+                    # A new deployment pushes what happens from now on, not the
+                    # inbox's 30 days of history.
+                    deliver_policy=DeliverPolicy.NEW,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=ACK_WAIT_SECONDS,
+                    max_ack_pending=10_000,
+                    filter_subject=self.settings.subject(subject),
+                ),
+            )
+        return await js.pull_subscribe_bind(durable_name, stream=stream_name)
+
+    async def _take_all(self, subscription: Any, stream_name: str, durable_name: str) -> None:
+        """Record what the consumer hands out; return when the consumer is gone (a stream
+        recreated) so that it is made again."""
+        js = self.runtime.jetstream()
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         while True:
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_SECONDS)
             except (nats.errors.TimeoutError, TimeoutError):
-                continue  # nothing new within FETCH_SECONDS
+                # Nothing new. A consumer deleted with its stream would look the same
+                # forever: make sure, now and then, that it is still there.
+                if loop.time() - checked > CONSUMER_CHECK_SECONDS:
+                    checked = loop.time()
+                    try:
+                        await js.consumer_info(stream_name, durable_name)
+                    except nats.js.errors.NotFoundError:
+                        log.warning("consumer %s is gone; making it again", durable_name)
+                        return
+                    except Exception:
+                        pass  # NATS unreachable: the fetch says so next time round
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("cannot fetch from %s; retrying", durable_name, exc_info=True)
                 await asyncio.sleep(1.0)
-                continue
+                return
             for index, msg in enumerate(messages):
                 try:
                     await self._take(msg)
