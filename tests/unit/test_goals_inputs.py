@@ -15,7 +15,7 @@ from community_goals.schemas import (
     clean_proof_url,
     clean_text,
 )
-from litestar.exceptions import ValidationException
+from community_shared.errors import InvalidInput
 
 MIGRATION = Path(__file__).resolve().parents[2] / "services/goals/migrations/0001_goals.sql"
 
@@ -54,7 +54,7 @@ def test_https_urls_are_accepted(url: str) -> None:
     ],
 )
 def test_other_urls_are_refused(url: str) -> None:
-    with pytest.raises(ValidationException):
+    with pytest.raises(InvalidInput):
         clean_proof_url(url)
 
 
@@ -84,7 +84,7 @@ def test_amounts_accepted_exactly(raw: bytes, expected: str) -> None:
     [b"0", b"-1", b"10000000.01", b"1.234", b'"NaN"', b'"Infinity"', b"1e400", b'"-0"'],
 )
 def test_amounts_refused(raw: bytes) -> None:
-    with pytest.raises(ValidationException):
+    with pytest.raises(InvalidInput):
         _amount(raw)
 
 
@@ -98,9 +98,9 @@ def test_text_is_trimmed_and_bounded() -> None:
     assert clean_text("  hi  ", "note", max_length=5, required=False) == "hi"
     assert clean_text("   ", "note", max_length=5, required=False) is None
     assert clean_text(None, "note", max_length=5, required=False) is None
-    with pytest.raises(ValidationException):
+    with pytest.raises(InvalidInput):
         clean_text("   ", "reason", max_length=5, required=True)
-    with pytest.raises(ValidationException):
+    with pytest.raises(InvalidInput):
         clean_text("toolong", "note", max_length=5, required=False)
 
 

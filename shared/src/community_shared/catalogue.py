@@ -4,24 +4,36 @@
 
 Every component that publishes or consumes events exposes, in its `events`
 module, `CATALOGUE: dict[str, type[msgspec.Struct]]` mapping each subject to
-its payload type (the envelope's `data`). The catalogue is rendered from those
-types, so it cannot drift from what the code sends; a test checks that the
-committed file is current.
+its payload type (the envelope's `data`), and registers that module under the
+entry point group `community.events` of its package, named after the
+component:
+
+    [project.entry-points."community.events"]
+    posts = "community_posts.events"
+
+This library imports no component: it renders whatever is installed, in the
+order of the `EVENTS` stream's subjects (`streams.EVENT_SOURCES`), any other
+component after those, by name. The catalogue is rendered from the types, so
+it cannot drift from what the code sends; a test checks that the committed
+file is current.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
 import msgspec
 import msgspec.inspect as mi
 
-COMPONENTS = ("posts", "goals", "resources", "leaderboard")
+from community_shared.streams import EVENT_SOURCES
+
+ENTRY_POINT_GROUP = "community.events"
+"""Where each component registers its `events` module."""
 
 
 def _type_name(info: mi.Type) -> str:
@@ -84,11 +96,16 @@ def _struct_section(cls: type[msgspec.Struct], seen: set[type[Any]]) -> list[str
 
 
 def catalogues() -> Iterator[tuple[str, ModuleType, dict[str, type[msgspec.Struct]]]]:
-    """Each installed component with events: its name, `events` module and `CATALOGUE`."""
-    for component in COMPONENTS:
-        try:
-            module = importlib.import_module(f"community_{component}.events")
-        except ImportError:
+    """Each installed component with events: its name, `events` module and `CATALOGUE`,
+    in the order of the event stream's subjects, then by name."""
+
+    def order(name: str) -> tuple[int, str]:
+        known = name in EVENT_SOURCES
+        return (EVENT_SOURCES.index(name) if known else len(EVENT_SOURCES), name)
+
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: order(e.name)):
+        component, module = entry.name, entry.load()
+        if not isinstance(module, ModuleType):
             continue
         catalogue: dict[str, type[msgspec.Struct]] = getattr(module, "CATALOGUE", {})
         if catalogue:

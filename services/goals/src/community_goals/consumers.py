@@ -14,7 +14,7 @@ import logging
 
 import msgspec
 from community_shared.metrics import DEPENDENCY_ERRORS
-from community_shared.web import NatsHook, Runtime
+from community_shared.web import Runtime
 from nats.aio.msg import Msg
 
 from community_goals import events as ev
@@ -45,25 +45,21 @@ async def answer_profile(service: GoalsService, payload: bytes) -> bytes:
     return _encoder.encode(profile)
 
 
-def profile_responder(service: GoalsService) -> NatsHook:
+async def profile_responder(runtime: Runtime) -> None:
     """The `on_nats_ready` hook that subscribes the `rpc.goals.profile` responder."""
+    assert runtime.nats is not None
+    service: GoalsService = runtime.services["goals"]
 
-    async def register(runtime: Runtime) -> None:
-        assert runtime.nats is not None
-        service.bind(runtime)
+    async def on_request(msg: Msg) -> None:
+        reply = await answer_profile(service, msg.data)
+        if msg.reply:
+            await msg.respond(reply)
 
-        async def on_request(msg: Msg) -> None:
-            reply = await answer_profile(service, msg.data)
-            if msg.reply:
-                await msg.respond(reply)
+    subscription = await runtime.nats.subscribe(
+        runtime.settings.subject(ev.RPC_PROFILE), queue=QUEUE_GROUP, cb=on_request
+    )
 
-        subscription = await runtime.nats.subscribe(
-            runtime.settings.subject(ev.RPC_PROFILE), queue=QUEUE_GROUP, cb=on_request
-        )
+    async def unsubscribe() -> None:
+        await subscription.unsubscribe()
 
-        async def unsubscribe() -> None:
-            await subscription.unsubscribe()
-
-        runtime.closers.append(unsubscribe)
-
-    return register
+    runtime.closers.append(unsubscribe)

@@ -13,16 +13,10 @@ from typing import Literal
 from community_shared.auth import Identity
 from community_shared.idempotency import IdempotencyKey
 from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, parse_limit
-from community_shared.web import (
-    ANYONE,
-    MODERATORS,
-    STUDENTS,
-    answers,
-    require_moderator,
-    require_user,
-)
+from community_shared.web import ANYONE, MODERATORS, STUDENTS, answers
 from litestar import Controller, get, post, put
-from litestar.exceptions import PermissionDeniedException
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from community_goals.schemas import (
     GoalRequestIn,
@@ -40,13 +34,18 @@ from community_goals.schemas import (
 )
 from community_goals.service import GoalsService
 
+Caller = NamedDependency[Identity]
+Goals = NamedDependency[GoalsService]
+Idempotency = NamedDependency[IdempotencyKey | None]
+PathId = FromPath[uuid.UUID]
+
 
 class GoalsController(Controller):
     path = "/goals"
     tags = ["goals"]
 
     @get("/tracks", summary="Tracks and their goals", **answers(ANYONE))
-    async def tracks(self, identity: Identity, goals: GoalsService) -> TracksOut:
+    async def tracks(self, identity: Caller, goals: Goals) -> TracksOut:
         # Anyone may read; `identity` is resolved so that a bad token is still a 401.
         del identity
         return await goals.list_tracks()
@@ -54,30 +53,30 @@ class GoalsController(Controller):
     # ------------------------------------------------------------------- the student
 
     @get("/me", summary="The caller's goal profile", **answers(STUDENTS))
-    async def my_profile(self, identity: Identity, goals: GoalsService) -> ProfileOut:
+    async def my_profile(self, identity: Caller, goals: Goals) -> ProfileOut:
         return await goals.my_profile(identity)
 
     @put("/me/goal", status_code=200, summary="Request a goal", **answers(STUDENTS, 409))
     async def request_goal(
-        self, identity: Identity, goals: GoalsService, data: GoalRequestIn
+        self, identity: Caller, goals: Goals, data: JSONBody[GoalRequestIn]
     ) -> ProfileOut:
         return await goals.request_goal(identity, data.goal_slug)
 
     @post("/me/submissions", summary="Submit revenue proof", **answers(STUDENTS, 409, 422))
     async def submit_revenue(
         self,
-        identity: Identity,
-        goals: GoalsService,
-        idempotency: IdempotencyKey | None,
-        data: SubmissionIn,
+        identity: Caller,
+        goals: Goals,
+        idempotency: Idempotency,
+        data: JSONBody[SubmissionIn],
     ) -> SubmissionOut:
         return await goals.submit_revenue(identity, data, idempotency)
 
     @get("/me/submissions", summary="The caller's submissions", **answers(STUDENTS))
     async def my_submissions(
         self,
-        identity: Identity,
-        goals: GoalsService,
+        identity: Caller,
+        goals: Goals,
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> Page[SubmissionOut]:
@@ -88,12 +87,15 @@ class GoalsController(Controller):
     @get("/reviews", summary="The review queue, oldest first", **answers(MODERATORS))
     async def list_reviews(
         self,
-        goals: GoalsService,
+        identity: Caller,
+        goals: Goals,
         status: ReviewStatus = "pending",
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> Page[ReviewOut]:
-        return await goals.list_reviews(status=status, cursor=cursor, limit=parse_limit(limit))
+        return await goals.list_reviews(
+            identity, status=status, cursor=cursor, limit=parse_limit(limit)
+        )
 
     @post(
         "/reviews/{review_id:uuid}/approve",
@@ -101,10 +103,8 @@ class GoalsController(Controller):
         summary="Approve a goal request or a revenue submission",
         **answers(MODERATORS, 404, 409),
     )
-    async def approve_review(
-        self, identity: Identity, goals: GoalsService, review_id: uuid.UUID
-    ) -> ReviewOut:
-        return await goals.approve_review(review_id, require_moderator(identity))
+    async def approve_review(self, identity: Caller, goals: Goals, review_id: PathId) -> ReviewOut:
+        return await goals.approve_review(identity, review_id)
 
     @post(
         "/reviews/{review_id:uuid}/reject",
@@ -113,23 +113,25 @@ class GoalsController(Controller):
         **answers(MODERATORS, 404, 409),
     )
     async def reject_review(
-        self, identity: Identity, goals: GoalsService, review_id: uuid.UUID, data: RejectIn
+        self, identity: Caller, goals: Goals, review_id: PathId, data: JSONBody[RejectIn]
     ) -> ReviewOut:
-        return await goals.reject_review(review_id, require_moderator(identity), data.reason)
+        return await goals.reject_review(identity, review_id, data.reason)
 
     @get("/students/{user_id:uuid}", summary="A student's profile", **answers(MODERATORS, 404))
-    async def student_detail(self, goals: GoalsService, user_id: uuid.UUID) -> StudentDetailOut:
-        return await goals.student_detail(user_id)
+    async def student_detail(
+        self, identity: Caller, goals: Goals, user_id: PathId
+    ) -> StudentDetailOut:
+        return await goals.student_detail(identity, user_id)
 
     # ------------------------------------------------------------------- stories
 
     @post("/stories", summary="Submit a success story", **answers(STUDENTS, 422))
     async def create_story(
         self,
-        identity: Identity,
-        goals: GoalsService,
-        idempotency: IdempotencyKey | None,
-        data: StoryIn,
+        identity: Caller,
+        goals: Goals,
+        idempotency: Idempotency,
+        data: JSONBody[StoryIn],
     ) -> StoryOut:
         return await goals.create_story(identity, data, idempotency)
 
@@ -141,19 +143,15 @@ class GoalsController(Controller):
     )
     async def published_stories(
         self,
-        identity: Identity,
-        goals: GoalsService,
+        identity: Caller,
+        goals: Goals,
         status: Literal["published", "pending"] = "published",
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> Page[StoryPublicOut] | Page[StoryOut]:
-        page_size = parse_limit(limit)
-        if status == "pending":  # the verification queue, for instructors and admins
-            require_user(identity)
-            if not identity.is_moderator:
-                raise PermissionDeniedException(detail="instructors and admins only")
-            return await goals.pending_stories(cursor=cursor, limit=page_size)
-        return await goals.published_stories(cursor=cursor, limit=page_size)
+        return await goals.stories(
+            identity, pending=status == "pending", cursor=cursor, limit=parse_limit(limit)
+        )
 
     @post(
         "/stories/{story_id:uuid}/publish",
@@ -161,7 +159,5 @@ class GoalsController(Controller):
         summary="Verify and publish a story",
         **answers(MODERATORS, 404, 409),
     )
-    async def publish_story(
-        self, identity: Identity, goals: GoalsService, story_id: uuid.UUID
-    ) -> StoryOut:
-        return await goals.publish_story(story_id, require_moderator(identity))
+    async def publish_story(self, identity: Caller, goals: Goals, story_id: PathId) -> StoryOut:
+        return await goals.publish_story(identity, story_id)

@@ -1,6 +1,6 @@
 """The HTTP API of the goals service: msgspec Structs in and out, and input checks.
 
-Request bodies are decoded by Litestar into the `*In` Structs (wrong JSON types
+Request bodies are decoded strictly into the `*In` Structs (wrong JSON types
 are a 400 there); the `clean_*` functions below then check what types cannot
 say (lengths after trimming, https URLs, money) and raise a 400 before anything
 is written. Money leaves as a string with two decimals.
@@ -12,11 +12,11 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Literal
-from urllib.parse import urlsplit
 
 import msgspec
+from community_shared import text
+from community_shared.errors import InvalidInput
 from community_shared.money import InvalidMoney, parse_money
-from litestar.exceptions import ValidationException
 
 MAX_AMOUNT = Decimal("10000000")
 MAX_PROOF_URL = 2048
@@ -63,22 +63,13 @@ def clean_text(value: str | None, field: str, *, max_length: int, required: bool
 
     An optional value that is blank becomes None.
     """
-    text = (value or "").strip()
-    if not text:
-        if required:
-            raise ValidationException(detail=f"{field} is required")
-        return None
-    if len(text) > max_length:
-        raise ValidationException(detail=f"{field} must be at most {max_length} characters")
-    if "\x00" in text:
-        raise ValidationException(detail=f"{field} must not contain NUL characters")
-    return text
+    return text.clean_text(
+        value, field, max_length=max_length, required=required, blank="is required"
+    )
 
 
 def required_text(value: str | None, field: str, *, max_length: int) -> str:
-    text = clean_text(value, field, max_length=max_length, required=True)
-    assert text is not None
-    return text
+    return text.required_text(value, field, max_length=max_length, blank="is required")
 
 
 def clean_amount(value: Decimal, field: str = "amount") -> Decimal:
@@ -86,35 +77,18 @@ def clean_amount(value: Decimal, field: str = "amount") -> Decimal:
     try:
         return parse_money(value, maximum=MAX_AMOUNT)
     except InvalidMoney as exc:
-        raise ValidationException(detail=f"{field}: {exc}") from exc
+        raise InvalidInput(f"{field}: {exc}") from exc
 
 
 def clean_proof_url(value: str) -> str:
     """An absolute https URL with a host, at most 2048 characters; 400 otherwise."""
-    url = value.strip()
-    if not url:
-        raise ValidationException(detail="proof_url is required")
-    if len(url) > MAX_PROOF_URL:
-        raise ValidationException(detail=f"proof_url must be at most {MAX_PROOF_URL} characters")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise ValidationException(detail="proof_url must not contain spaces or control characters")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError as exc:
-        raise ValidationException(detail="proof_url is not a valid URL") from exc
-    if parts.scheme.lower() != "https":
-        raise ValidationException(detail="proof_url must be an https URL")
-    if not host:
-        raise ValidationException(detail="proof_url must name a host")
-    return url
+    return text.https_url(value, "proof_url", max_length=MAX_PROOF_URL)
 
 
 def clean_slug(value: str) -> str:
     slug = value.strip()
     if not slug or len(slug) > MAX_SLUG:
-        raise ValidationException(detail="unknown goal_slug")
+        raise InvalidInput("unknown goal_slug")
     return slug
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 import asyncpg
+
+SCHEMA: Final = "goals"
 
 Record: TypeAlias = asyncpg.Record
 

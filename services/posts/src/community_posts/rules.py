@@ -11,6 +11,7 @@ import uuid
 from typing import Final, Literal
 
 from community_shared.auth import Identity
+from community_shared.errors import InvalidInput as InvalidInput  # what the clean_* rules raise
 from community_shared.text import clean_text
 
 MAX_CONTENT_CHARS: Final = 5000

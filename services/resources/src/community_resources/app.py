@@ -17,7 +17,7 @@ from community_shared.settings import Settings
 from community_shared.web import Runtime, create_service_app, run
 from litestar import Litestar
 
-from community_resources import service
+from community_resources import events, service
 from community_resources.routes import ResourceController
 
 SCHEMA = service.SCHEMA
@@ -54,6 +54,11 @@ async def start_popularity_window(runtime: Runtime) -> None:
     runtime.tasks.append(asyncio.create_task(loop(), name="resources-popularity-window"))
 
 
+def resources_service(runtime: Runtime) -> service.ResourcesService:
+    """The use cases, once the runtime's connections exist."""
+    return service.ResourcesService(db=runtime.database(events.SOURCE))
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env("resources", DEFAULT_PORT)
     return create_service_app(
@@ -62,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         migrations_dir=MIGRATIONS,
         route_handlers=[ResourceController],
         title="Community Live — resources",
+        services={"resources": resources_service},
         on_startup=[start_popularity_window],
     )
 

@@ -13,7 +13,9 @@ import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, Literal, get_args
-from urllib.parse import urlsplit
+
+from community_shared import text
+from community_shared.errors import InvalidInput
 
 ResourceType = Literal[
     "template", "guide", "checklist", "pdf", "video", "tool", "spreadsheet", "code"
@@ -62,31 +64,19 @@ MAX_DISPLAY_ORDER: Final = 1_000_000
 
 
 def clean_text(value: str, field: str, *, max_length: int, required: bool = False) -> str | None:
-    """Trim `value`; None when blank (unless `required`, then ValueError).
-
-    Rejects NUL characters, which no text column can store.
-    """
-    if "\x00" in value:
-        raise ValueError(f"{field} must not contain NUL characters")
-    text = value.strip()
-    if not text:
-        if required:
-            raise ValueError(f"{field} must not be blank")
-        return None
-    if len(text) > max_length:
-        raise ValueError(f"{field} must be at most {max_length} characters")
-    return text
+    """Trim `value`; None when blank (unless `required`, then `InvalidInput`)."""
+    return text.clean_text(value, field, max_length=max_length, required=required)
 
 
 def normalize_tag(value: str) -> str:
     """A tag as stored and matched: trimmed, inner whitespace collapsed, lower case."""
     if "\x00" in value:
-        raise ValueError("tags must not contain NUL characters")
+        raise InvalidInput("tags must not contain NUL characters")
     tag = " ".join(value.split()).lower()
     if not tag:
-        raise ValueError("tags must not be blank")
+        raise InvalidInput("tags must not be blank")
     if len(tag) > MAX_TAG:
-        raise ValueError(f"a tag must be at most {MAX_TAG} characters")
+        raise InvalidInput(f"a tag must be at most {MAX_TAG} characters")
     return tag
 
 
@@ -94,26 +84,13 @@ def normalize_tags(values: list[str]) -> list[str]:
     """Normalized tags, duplicates removed, first occurrence's order kept."""
     tags = list(dict.fromkeys(normalize_tag(v) for v in values))
     if len(tags) > MAX_TAGS:
-        raise ValueError(f"at most {MAX_TAGS} tags")
+        raise InvalidInput(f"at most {MAX_TAGS} tags")
     return tags
 
 
 def check_https_url(value: str, field: str = "file_url") -> str:
     """An absolute https URL with a host, no whitespace or control characters."""
-    url = value.strip()
-    if not url or len(url) > MAX_URL:
-        raise ValueError(f"{field} must be an https URL of at most {MAX_URL} characters")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise ValueError(f"{field} must not contain whitespace or control characters")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as exc:
-        raise ValueError(f"{field} is not a valid URL") from exc
-    if parts.scheme.lower() != "https" or not host:
-        raise ValueError(f"{field} must be an https URL")
-    return url
+    return text.https_url(value, field, max_length=MAX_URL)
 
 
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
@@ -125,7 +102,7 @@ def normalize_mime_type(value: str) -> str | None:
         return None
     mime = mime.lower()
     if not _MIME.match(mime):
-        raise ValueError("mime_type must look like type/subtype")
+        raise InvalidInput("mime_type must look like type/subtype")
     return mime
 
 
@@ -143,15 +120,15 @@ def normalize_email(value: str) -> str:
     """
     email = value.strip().lower()
     if len(email) > MAX_EMAIL or email.count("@") != 1:
-        raise ValueError("email is not a valid address")
+        raise InvalidInput("email is not a valid address")
     local, domain = email.split("@")
     if not 1 <= len(local) <= 64 or not _EMAIL_LOCAL.match(local):
-        raise ValueError("email is not a valid address")
+        raise InvalidInput("email is not a valid address")
     labels = domain.split(".")
     if len(labels) < 2 or not all(_EMAIL_LABEL.match(label) for label in labels):
-        raise ValueError("email is not a valid address")
+        raise InvalidInput("email is not a valid address")
     if labels[-1].isdigit():
-        raise ValueError("email is not a valid address")
+        raise InvalidInput("email is not a valid address")
     return email
 
 

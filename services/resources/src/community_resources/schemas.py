@@ -14,6 +14,7 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
+from community_shared.pagination import Page
 from msgspec import UNSET, Meta, UnsetType
 
 from community_resources import rules
@@ -195,9 +196,8 @@ class ResourceOut(PublicResource, kw_only=True):
     my_rating: int | None = None
 
 
-class ResourcePage(msgspec.Struct, kw_only=True):
-    items: list[ResourceOut]
-    next_cursor: str | None
+class ResourcePage(Page[ResourceOut]):
+    items: list[ResourceOut]  # named again: the OpenAPI document does not resolve a generic base
 
 
 class LinkOut(msgspec.Struct, kw_only=True):
