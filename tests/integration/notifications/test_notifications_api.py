@@ -193,3 +193,22 @@ async def test_bad_preferences_are_400(notifications_client: Any, body: dict[str
     assert response.status_code == 400, response.text
     after = await notifications_client.get("/notifications/preferences", headers=student.headers)
     assert after.json()["push"]["like.received"] is False  # nothing half-applied
+
+
+async def test_the_development_key_is_kept_shared_and_never_logged(
+    notifications_client: Any, db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without VAPID_PRIVATE_KEY, every instance signs with the key kept in the database
+    (browsers subscribed with it), and the key appears in no log line."""
+    from community_notifications.config import NotificationsConfig
+    from community_notifications.service import load_signer
+
+    runtime = notifications_client.app.state.runtime
+    kept = await db.fetchval("SELECT private_key FROM notifications.vapid_key WHERE id = 1")
+    served = (await notifications_client.get("/notifications/vapid-public-key")).json()
+    with caplog.at_level("DEBUG"):
+        another_instance = await load_signer(runtime, NotificationsConfig())
+    assert another_instance.public_key == served["public_key"]
+    assert "development key" in caplog.text  # the logs were captured
+    assert kept not in caplog.text
+    assert kept not in repr(another_instance)
