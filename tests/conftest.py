@@ -38,7 +38,13 @@ JWT_SECRET = "test-secret-not-for-production-use-only"
 # One id per test run, stable even if this module is imported twice.
 RUN_ID = os.environ.setdefault("COMMUNITY_TEST_RUN_ID", f"t{uuid.uuid4().hex[:10]}")
 
-SERVICE_PORTS = {"posts": 8001, "resources": 8002, "goals": 8003, "leaderboard": 8004}
+SERVICE_PORTS = {
+    "posts": 8001,
+    "resources": 8002,
+    "goals": 8003,
+    "leaderboard": 8004,
+    "notifications": 8005,
+}
 
 
 # --------------------------------------------------------------------------- infra
@@ -331,9 +337,27 @@ async def leaderboard_client(settings_for, nats_client, redis_client):  # type: 
         yield client
 
 
+@pytest.fixture(scope="session")
+async def notifications_client(settings_for, nats_client, redis_client, gateway):  # type: ignore[no-untyped-def]
+    """With the session's gateway, whose router fills the channel streams it reads, and
+    `http://` push endpoints on loopback allowed (the local push service)."""
+    from community_notifications.app import create_app
+    from community_notifications.config import NotificationsConfig
+
+    from tests.harness import serve_for_a_session
+
+    config = NotificationsConfig(allow_insecure_endpoints=True, poll_seconds=0.2)
+    async for client in serve_for_a_session(create_app(settings_for("notifications"), config)):
+        yield client
+
+
 @pytest.fixture
 def clients(
-    posts_client: Any, resources_client: Any, goals_client: Any, leaderboard_client: Any
+    posts_client: Any,
+    resources_client: Any,
+    goals_client: Any,
+    leaderboard_client: Any,
+    notifications_client: Any,
 ) -> dict[str, Any]:
     """The session's app of each service, by service name."""
     return {
@@ -341,6 +365,7 @@ def clients(
         "resources": resources_client,
         "goals": goals_client,
         "leaderboard": leaderboard_client,
+        "notifications": notifications_client,
     }
 
 

@@ -28,6 +28,7 @@ DEFAULT_PORTS = {
     "resources": 8002,
     "goals": 8003,
     "leaderboard": 8004,
+    "notifications": 8005,
 }
 DEMO_PORT = 8080
 

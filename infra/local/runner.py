@@ -58,6 +58,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("resources", "community_resources.app", 8002),
     Component("goals", "community_goals.app", 8003),
     Component("leaderboard", "community_leaderboard.app", 8004),
+    Component("notifications", "community_notifications.app", 8005),
 )
 
 

@@ -25,6 +25,7 @@ def test_defaults_are_the_spec_ports_with_the_seed_on() -> None:
         "resources": 8002,
         "goals": 8003,
         "leaderboard": 8004,
+        "notifications": 8005,
     }
 
 
@@ -43,7 +44,13 @@ def test_a_negative_port_offset_is_refused() -> None:
 def test_components_not_in_the_workspace_yet_are_skipped() -> None:
     present, skipped = runner.plan_components(lambda module: module.startswith("community_posts"))
     assert [c.name for c in present] == ["posts"]
-    assert {c.name for c in skipped} == {"gateway", "resources", "goals", "leaderboard"}
+    assert {c.name for c in skipped} == {
+        "gateway",
+        "resources",
+        "goals",
+        "leaderboard",
+        "notifications",
+    }
 
 
 def test_module_exists_does_not_raise_for_missing_packages() -> None:
@@ -114,6 +121,7 @@ def test_demo_page_config_follows_the_port_offset() -> None:
         "resources": 8012,
         "goals": 8013,
         "leaderboard": 8014,
+        "notifications": 8015,
     }
 
 

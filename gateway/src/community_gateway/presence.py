@@ -118,6 +118,9 @@ class PresenceService:
         self._profiles: dict[str, Member] = {}
         self._guests = 0
         self._pending: list[tuple[bool, Member | None]] = []
+        self._foreground: Counter[str] = Counter()
+        """user id → their connections here in `foreground` mode (what push delivery asks)."""
+        self._foreground_changed: set[str] = set()
         self._dirty = True  # the first write registers this instance
         self._wakeup = asyncio.Event()
         self._subscribers: dict[Hashable, tuple[Push, Callable[[], Identity]]] = {}
@@ -151,17 +154,18 @@ class PresenceService:
     # -- connections --------------------------------------------------------------
 
     def opened(self, identity: Identity) -> None:
-        """A connection opened (never blocks; written to Redis shortly after)."""
+        """A connection opened, in `foreground` mode (never blocks; written to Redis soon after)."""
         member = None if identity.user_id is None else Member.of(identity)
         if member is None:
             self._guests += 1
         else:
             self._users[member.user_id] += 1
             self._profiles[member.user_id] = member
+            self._count_foreground(member.user_id, +1)
         self._queue(True, member)
 
-    def closed(self, identity: Identity) -> None:
-        """The connection `opened` with this identity closed (never blocks)."""
+    def closed(self, identity: Identity, *, foreground: bool = True) -> None:
+        """The connection `opened` with this identity closed, last in mode `foreground` or not."""
         member = None if identity.user_id is None else Member.of(identity)
         if member is None:
             self._guests = max(0, self._guests - 1)
@@ -170,7 +174,22 @@ class PresenceService:
             if self._users[member.user_id] <= 0:
                 del self._users[member.user_id]
                 self._profiles.pop(member.user_id, None)
+            if foreground:
+                self._count_foreground(member.user_id, -1)
         self._queue(False, member)
+
+    def mode_changed(self, identity: Identity, *, foreground: bool) -> None:
+        """A signed-in connection switched between `foreground` and `background` mode."""
+        if identity.user_id is not None:
+            self._count_foreground(str(identity.user_id), +1 if foreground else -1)
+            self._written.clear()
+            self._wakeup.set()
+
+    def _count_foreground(self, user_id: str, delta: int) -> None:
+        self._foreground[user_id] += delta
+        if self._foreground[user_id] <= 0:
+            del self._foreground[user_id]
+        self._foreground_changed.add(user_id)
 
     def _queue(self, opened: bool, member: Member | None) -> None:
         self._pending.append((opened, member))
@@ -185,7 +204,7 @@ class PresenceService:
             try:
                 await self._flush()
                 trouble.cleared()
-                if not self._pending:
+                if not self._pending and not self._foreground_changed:
                     self._written.set()
             except Exception as exc:
                 trouble.failed(exc)
@@ -195,17 +214,23 @@ class PresenceService:
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        changed, self._foreground_changed = self._foreground_changed, set()
         if self._dirty:
             # The registry already holds every queued change: one exact resync covers them.
             users = {u: (n, self._profiles[u]) for u, n in self._users.items()}
             await self.store.resync(users, self._guests)
+            await self.store.write_foreground(dict(self._foreground), replace=True)
             self._dirty = False
-        elif batch:
-            try:
+            return
+        try:
+            if batch:
                 await self.store.apply_connection_changes(batch)
-            except Exception:
-                self._dirty = True
-                raise
+            if changed:
+                counts = {user: self._foreground.get(user, 0) for user in changed}
+                await self.store.write_foreground(counts, replace=False)
+        except Exception:
+            self._dirty = True
+            raise
 
     # -- upkeep ---------------------------------------------------------------------
 

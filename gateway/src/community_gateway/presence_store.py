@@ -14,12 +14,19 @@ them in one slot, so the scripts also run on a Redis Cluster):
 | `gw:{pres}:online` | hash | user id → profile, for every visible online user |
 | `gw:{pres}:changes` | stream | `u` user, `k` `j`/`l` (joined/left `online`), `p` profile; capped |
 | `gw:{pres}:hidden:<user>` | string, 30 days | the user chose `visible: false` |
+| `gw:{pres}:fg:<instance>` | hash | user id → their `foreground` connections there (or absent) |
 
 Every change is one Lua script, so the state is always consistent: a user is
 in `online` exactly when `presence_rules.is_online` holds (connections counted
 in `count`, grace in `leaving`, `hidden`), and every entry or exit of `online`
 is appended to `changes`, which the instances tail to keep their views. Times
 come from the Redis clock (`TIME`), so instances with skewed clocks agree.
+
+The `fg:<instance>` hashes say who is looking at a page right now: the
+notifications service pushes only to users with no foreground connection
+(SPEC §12). They count only while the instance's heartbeat lives
+(`foreground_connections`), so a dead instance's users stop counting as
+foreground without anyone cleaning up after it.
 """
 
 from __future__ import annotations
@@ -245,6 +252,9 @@ class PresenceStore:
     def hidden_key(self, user_id: str) -> str:
         return self._key(f"hidden:{user_id}")
 
+    def foreground_key(self, instance: str) -> str:
+        return self._key(f"fg:{instance}")
+
     # -- connections (batched by the caller into one pipeline) -----------------
 
     async def apply_connection_changes(self, changes: Iterable[tuple[bool, Member | None]]) -> None:
@@ -300,6 +310,26 @@ class PresenceStore:
     async def retire(self) -> None:
         """This instance stops: its connections are dropped (their users' grace starts)."""
         await self._reap_one(self.instance, force=True)
+        await self.redis.delete(self.foreground_key(self.instance))
+
+    # -- foreground connections -------------------------------------------------
+
+    async def write_foreground(self, counts: Mapping[str, int], *, replace: bool) -> None:
+        """Set this instance's foreground counts of these users (0 removes one).
+
+        `replace`: these are all of them (after a resynchronisation), drop any other.
+        """
+        key = self.foreground_key(self.instance)
+        pipe = self.redis.pipeline(transaction=True)
+        if replace:
+            pipe.delete(key)
+        present = {user: n for user, n in counts.items() if n > 0}
+        gone = [user for user, n in counts.items() if n <= 0]
+        if present:
+            pipe.hset(key, mapping=present)  # type: ignore[arg-type]
+        if gone and not replace:
+            pipe.hdel(key, *gone)
+        await pipe.execute()
 
     async def _reap_one(self, instance: str, *, force: bool) -> bool:
         keys = [
@@ -365,3 +395,36 @@ class PresenceStore:
     @staticmethod
     async def _call(script: AsyncScript, keys: list[str], args: list[Any], pipe: Any) -> None:
         await script(keys=keys, args=args, client=pipe)
+
+
+async def foreground_connections(
+    redis: aioredis.Redis, settings: Settings, user_ids: Iterable[str]
+) -> dict[str, int]:
+    """Each user's `foreground` connections on the live gateway instances (two round trips).
+
+    An instance whose heartbeat expired counts for nobody (it died; its hash is left
+    for its successor under the same id or for `retire`).
+    """
+    users = list(user_ids)
+    totals = dict.fromkeys(users, 0)
+    if not users:
+        return totals
+
+    def key(name: str) -> str:
+        return settings.redis_key(f"gw:{{pres}}:{name}")
+
+    instances = [_text(raw) for raw in await redis.smembers(key("instances"))]
+    if not instances:
+        return totals
+    pipe = redis.pipeline(transaction=False)
+    for instance in instances:
+        pipe.exists(key(f"hb:{instance}"))
+        pipe.hmget(key(f"fg:{instance}"), users)
+    answers = await pipe.execute()
+    for alive, counts in zip(answers[::2], answers[1::2], strict=True):
+        if not alive:
+            continue
+        for user, count in zip(users, counts, strict=True):
+            if count is not None:
+                totals[user] += int(count)
+    return totals

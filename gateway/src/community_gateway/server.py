@@ -624,7 +624,7 @@ class GatewayServer:
             self._unregister(client)
             if self._presence is not None:
                 self._presence.unwatch(client)
-                self._presence.closed(identity)
+                self._presence.closed(identity, foreground=client.session.mode == "foreground")
             if watcher is not None:
                 watcher.cancel()
             if not client.closing and ws.state is State.OPEN:
@@ -756,7 +756,12 @@ class GatewayServer:
         if isinstance(op, Ping):
             client.push(control(pong_frame(op.id)))
         elif isinstance(op, SetMode):
+            was = client.session.mode
             client.session.set_mode(op.mode)
+            if self._presence is not None and op.mode != was:
+                self._presence.mode_changed(
+                    client.session.identity, foreground=op.mode == "foreground"
+                )
             client.push(control(ok_frame(op.id)))
         elif isinstance(op, Subscribe):
             await self._subscribe(client, op)

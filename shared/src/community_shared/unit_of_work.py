@@ -69,9 +69,14 @@ class UnitOfWork:
         """Claim an `Idempotency-Key` (a repeat raises `Replay` with the first answer)."""
         await claim(self.conn, self.schema, key)
 
-    async def remember(self, key: IdempotencyKey | None, answer: Any) -> None:
-        """Store the answer a repeat of this request gets (with its key; none without)."""
-        await remember(self.conn, self.schema, key, answer)
+    async def remember(
+        self, key: IdempotencyKey | None, answer: Any, *, status_code: int = 201
+    ) -> None:
+        """Store the answer a repeat of this request gets (with its key; none without).
+
+        `status_code`: a create that found the thing already there answers 200, and so
+        does its replay."""
+        await remember(self.conn, self.schema, key, answer, status_code=status_code)
 
     async def write_events(self) -> None:
         """Write the recorded events to the outbox (the unit's last statement)."""

@@ -31,7 +31,7 @@ from tests.integration.contract.support import (
     undeclared,
 )
 
-SERVICES = ("posts", "resources", "goals", "leaderboard")
+SERVICES = ("posts", "resources", "goals", "leaderboard", "notifications")
 
 
 def answers(success: int, *errors: int) -> set[int]:
@@ -93,6 +93,14 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
         "GET /leaderboard/stats": answers(200, 401),
         "GET /leaderboard/activity": answers(200, 400, 401),
     },
+    "notifications": {
+        "GET /notifications/vapid-public-key": answers(200, 401),
+        "POST /notifications/push-subscriptions": answers(201, 200, 400, 401, 413, 422),
+        "GET /notifications/push-subscriptions": answers(200, 400, 401),
+        "DELETE /notifications/push-subscriptions/{subscription_id}": answers(204, 401, 404),
+        "GET /notifications/preferences": answers(200, 401),
+        "PUT /notifications/preferences": answers(200, 400, 401, 413),
+    },
 }
 
 GUEST_CALLABLE: dict[str, set[str]] = {
@@ -105,6 +113,7 @@ GUEST_CALLABLE: dict[str, set[str]] = {
     },
     "goals": {"GET /goals/tracks", "GET /goals/stories"},
     "leaderboard": {"GET /leaderboard", "GET /leaderboard/stats", "GET /leaderboard/activity"},
+    "notifications": {"GET /notifications/vapid-public-key"},
 }
 
 

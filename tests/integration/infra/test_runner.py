@@ -29,7 +29,14 @@ import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parents[3]
 READY = "Community Live is ready."
-PORTS = {"gateway": 8000, "posts": 8001, "resources": 8002, "goals": 8003, "leaderboard": 8004}
+PORTS = {
+    "gateway": 8000,
+    "posts": 8001,
+    "resources": 8002,
+    "goals": 8003,
+    "leaderboard": 8004,
+    "notifications": 8005,
+}
 
 
 # The seed sections of each service, and a route whose presence means the service is built.

@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from tests.conftest import JWT_SECRET, User, make_user
 from tests.hostile import DEEP_BODIES, malformed_claim_tokens
 
-SERVICES = ["posts", "resources", "goals", "leaderboard"]
+SERVICES = ["posts", "resources", "goals", "leaderboard", "notifications"]
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -112,6 +112,10 @@ GUARDED_ROUTES = {
     "resources": [("POST", "/resources"), ("GET", "/resources")],
     "goals": [("GET", "/goals/me"), ("GET", "/goals/tracks")],
     "leaderboard": [("GET", "/leaderboard/me"), ("GET", "/leaderboard")],
+    "notifications": [
+        ("POST", "/notifications/push-subscriptions"),
+        ("GET", "/notifications/vapid-public-key"),
+    ],
 }
 
 

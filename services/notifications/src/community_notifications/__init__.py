@@ -1,0 +1,1 @@
+"""Community Live notifications service: Web Push to people who are not connected."""
