@@ -87,16 +87,23 @@ def _aware(moment: dt.datetime) -> None:
         raise ValidationException(detail="malformed cursor")
 
 
-def _author_ref(row: asyncpg.Record, prefix: str = "author") -> ev.AuthorRef:
+def _author_ref(
+    row: asyncpg.Record, goals: dict[uuid.UUID, str | None], prefix: str = "author"
+) -> ev.AuthorRef:
+    author_id = row[f"{prefix}_id"]
     return ev.AuthorRef(
-        id=row[f"{prefix}_id"], name=row[f"{prefix}_name"], role=row[f"{prefix}_role"]
+        id=author_id,
+        name=row[f"{prefix}_name"],
+        role=row[f"{prefix}_role"],
+        goal=goals.get(author_id),
     )
 
 
-def _post_data(row: asyncpg.Record) -> ev.PostData:
+def _post_data(row: asyncpg.Record, goals: dict[uuid.UUID, str | None]) -> ev.PostData:
+    """A post event's payload: the post as `GET /posts` shows it, the author's tagline included."""
     return ev.PostData(
         id=row["id"],
-        author=_author_ref(row),
+        author=_author_ref(row, goals),
         content=row["content"],
         visibility=row["visibility"],
         is_pinned=row["is_pinned"],
@@ -210,7 +217,7 @@ class PostsService:
                 visibility=visibility,
             )
             await self._publish(
-                conn, ev.POST_CREATED, _post_data(row), user_id, _aggregate(row["id"])
+                conn, ev.POST_CREATED, _post_data(row, goals), user_id, _aggregate(row["id"])
             )
             post = self._post(row, goals, liked=False)
             await remember(conn, store.SCHEMA, idempotency, post)
@@ -286,6 +293,7 @@ class PostsService:
     async def edit_post(self, viewer: Identity, post_id: uuid.UUID, content: str) -> Post:
         user_id = require_member(viewer)
         text = _content(content)
+        goals = await self.taglines.lookup([(user_id, viewer.role)])
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 row = await store.update_post_content(conn, post_id, user_id, text)
@@ -293,7 +301,7 @@ class PostsService:
                     await self._visible_post(conn, viewer, post_id)  # 404 if hidden or gone
                     raise PermissionDeniedException(detail="only the author may edit a post")
                 await self._publish(
-                    conn, ev.POST_UPDATED, _post_data(row), user_id, _aggregate(post_id)
+                    conn, ev.POST_UPDATED, _post_data(row, goals), user_id, _aggregate(post_id)
                 )
             liked = bool(await store.liked_post_ids(conn, user_id, [post_id]))
         return await self._present(row, liked)
@@ -325,6 +333,7 @@ class PostsService:
     async def set_pinned(self, viewer: Identity, post_id: uuid.UUID, *, pinned: bool) -> Post:
         """Pin or unpin; doing what is already done answers the post and emits nothing."""
         user_id = require_moderator(viewer)
+        goals = await self._author_tagline(post_id)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 row = await store.set_pinned(conn, post_id, pinned=pinned, by=user_id)
@@ -332,7 +341,7 @@ class PostsService:
                     await self._publish(
                         conn,
                         ev.POST_PINNED if pinned else ev.POST_UNPINNED,
-                        _post_data(row),
+                        _post_data(row, goals),
                         user_id,
                         _aggregate(post_id),
                     )
@@ -402,6 +411,7 @@ class PostsService:
         reply: asyncpg.Record,
         post: asyncpg.Record,
         replies_count: int,
+        goals: dict[uuid.UUID, str | None],
     ) -> ev.ReplyData:
         reply_to_author = (
             await store.reply_author(conn, reply["reply_to_id"])
@@ -412,7 +422,7 @@ class PostsService:
             id=reply["id"],
             post_id=reply["post_id"],
             reply_to_id=reply["reply_to_id"],
-            author=_author_ref(reply),
+            author=_author_ref(reply, goals),
             content=reply["content"],
             created_at=reply["created_at"],
             edited=reply["edited"],
@@ -458,7 +468,7 @@ class PostsService:
             count = await store.add_to_replies_count(conn, post_id, +1)
             if count is None:  # deleted while we were writing
                 raise NotFoundException(detail=_POST_HIDDEN)
-            data = await self._reply_data(conn, reply, post, count)
+            data = await self._reply_data(conn, reply, post, count, goals)
             await self._publish(conn, ev.REPLY_CREATED, data, user_id, _aggregate(post_id))
             answer = self._reply(reply, goals)
             await remember(conn, store.SCHEMA, idempotency, answer)
@@ -478,14 +488,15 @@ class PostsService:
     ) -> Reply:
         user_id = require_member(viewer)
         text = _content(content)
+        goals = await self.taglines.lookup([(user_id, viewer.role)])
         async with self.pool.acquire() as conn, conn.transaction():
             post, reply = await self._reply_in_visible_post(conn, viewer, post_id, reply_id)
             if not rules.may_edit(viewer, author_id=reply["author_id"]):
                 raise PermissionDeniedException(detail="only the author may edit a reply")
             reply = await store.update_reply_content(conn, reply_id, text)
-            data = await self._reply_data(conn, reply, post, post["replies_count"])
+            data = await self._reply_data(conn, reply, post, post["replies_count"], goals)
             await self._publish(conn, ev.REPLY_UPDATED, data, user_id, _aggregate(post_id))
-        return self._reply(reply, await self._goals([reply]))
+        return self._reply(reply, goals)
 
     async def delete_reply(self, viewer: Identity, post_id: uuid.UUID, reply_id: uuid.UUID) -> None:
         user_id = require_user(viewer)
