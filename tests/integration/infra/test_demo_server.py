@@ -25,7 +25,9 @@ def demo_url() -> Iterator[str]:
 
 def test_the_page_imports_the_client_the_server_serves(demo_url: str) -> None:
     page = httpx.get(f"{demo_url}/").text
-    assert 'import { CommunityClient } from "./client/index.js"' in page
+    assert '<script type="module" src="app/main.js">' in page
+    app = httpx.get(f"{demo_url}/app/main.js").text
+    assert 'import { CommunityClient } from "../client/index.js"' in app
     for module in ("index.js", "client.js", "seqs.js"):
         response = httpx.get(f"{demo_url}/client/{module}")
         assert response.status_code == 200
