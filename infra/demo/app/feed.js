@@ -53,7 +53,7 @@ function renderReplies(postId) {
       authorLine(reply.author, reply.created_at, [reply.edited ? el("span", {}, "· edited") : null]),
       el("div", { class: "content" }, reply.content),
       session.isMember ? el("button", { type: "button", class: "link", onclick: () => openReplyForm(postId, reply.id) }, "Reply") : null,
-      el("div", { class: "reply-slot", "data-slot": reply.id }),
+      openForms.has(reply.id) ? replyForm(postId, reply.id) : null,
       children.has(reply.id) ? el("div", { class: "thread" }, branch(reply.id)) : null));
   return el("div", { class: "thread" },
     branch(""),
@@ -61,9 +61,16 @@ function renderReplies(postId) {
     session.isMember ? replyForm(postId, null) : null);
 }
 
+// What is typed in reply boxes survives the re-renders that live events cause.
+const drafts = new Map();  // "post id/reply id" -> text
+const openForms = new Set();  // reply ids with an open "reply to this reply" box
+
 function replyForm(postId, replyTo) {
-  const input = el("input", { name: "content", required: true, maxlength: 5000,
-    "aria-label": replyTo ? "Your reply to this reply" : "Your reply", placeholder: "Write a reply…" });
+  const key = `${postId}/${replyTo || ""}`;
+  const input = el("input", { name: "content", required: true, maxlength: 5000, "data-draft": key,
+    "aria-label": replyTo ? "Your reply to this reply" : "Your reply", placeholder: "Write a reply…",
+    oninput: (event) => drafts.set(key, event.target.value) });
+  input.value = drafts.get(key) || "";
   return el("form", { class: "reply-form", onsubmit: async (event) => {
     event.preventDefault();
     const form = event.currentTarget;
@@ -73,8 +80,10 @@ function replyForm(postId, replyTo) {
       const reply = await api("posts", `/posts/${postId}/replies`, {
         method: "POST", body: { content: input.value, ...(replyTo ? { reply_to_id: replyTo } : {}) },
       });
-      addReply(postId, reply);
+      drafts.delete(key);
+      openForms.delete(replyTo);
       input.value = "";
+      addReply(postId, reply);
     } catch (error) {
       input.setCustomValidity(error.message);
       input.reportValidity();
@@ -86,11 +95,9 @@ function replyForm(postId, replyTo) {
 }
 
 function openReplyForm(postId, replyId) {
-  const slot = document.querySelector(`[data-slot="${replyId}"]`);
-  if (slot && !slot.firstChild) {
-    slot.append(replyForm(postId, replyId));
-    slot.querySelector("input").focus();
-  }
+  openForms.add(replyId);
+  renderFeed();
+  document.querySelector(`[data-draft="${postId}/${replyId}"]`)?.focus();
 }
 
 function renderPost(post) {
@@ -123,8 +130,10 @@ function renderPost(post) {
 }
 
 export function renderFeed() {
+  const focused = document.activeElement?.dataset?.draft;
   fill($("feed"), sorted().map(renderPost),
     state.q ? "No post matches the search." : "No posts yet.");
+  if (focused) document.querySelector(`[data-draft="${focused}"]`)?.focus();
   $("feed-more").textContent = state.cursor ? "Scroll for older posts" : (state.posts.size ? "That is everything." : "");
 }
 

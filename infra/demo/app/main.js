@@ -79,7 +79,7 @@ async function setUpSignIn() {
   const roles = ["student", "instructor", "admin"];
   $("person").replaceChildren(
     el("option", { value: "" }, "Guest"),
-    roles.map((role) => el("optgroup", { label: role[0].toUpperCase() + role.slice(1) + "s" },
+    ...roles.map((role) => el("optgroup", { label: role[0].toUpperCase() + role.slice(1) + "s" },
       people.filter((p) => p.role === role).map((p) => el("option", {
         value: p.key, selected: p.key === session.person,
       }, p.track ? `${p.name} (${p.track})` : p.name)))));

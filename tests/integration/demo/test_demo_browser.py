@@ -1,0 +1,133 @@
+"""The demo app in Chromium (`tests/browser/demo.test.js`), against real processes.
+
+A gateway and the posts, goals, leaderboard and resources services run as
+processes on free ports, on this session's database, NATS subject prefix and
+Redis key prefix; the demo server runs in this process with its demo sign-in
+on, and its `config.json` sends the pages to the gateway through a TCP proxy
+that the browser tests start (so that they can cut the network). Each scenario
+of the test file runs as one pytest test (`node --test --test-name-pattern`),
+driving Debian's Chromium with playwright-core; the screenshots go to
+`docs/screenshots/`.
+
+Skipped when node or Chromium (`/usr/bin/chromium`, or `CL_CHROMIUM`) is
+missing; `npm ci` runs first when `tests/browser/node_modules` is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from community_shared.settings import Settings
+
+from infra.demo.server import serve_in_thread
+from tests.conftest import JWT_SECRET
+from tests.integration.clients.test_js_client import (
+    Component,
+    _component_env,
+    _free_port,
+    running,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+BROWSER_TESTS = ROOT / "tests" / "browser"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("CL_CHROMIUM", "/usr/bin/chromium")
+NODE_TIMEOUT = 120.0
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+SCENARIOS = {
+    "approval": "a revenue proof reaches the instructor live",
+    "rejection": "a rejection shows its reason",
+    "feed": "posts, likes and replies go between two pages",
+    "network_cut": "after a network cut",
+    "expired_token": "an expired token shows the session-expired state",
+    "phone": "on a 390 px screen",
+    "sign_in": "the demo sign-in",
+}
+
+
+async def _npm_ci() -> None:
+    if (BROWSER_TESTS / "node_modules" / "playwright-core").is_dir():
+        return
+    npm = shutil.which("npm")
+    assert npm is not None, "npm is not installed"
+    process = await asyncio.create_subprocess_exec(
+        npm, "ci", "--no-audit", "--no-fund", cwd=BROWSER_TESTS
+    )
+    assert await asyncio.wait_for(process.wait(), timeout=300) == 0, "npm ci failed"
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    settings_for: Callable[..., Settings], nats_client: object, redis_client: object
+) -> AsyncIterator[dict[str, str]]:
+    await _npm_ci()
+    env = _component_env(settings_for("gateway"))
+    components = [
+        Component("gateway", "community_gateway.app", env),
+        Component("posts", "community_posts.app", env),
+        Component("resources", "community_resources.app", env),
+        Component("goals", "community_goals.app", env),
+        Component("leaderboard", "community_leaderboard.app", env),
+    ]
+    async with running(components):
+        ports = {c.name: c.port for c in components}
+        proxy_port = _free_port()
+        config = {"ports": {**ports, "gateway": proxy_port}, "sign_in": True}
+        demo = serve_in_thread("127.0.0.1", 0, config, JWT_SECRET)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        try:
+            yield {
+                **os.environ,
+                "CL_DEMO_URL": f"http://127.0.0.1:{demo.server_address[1]}",
+                "CL_POSTS_URL": f"http://127.0.0.1:{ports['posts']}",
+                "CL_GOALS_URL": f"http://127.0.0.1:{ports['goals']}",
+                "CL_LEADERBOARD_URL": f"http://127.0.0.1:{ports['leaderboard']}",
+                "CL_GATEWAY_PORT": str(ports["gateway"]),
+                "CL_PROXY_PORT": str(proxy_port),
+                "CL_JWT_SECRET": JWT_SECRET,
+                "CL_CHROMIUM": CHROMIUM,
+                "CL_SCREENSHOTS": str(SCREENSHOTS),
+            }
+        finally:
+            demo.shutdown()
+            demo.server_close()
+
+
+async def _run_scenario(pattern: str, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        "--test",
+        "--test-reporter=spec",
+        f"--test-name-pattern={pattern}",
+        "demo.test.js",
+        cwd=BROWSER_TESTS,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=NODE_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"the scenario did not finish within {NODE_TIMEOUT}s") from None
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+async def test_demo_in_chromium(scenario: str, stack: dict[str, str]) -> None:
+    code, output = await _run_scenario(SCENARIOS[scenario], stack)
+    print(output)
+    assert "pass 1\n" in output, f"the scenario did not run; node said:\n{output}"
+    assert code == 0, f"the scenario failed in Chromium:\n{output}"
