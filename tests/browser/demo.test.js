@@ -2,7 +2,7 @@
 // against a real gateway and services (started by
 // tests/integration/demo/test_demo_browser.py, which passes their URLs).
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, afterEach, before, test } from "node:test";
 import path from "node:path";
 
 import { launch, openPage } from "./browser.js";
@@ -20,6 +20,10 @@ before(async () => {
   proxy = new TcpProxy(env.proxyPort, env.gatewayPort);
   await proxy.start();
   browser = await launch();
+});
+
+afterEach(async () => {
+  await Promise.all(pages.splice(0).map((page) => page.context().close()));
 });
 
 after(async () => {

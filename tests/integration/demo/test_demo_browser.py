@@ -5,7 +5,8 @@ processes on free ports, on this session's database, NATS subject prefix and
 Redis key prefix; the demo server runs in this process with its demo sign-in
 on, and its `config.json` sends the pages to the gateway through a TCP proxy
 that the browser tests start (so that they can cut the network). Each scenario
-of the test file runs as one pytest test (`node --test --test-name-pattern`),
+of the test file is reported as one pytest test; they run in one node process
+(`node --test`, one Chromium for all, each scenario in fresh browser contexts),
 driving Debian's Chromium with playwright-core; the screenshots go to
 `docs/screenshots/`.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[3]
 BROWSER_TESTS = ROOT / "tests" / "browser"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = os.environ.get("CL_CHROMIUM", "/usr/bin/chromium")
-NODE_TIMEOUT = 120.0
+NODE_TIMEOUT = 300.0
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
@@ -103,12 +105,15 @@ async def stack(
             demo.server_close()
 
 
-async def _run_scenario(pattern: str, env: dict[str, str]) -> tuple[int, str]:
+async def _run_node(env: dict[str, str], tap: Path) -> tuple[int, str]:
+    """Every scenario in one node process (one Chromium): spec output, and TAP into `tap`."""
     process = await asyncio.create_subprocess_exec(
         "node",
         "--test",
         "--test-reporter=spec",
-        f"--test-name-pattern={pattern}",
+        "--test-reporter-destination=stdout",
+        "--test-reporter=tap",
+        f"--test-reporter-destination={tap}",
         "demo.test.js",
         cwd=BROWSER_TESTS,
         env=env,
@@ -120,14 +125,48 @@ async def _run_scenario(pattern: str, env: dict[str, str]) -> tuple[int, str]:
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise AssertionError(f"the scenario did not finish within {NODE_TIMEOUT}s") from None
+        raise AssertionError(f"the browser tests did not finish within {NODE_TIMEOUT}s") from None
     assert process.returncode is not None
     return process.returncode, output.decode(errors="replace")
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
-async def test_demo_in_chromium(scenario: str, stack: dict[str, str]) -> None:
-    code, output = await _run_scenario(SCENARIOS[scenario], stack)
+def scenario_results(tap: str) -> dict[str, bool]:
+    """`ok N - name` / `not ok N - name` lines of a TAP report: name → passed."""
+    results = {}
+    for line in tap.splitlines():
+        match = re.match(r"^(not ok|ok) \d+ - (.*?)(?: # .*)?$", line)
+        if match:
+            results[match.group(2)] = match.group(1) == "ok"
+    return results
+
+
+@pytest.fixture(scope="module")
+async def browser_run(
+    stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> BrowserRun:
+    tap = tmp_path_factory.mktemp("browser") / "demo.tap"
+    code, output = await _run_node(stack, tap)
     print(output)
-    assert "pass 1\n" in output, f"the scenario did not run; node said:\n{output}"
-    assert code == 0, f"the scenario failed in Chromium:\n{output}"
+    results = scenario_results(tap.read_text() if tap.exists() else "")
+    return BrowserRun(code, output, results)
+
+
+class BrowserRun:
+    def __init__(self, code: int, output: str, results: dict[str, bool]) -> None:
+        self.code, self.output, self.results = code, output, results
+
+    def passed(self, prefix: str) -> bool | None:
+        found = [ok for name, ok in self.results.items() if name.startswith(prefix)]
+        return found[0] if len(found) == 1 else None
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+async def test_demo_in_chromium(scenario: str, browser_run: BrowserRun) -> None:
+    passed = browser_run.passed(SCENARIOS[scenario])
+    assert passed is not None, f"the scenario did not run; node said:\n{browser_run.output}"
+    assert passed, f"the scenario failed in Chromium:\n{browser_run.output}"
+
+
+async def test_every_browser_scenario_is_checked(browser_run: BrowserRun) -> None:
+    assert len(browser_run.results) == len(SCENARIOS), browser_run.output
+    assert browser_run.code == 0 or not all(browser_run.results.values()), browser_run.output
