@@ -67,12 +67,19 @@ export async function loadStanding() {
     ` · ${me.points} points · ${money(me.earned)} earned`,
     me.neighbors.above.length || me.neighbors.below.length
       ? el("ol", { class: "neighbours", "aria-label": "Your neighbours on the all-time board" },
-        me.neighbors.above.map(standingRow), el("li", { class: "me" }, `#${me.rank} you`), me.neighbors.below.map(standingRow))
+        me.neighbors.above.filter((row) => row.user_id !== session.me.sub).map(standingRow), el("li", { class: "me" }, `#${me.rank} you`), me.neighbors.below.map(standingRow))
       : null));
 }
 
 const refreshBoard = debounce(() => loadBoard().catch(() => {}), 300);
-const refreshStanding = debounce(() => loadStanding().catch(() => {}), 300);
+const refreshStandingSoon = debounce(() => loadStanding().catch(() => {}), 300);
+// The standing is read from the service's tables, which may trail its boards
+// by a moment: read it again a little later.
+const refreshStandingLater = debounce(() => loadStanding().catch(() => {}), 2000);
+function refreshStanding() {
+  refreshStandingSoon();
+  refreshStandingLater();
+}
 
 // ---------------------------------------------------------------- stats, chart, activity
 
