@@ -228,3 +228,54 @@ test("the demo sign-in: pick a person, get a fresh token", async () => {
   await seen(page, "#goal-card");
   noConsoleErrors(page);
 });
+
+test("feed filters and search, and the leaderboard's track selector", async () => {
+  const instructor = person("instructor", "Rachel Kim");
+  const agency = await studentWithGoal("Jonas Weber", instructor, "agency-1k");
+  const saas = await studentWithGoal("Fatima Zahra", instructor, "saas-1k-mrr");
+  const stamp = Date.now();
+  await call("posts", "POST", "/posts", agency.jwt, { content: `Pricing question zebra${stamp}` });
+  await call("posts", "POST", "/posts", saas.jwt, { content: `Churn report ${stamp}` });
+  await call("posts", "POST", "/posts", instructor.jwt, { content: `Office hours ${stamp}` });
+  const page = await open(pageUrl(saas));
+  await seen(page, "article.post", `Office hours ${stamp}`);
+
+  await page.getByLabel("Search posts").fill(`zebra${stamp}`);
+  await seen(page, "article.post", `Pricing question zebra${stamp}`);
+  await page.locator("article.post", { hasText: `Churn report ${stamp}` }).waitFor({ state: "detached" });
+  assert.equal(await page.locator("article.post").count(), 1);
+  await page.getByLabel("Search posts").fill("");
+  await page.getByLabel("Instructors").check();
+  await page.locator("article.post", { hasText: `Churn report ${stamp}` }).waitFor({ state: "detached" });
+  await seen(page, "article.post", `Office hours ${stamp}`);
+  await page.getByLabel("Mine").check();
+  await seen(page, "article.post", `Churn report ${stamp}`);
+  assert.equal(await page.locator("article.post", { hasText: `Office hours ${stamp}` }).count(), 0);
+
+  await seen(page, `#board tr[data-user="${agency.sub}"]`);
+  await page.locator("#board-filters select[name=track]").selectOption("saas");
+  await page.locator(`#board tr[data-user="${agency.sub}"]`).waitFor({ state: "detached" });
+  await seen(page, `#board tr[data-user="${saas.sub}"]`);
+  await seen(page, "#standing", "You are #");
+  noConsoleErrors(page);
+});
+
+test("the services' /schema pages work without the internet", async () => {
+  const context = await browser.newContext();
+  const outside = [];
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1)/, (route) => {
+    outside.push(route.request().url());
+    return route.abort();
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (message) => message.type() === "error" && errors.push(message.text()));
+  for (const service of ["posts", "goals", "leaderboard"]) {
+    await page.goto(`${env[service]}/schema`);
+    await page.locator(".swagger-ui .info .title").waitFor({ timeout: UPDATE_MS });
+    await page.locator(".opblock").first().waitFor();
+  }
+  await context.close();
+  assert.deepEqual(outside, [], "nothing fetched from outside");
+  assert.deepEqual(errors, []);
+});

@@ -54,6 +54,8 @@ SCENARIOS = {
     "expired_token": "an expired token shows the session-expired state",
     "phone": "on a 390 px screen",
     "sign_in": "the demo sign-in",
+    "filters": "feed filters and search",
+    "schema_offline": "the services' /schema pages work without the internet",
 }
 
 
