@@ -32,6 +32,7 @@ from tests.integration.clients.test_js_client import (
     Component,
     _component_env,
     _free_port,
+    _npm_ci,
     running,
 )
 
@@ -59,22 +60,11 @@ SCENARIOS = {
 }
 
 
-async def _npm_ci() -> None:
-    if (BROWSER_TESTS / "node_modules" / "playwright-core").is_dir():
-        return
-    npm = shutil.which("npm")
-    assert npm is not None, "npm is not installed"
-    process = await asyncio.create_subprocess_exec(
-        npm, "ci", "--no-audit", "--no-fund", cwd=BROWSER_TESTS
-    )
-    assert await asyncio.wait_for(process.wait(), timeout=300) == 0, "npm ci failed"
-
-
 @pytest.fixture(scope="module")
 async def stack(
     settings_for: Callable[..., Settings], nats_client: object, redis_client: object
 ) -> AsyncIterator[dict[str, str]]:
-    await _npm_ci()
+    await _npm_ci(BROWSER_TESTS)
     env = _component_env(settings_for("gateway"))
     components = [
         Component("gateway", "community_gateway.app", env),
