@@ -77,7 +77,14 @@ async function setUpSignIn() {
   if (!session.signInAvailable) return;
   const people = (await (await fetch("dev/people")).json()).items;
   const roles = ["student", "instructor", "admin"];
+  if (session.signedIn) {
+    $("signin").querySelector("label").textContent = "Switch to";
+    $("signin").querySelector("button").textContent = "Switch";
+  }
+  const placeholder = session.signedIn && !session.person
+    ? [el("option", { value: "", disabled: true, selected: true }, "Pick a person")] : [];
   $("person").replaceChildren(
+    ...placeholder,
     el("option", { value: "" }, "Guest"),
     ...roles.map((role) => el("optgroup", { label: role[0].toUpperCase() + role.slice(1) + "s" },
       people.filter((p) => p.role === role).map((p) => el("option", {
