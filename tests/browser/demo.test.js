@@ -101,11 +101,15 @@ test("a rejection shows its reason to the student, who submits again", async () 
   const review = teacherPage.locator("[data-review]", { hasText: "Maya Patel" });
   await review.waitFor({ timeout: LIVE_WITHIN_MS });
 
-  await review.getByRole("button", { name: "Reject" }).click();
+  // With the keyboard only: the dialog takes the focus, Tab reaches its buttons.
+  await review.getByRole("button", { name: "Reject" }).press("Enter");
   const dialog = teacherPage.locator("#reject-dialog");
   await dialog.waitFor();
-  await dialog.getByLabel("Reason").fill("The video does not show the payout.");
-  await dialog.getByRole("button", { name: "Reject" }).click();
+  assert.equal(await teacherPage.evaluate(() => document.activeElement.id), "reject-reason");
+  await teacherPage.keyboard.type("The video does not show the payout.");
+  await teacherPage.keyboard.press("Tab");
+  await teacherPage.keyboard.press("Tab");
+  await teacherPage.keyboard.press("Enter");
   await review.waitFor({ state: "detached", timeout: UPDATE_MS });
 
   await seen(studentPage, "#rejection", "The video does not show the payout.");
@@ -278,4 +282,58 @@ test("the services' /schema pages work without the internet", async () => {
   await context.close();
   assert.deepEqual(outside, [], "nothing fetched from outside");
   assert.deepEqual(errors, []);
+});
+
+test("a proof arriving in a hidden tab: title count, sound unless muted, desktop notification", async () => {
+  const instructor = person("instructor", "Sam Carter");
+  const first = await studentWithGoal("Aisha Bello", instructor);
+  const second = await studentWithGoal("Diego Alvarez", instructor);
+  const context = await browser.newContext();
+  await context.grantPermissions(["notifications"]);
+  // The tab is hidden; record the notifications and sounds the page makes.
+  await context.addInitScript(() => {
+    Object.defineProperty(document, "hidden", { get: () => true });
+    Object.defineProperty(document, "visibilityState", { get: () => "hidden" });
+    window.shown = [];
+    window.Notification = class {
+      static permission = "granted";
+      static requestPermission() { return Promise.resolve("granted"); }
+      constructor(title, options) { window.shown.push({ title, body: options.body }); }
+    };
+    window.beeps = 0;
+    const Real = window.AudioContext;
+    window.AudioContext = class extends Real {
+      createOscillator() {
+        const oscillator = super.createOscillator();
+        const start = oscillator.start.bind(oscillator);
+        oscillator.start = (...args) => { window.beeps += 1; return start(...args); };
+        return oscillator;
+      }
+    };
+  });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
+  pages.push(page);
+  await page.goto(pageUrl(instructor));
+  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  await page.locator("h1").click();  // a user gesture: the page may play sound from now on
+
+  await call("goals", "POST", "/goals/me/submissions", first.jwt,
+    { amount: "300", proof_url: "https://videos.example.com/a" });
+  const shownFor = (body) => page.waitForFunction(
+    (wanted) => window.shown.some((n) => n.title === "Community Live: new review" && n.body === wanted),
+    body, { timeout: UPDATE_MS });
+  await shownFor("Aisha Bello: $300 revenue proof");
+  assert.match(await page.title(), /^\(\d+\) Community Live$/);
+  const beeps = await page.evaluate(() => window.beeps);
+  assert.ok(beeps >= 1, "a sound played");
+
+  await page.locator("#sound").evaluate((box) => { box.click(); });  // mute
+  await call("goals", "POST", "/goals/me/submissions", second.jwt,
+    { amount: "400", proof_url: "https://videos.example.com/b" });
+  await shownFor("Diego Alvarez: $400 revenue proof");
+  assert.equal(await page.evaluate(() => window.beeps), beeps, "muted: no sound");
+  assert.equal(await page.evaluate(() => localStorage.getItem("cl-sound")), "off");
+  noConsoleErrors(page);
 });

@@ -57,6 +57,7 @@ SCENARIOS = {
     "sign_in": "the demo sign-in",
     "filters": "feed filters and search",
     "schema_offline": "the services' /schema pages work without the internet",
+    "alert": "a proof arriving in a hidden tab",
 }
 
 
