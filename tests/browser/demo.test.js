@@ -256,6 +256,20 @@ test("feed filters and search, and the leaderboard's track selector", async () =
   await seen(page, "article.post", `Churn report ${stamp}`);
   assert.equal(await page.locator("article.post", { hasText: `Office hours ${stamp}` }).count(), 0);
 
+  // Older posts come on scroll.
+  await page.getByRole("radio", { name: "All" }).check();
+  const others = [person("student", "Noah Williams"), person("student", "Sofia Rossi"), person("student", "Lucas Moreau")];
+  await Promise.all(others.map(async (other, i) => {
+    for (let n = i; n < 24; n += 3) {
+      await call("posts", "POST", "/posts", other.jwt, { content: `Filler ${stamp} ${n}` });
+    }
+  }));
+  await page.reload();
+  await seen(page, "article.post", `Filler ${stamp} `);
+  assert.equal(await page.locator("article.post").count(), 20);
+  await page.locator("#feed-more").scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => document.querySelectorAll("article.post").length > 20, null, { timeout: UPDATE_MS });
+
   await seen(page, `#board tr[data-user="${agency.sub}"]`);
   await page.locator("#board-filters select[name=track]").selectOption("saas");
   await page.locator(`#board tr[data-user="${agency.sub}"]`).waitFor({ state: "detached" });
@@ -274,11 +288,10 @@ test("the services' /schema pages work without the internet", async () => {
   const page = await context.newPage();
   const errors = [];
   page.on("console", (message) => message.type() === "error" && errors.push(message.text()));
-  for (const service of ["posts", "goals", "leaderboard"]) {
-    await page.goto(`${env[service]}/schema`);
-    await page.locator(".swagger-ui .info .title").waitFor({ timeout: UPDATE_MS });
-    await page.locator(".opblock").first().waitFor();
-  }
+  // Every service serves the page the same way (community_shared); one is enough.
+  await page.goto(`${env.posts}/schema`);
+  await page.locator(".swagger-ui .info .title", { hasText: "posts" }).waitFor({ timeout: UPDATE_MS });
+  await page.locator(".opblock").first().waitFor();
   await context.close();
   assert.deepEqual(outside, [], "nothing fetched from outside");
   assert.deepEqual(errors, []);
@@ -335,5 +348,26 @@ test("a proof arriving in a hidden tab: title count, sound unless muted, desktop
   await shownFor("Diego Alvarez: $400 revenue proof");
   assert.equal(await page.evaluate(() => window.beeps), beeps, "muted: no sound");
   assert.equal(await page.evaluate(() => localStorage.getItem("cl-sound")), "off");
+  noConsoleErrors(page);
+});
+
+test("the resource library: filter, download, then rate", async () => {
+  const instructor = person("instructor", "Marcus Reed");
+  const student = person("student", "Emma Johansson");
+  const title = `Cold email templates ${Date.now()}`;
+  await call("resources", "POST", "/resources", instructor.jwt, {
+    title, type: "template", category: "client-acquisition",
+    file_url: "https://files.example.com/cold-email.pdf", description: "Twelve templates.",
+  });
+  const page = await open(pageUrl(student));
+  await page.locator("#resource-filters select[name=category]").selectOption("client-acquisition");
+  const item = page.locator(".resource", { hasText: title });
+  await item.waitFor({ timeout: UPDATE_MS });
+  await item.getByRole("button", { name: "Download" }).click();
+  await seen(page, ".resource a", "Open the file");
+  await item.getByLabel(`Rate ${title}`).selectOption("5");
+  await seen(page, ".resource", "5.0 ★ from 1");
+  await page.locator("#resource-filters select[name=category]").selectOption("marketing");
+  await item.waitFor({ state: "detached", timeout: UPDATE_MS });
   noConsoleErrors(page);
 });

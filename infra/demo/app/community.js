@@ -166,8 +166,8 @@ export function showPresence(presence) {
 async function download(resource, status) {
   try {
     const { url } = await api("resources", `/resources/${resource.id}/download`, { method: "POST", body: {} });
-    window.open(url, "_blank", "noopener");
-    status.textContent = "Downloaded: you can rate it now.";
+    status.replaceChildren(el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, "Open the file"),
+      " · you can rate it now.");
     resource.downloaded = true;
   } catch (error) {
     status.textContent = error.status === 401 ? "Sign in to download." : error.message;
@@ -177,7 +177,7 @@ async function download(resource, status) {
 async function rate(resource, rating, status) {
   try {
     const result = await api("resources", `/resources/${resource.id}/rating`, { method: "PUT", body: { rating: Number(rating) } });
-    status.textContent = `Thanks: ${result.rating_average?.toFixed?.(1) ?? result.rating_average} ★ from ${result.rating_count}.`;
+    status.textContent = `Thanks: ${Number(result.rating_average).toFixed(1)} ★ from ${result.rating_count}.`;
   } catch (error) {
     status.textContent = error.status === 409 ? "Download it before rating it." : error.message;
   }

@@ -58,6 +58,7 @@ SCENARIOS = {
     "filters": "feed filters and search",
     "schema_offline": "the services' /schema pages work without the internet",
     "alert": "a proof arriving in a hidden tab",
+    "resources": "the resource library",
 }
 
 
@@ -87,6 +88,7 @@ async def stack(
                 "CL_POSTS_URL": f"http://127.0.0.1:{ports['posts']}",
                 "CL_GOALS_URL": f"http://127.0.0.1:{ports['goals']}",
                 "CL_LEADERBOARD_URL": f"http://127.0.0.1:{ports['leaderboard']}",
+                "CL_RESOURCES_URL": f"http://127.0.0.1:{ports['resources']}",
                 "CL_GATEWAY_PORT": str(ports["gateway"]),
                 "CL_PROXY_PORT": str(proxy_port),
                 "CL_JWT_SECRET": JWT_SECRET,
