@@ -158,6 +158,7 @@ test("posts, likes and replies go between two pages; a guest reads public posts 
   await seen(authorPage, "article.post .reply", "Congrats, what stack?");
   await seen(authorPage, "#inbox li", "replied");
   await seen(authorPage, "#inbox li", "liked your post");
+  await seen(authorPage, "#presence", "Priya Sharma");
 
   await shot(guestPage, "guest");
   assert.equal(await guestPage.locator("article.post", { hasText: secret }).count(), 0);
@@ -266,9 +267,10 @@ test("feed filters and search, and the leaderboard's track selector", async () =
   }));
   await page.reload();
   await seen(page, "article.post", `Filler ${stamp} `);
-  assert.equal(await page.locator("article.post").count(), 20);
+  const older = page.locator("article.post", { hasText: `Pricing question zebra${stamp}` });
+  assert.equal(await older.count(), 0, "24 newer posts: not on the first page");
   await page.locator("#feed-more").scrollIntoViewIfNeeded();
-  await page.waitForFunction(() => document.querySelectorAll("article.post").length > 20, null, { timeout: UPDATE_MS });
+  await older.waitFor({ timeout: UPDATE_MS });
 
   await seen(page, `#board tr[data-user="${agency.sub}"]`);
   await page.locator("#board-filters select[name=track]").selectOption("saas");
@@ -369,5 +371,36 @@ test("the resource library: filter, download, then rate", async () => {
   await seen(page, ".resource", "5.0 ★ from 1");
   await page.locator("#resource-filters select[name=category]").selectOption("marketing");
   await item.waitFor({ state: "detached", timeout: UPDATE_MS });
+  noConsoleErrors(page);
+});
+
+test("the moderators' queues: a report dismissed, a post removed, a story published", async () => {
+  const admin = person("admin", "Sam Carter");
+  const author = person("student", "Noah Williams");
+  const reporter = person("student", "Maya Patel");
+  const stamp = Date.now();
+  const kept = await call("posts", "POST", "/posts", author.jwt, { content: `Harmless ${stamp}` });
+  const spam = await call("posts", "POST", "/posts", author.jwt, { content: `Buy followers ${stamp}` });
+  for (const post of [kept, spam]) {
+    await call("posts", "POST", `/posts/${post.id}/reports`, reporter.jwt, { reason: "spam" });
+  }
+  await call("goals", "POST", "/goals/stories", author.jwt,
+    { title: `First client ${stamp}`, story: "Cold emails worked.", anonymous: false });
+  const page = await open(pageUrl(admin));
+
+  const harmless = page.locator(".report", { hasText: `Harmless ${stamp}` });
+  await harmless.getByRole("button", { name: "Dismiss" }).click();
+  await harmless.waitFor({ state: "detached", timeout: UPDATE_MS });
+  const bad = page.locator(".report", { hasText: `Buy followers ${stamp}` });
+  await bad.getByRole("button", { name: "Remove post" }).click();
+  await bad.waitFor({ state: "detached", timeout: UPDATE_MS });
+  await page.locator("article.post", { hasText: `Buy followers ${stamp}` }).waitFor({ state: "detached", timeout: UPDATE_MS });
+  await seen(page, "article.post", `Harmless ${stamp}`);
+
+  const story = page.locator(".story", { hasText: `First client ${stamp}` });
+  await story.getByRole("button", { name: "Publish" }).click();
+  await story.waitFor({ state: "detached", timeout: UPDATE_MS });
+  const published = await call("goals", "GET", "/goals/stories", admin.jwt);
+  assert.ok(published.items.some((s) => s.title === `First client ${stamp}`));
   noConsoleErrors(page);
 });

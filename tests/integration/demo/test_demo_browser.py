@@ -59,6 +59,7 @@ SCENARIOS = {
     "schema_offline": "the services' /schema pages work without the internet",
     "alert": "a proof arriving in a hidden tab",
     "resources": "the resource library",
+    "moderation": "the moderators' queues",
 }
 
 
