@@ -208,6 +208,17 @@ test("an expired token shows the session-expired state while public data loads a
   assert.equal(await page.locator("#composer").isVisible(), false);
   assert.equal(await page.locator("#who").textContent(), "Guest (read only)");
   noConsoleErrors(page);
+
+  // A token the services refuse (here: signed with another secret) is found out
+  // by the first answer (401): the same state, and no retrying forever.
+  const forged = `${token({ role: "student", name: "Emma Johansson" }).slice(0, -4)}AAAA`;
+  const refused = await open(`${env.demo}/?token=${forged}`);
+  await seen(refused, "#banner", "session has expired — sign in again");
+  await seen(refused, "article.post", content);
+  await seen(refused, "#who", "Guest (read only)");
+  await refused.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  // Chromium logs the refused requests (401) themselves; nothing else may be logged.
+  assert.deepEqual(refused.errors.filter((e) => !/status of 401|WebSocket connection/.test(e)), []);
 });
 
 test("on a 390 px screen the instructor sees the review queue first", async () => {
