@@ -35,7 +35,7 @@ import httpx
 from community_shared.migrations import ensure_database
 from community_shared.settings import Settings
 
-from infra.demo.server import DEMO_PORT, page_config, serve_in_thread
+from infra.demo.server import DEMO_PORT, page_config, person_key, serve_in_thread
 from infra.seed import ServiceUrls, seed, showcase_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,6 +175,9 @@ def connection_summary(
     started: Sequence[Component],
     port_offset: int,
     tokens: Sequence[tuple[str, str, str]],  # (role, name, token)
+    sign_in: Sequence[
+        tuple[str, str, str]
+    ] = (),  # (role, name, ?as= key) when the demo sign-in is on
 ) -> str:
     """What the runner prints once everything answers."""
     lines = [READY_LINE, ""]
@@ -187,6 +190,12 @@ def connection_summary(
             lines.append(f"  {component.name:<12} http://{host}:{port}   (API docs: {docs})")
     demo = f"http://{host}:{DEMO_PORT + port_offset}/"
     lines.append(f"  {'demo page':<12} {demo}")
+    if sign_in:
+        lines += [
+            "",
+            "Sign in on the demo page by picking a person, or open it as (links never expire):",
+        ]
+        lines += [f"  {role:<10} {name:<14} {demo}?as={key}" for role, name, key in sign_in]
     if tokens:
         lines += ["", "Open the demo page as:"]
         lines += [f"  {role:<10} {name:<14} {demo}?token={token}" for role, name, token in tokens]
@@ -427,12 +436,19 @@ async def bring_up(options: Options, stack: Stack, main: asyncio.Task[int]) -> i
         except Exception as exc:  # a half-seeded demo is still worth running
             say(f"seed: stopped early ({type(exc).__name__}: {exc}); the stack keeps running")
 
+    # The demo sign-in (anyone may sign in as any demo person) is only for a
+    # stack that runs with the demo data.
+    config = page_config(options.port_offset, sign_in=options.seed)
     demo = serve_in_thread(
-        settings.host, DEMO_PORT + options.port_offset, page_config(options.port_offset)
+        settings.host, DEMO_PORT + options.port_offset, config, settings.jwt_secret
     )
     try:
         tokens = [(p.role, p.name, t) for p, t in showcase_tokens(settings.jwt_secret)]
-        say("\n" + connection_summary(host, present, options.port_offset, tokens))
+        links = [(p.role, p.name, person_key(p)) for p, _ in showcase_tokens(settings.jwt_secret)]
+        summary = connection_summary(
+            host, present, options.port_offset, tokens, links if options.seed else ()
+        )
+        say("\n" + summary)
         await asyncio.Event().wait()  # until a signal or a dying component cancels us
     finally:
         demo.shutdown()

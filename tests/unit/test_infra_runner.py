@@ -112,9 +112,19 @@ def test_summary_names_every_url_and_token() -> None:
     assert "http://127.0.0.1:8101" in summary
     assert "http://127.0.0.1:8180/?token=tok-1" in summary
     assert "resources" not in summary
+    assert "?as=" not in summary  # no demo sign-in unless asked for
+
+
+def test_summary_links_to_the_demo_sign_in_when_it_is_on() -> None:
+    started = [c for c in runner.COMPONENTS if c.name == "gateway"]
+    summary = runner.connection_summary(
+        "127.0.0.1", started, 0, [], [("student", "Ada Lovelace", "ada-lovelace")]
+    )
+    assert "http://127.0.0.1:8080/?as=ada-lovelace" in summary
 
 
 def test_demo_page_config_follows_the_port_offset() -> None:
+    assert page_config(10)["sign_in"] is False  # the demo sign-in is off by default
     assert page_config(10)["ports"] == {
         "gateway": 8010,
         "posts": 8011,

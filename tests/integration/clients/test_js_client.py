@@ -117,13 +117,14 @@ async def running(components: list[Component]) -> AsyncIterator[list[Component]]
             await component.stop()
 
 
-async def _npm_ci() -> None:
-    if (CLIENT_DIR / "node_modules").is_dir():
+async def _npm_ci(directory: Path = CLIENT_DIR) -> None:
+    """`npm ci` in `directory` unless its `node_modules` is there."""
+    if (directory / "node_modules").is_dir():
         return
     npm = shutil.which("npm")
     assert npm is not None, "npm is not installed"
     process = await asyncio.create_subprocess_exec(
-        npm, "ci", "--no-audit", "--no-fund", cwd=CLIENT_DIR
+        npm, "ci", "--no-audit", "--no-fund", cwd=directory
     )
     assert await asyncio.wait_for(process.wait(), timeout=300) == 0, "npm ci failed"
 

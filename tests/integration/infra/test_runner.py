@@ -201,6 +201,10 @@ def test_stack_comes_up_seeds_serves_the_demo_and_stops_on_sigterm(
             assert "<title>Community Live" in page.text
             config = client.get(stack.url("demo", "/config.json")).json()
             assert config["ports"]["posts"] == PORTS["posts"] + offset
+            # With the demo data comes the demo sign-in (off anywhere else).
+            assert config["sign_in"] is True
+            token = client.get(stack.url("demo", "/dev/token?person=ada-lovelace"))
+            assert token.status_code == 200 and token.json()["token"].startswith("eyJ")
 
             # The seed ran, and every service that serves its routes took the demo data.
             assert "seed: learning events:" in out
@@ -222,6 +226,7 @@ def test_stack_comes_up_seeds_serves_the_demo_and_stops_on_sigterm(
 
         # Connection details a user can act on.
         assert re.search(r"token=eyJ[\w-]+\.[\w-]+\.[\w-]+", out)
+        assert f"http://127.0.0.1:{8080 + offset}/?as=ada-lovelace" in out
         for name in started:
             port = PORTS[name] + offset
             where = f"ws://127.0.0.1:{port}/ws" if name == "gateway" else f"http://127.0.0.1:{port}"

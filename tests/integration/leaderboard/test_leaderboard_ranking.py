@@ -198,6 +198,16 @@ async def test_me_has_ranks_everywhere_and_neighbours(
     assert [i["rank"] for i in mine["neighbors"]["above"]] == list(range(max(rank - 2, 1), rank))
 
 
+async def test_an_empty_page_is_empty(leaderboard_client: Any, events: Events) -> None:
+    """The leader's neighbours above are a page of 0: not the rest of the board."""
+    student = make_user("student")
+    await events.post(student)
+    await me(leaderboard_client, student)  # on the board
+    boards = parts_of(leaderboard_client).service.boards
+    assert await in_app(leaderboard_client, lambda: boards.page("all:all", "rank", 0, 0)) == []
+    assert await in_app(leaderboard_client, lambda: boards.page("all:all", "rank", 1, 0)) == []
+
+
 async def test_me_for_a_student_with_nothing_yet(leaderboard_client: Any) -> None:
     newcomer = make_user("student", name="New Comer")
     mine = await me(leaderboard_client, newcomer)

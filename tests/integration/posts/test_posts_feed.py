@@ -51,7 +51,7 @@ async def test_create_post_writes_the_event_in_the_outbox(api: Any, student: Any
     data = envelope["data"]
     assert data == {
         "id": post["id"],
-        "author": {"id": str(student.id), "name": student.name, "role": "student"},
+        "author": {"id": str(student.id), "name": student.name, "role": "student", "goal": None},
         "content": "announcing",
         "visibility": "members",
         "is_pinned": False,

@@ -44,7 +44,7 @@ async def test_reply_events_name_who_to_notify(api: Any, student: Any) -> None:
         "id": top["id"],
         "post_id": post["id"],
         "reply_to_id": None,
-        "author": {"id": str(alice.id), "name": alice.name, "role": "student"},
+        "author": {"id": str(alice.id), "name": alice.name, "role": "student", "goal": None},
         "content": top["content"],
         "created_at": top["created_at"],
         "edited": False,

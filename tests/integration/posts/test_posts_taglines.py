@@ -205,6 +205,12 @@ async def test_posts_and_replies_show_their_authors_goal(
         settings = other.settings
         ada, bob, teacher = make_user(name="Ada"), make_user(name="Bob"), make_user("instructor")
         goals: dict[str, str | None] = {str(ada.id): "Agency $3K"}
+        published: list[dict[str, Any]] = []
+
+        async def collect(msg: Any) -> None:
+            published.append(msgspec.json.decode(msg.data))
+
+        watcher = await nats_client.subscribe(settings.subject("posts.>"), cb=collect)
         async with goals_responder(infra.nats_url, settings, goals):
             created = await other.client.post(
                 "/posts", json={"content": "hello"}, headers=ada.headers
@@ -216,6 +222,18 @@ async def test_posts_and_replies_show_their_authors_goal(
                 f"/posts/{post['id']}/replies", json={"content": "hi"}, headers=bob.headers
             )
             assert reply.json()["author"]["goal"] is None  # bob has no goal
+
+            # A live post carries what the HTTP post carries, the tagline included.
+            async def announced() -> bool:
+                kinds = {e["type"] for e in published}
+                return kinds >= {"posts.post.created", "posts.reply.created"}
+
+            await eventually(announced)
+            live = next(e["data"] for e in published if e["type"] == "posts.post.created")
+            assert live["author"] == post["author"]
+            live_reply = next(e["data"] for e in published if e["type"] == "posts.reply.created")
+            assert live_reply["author"] == reply.json()["author"]
+            await watcher.unsubscribe()
             await other.client.post(
                 f"/posts/{post['id']}/replies", json={"content": "welcome"}, headers=teacher.headers
             )

@@ -20,12 +20,13 @@ export interface ActivityRecorded {
   ref: { [key: string]: string };
 }
 
-/** Who wrote a post or a reply. */
+/** Who wrote a post or a reply; `goal` is the author's tagline, as over HTTP. */
 export interface AuthorRef {
   /** Format: uuid */
   id: string;
   name: string;
   role: "admin" | "instructor" | "student";
+  goal?: string | null;
 }
 
 /**

@@ -344,6 +344,8 @@ class Boards:
         await self._redis.delete(self._pending_key)
 
     async def page(self, board: str, metric: str, offset: int, limit: int) -> list[uuid.UUID]:
+        if limit <= 0:  # ZREVRANGE key N N-1 would be the rest of the board
+            return []
         [members] = await self._checked(
             lambda pipe: pipe.zrevrange(self.key(board, metric), offset, offset + limit - 1)
         )

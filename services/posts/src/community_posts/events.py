@@ -38,11 +38,12 @@ RPC_GOALS_PROFILE: Final = "rpc.goals.profile"
 
 
 class AuthorRef(msgspec.Struct, frozen=True, kw_only=True):
-    """Who wrote a post or a reply."""
+    """Who wrote a post or a reply; `goal` is the author's tagline, as over HTTP."""
 
     id: uuid.UUID
     name: str
     role: Role
+    goal: str | None = None
 
 
 class PostData(msgspec.Struct, frozen=True, kw_only=True):

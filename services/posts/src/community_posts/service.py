@@ -119,7 +119,7 @@ class PostsService:
                 content=text,
                 visibility=visibility,
             )
-            self._record(uow, ev.POST_CREATED, views.post_data(row), user_id, row["id"])
+            self._record(uow, ev.POST_CREATED, views.post_data(row, goals), user_id, row["id"])
             post = views.post(row, goals, liked=False)
             await uow.remember(idempotency, post)
         return post
@@ -178,12 +178,13 @@ class PostsService:
     async def edit_post(self, viewer: Identity, post_id: uuid.UUID, content: str) -> Post:
         user_id = require_member(viewer)
         text = rules.clean_content(content)
+        goals = await self.taglines.lookup([(user_id, viewer.role)])
         async with self.db.unit_of_work() as uow:
             row = await store.update_post_content(uow.conn, post_id, user_id, text)
             if row is None:
                 await _visible_post(uow.conn, viewer, post_id)  # 404 if hidden or gone
                 raise Forbidden("only the author may edit a post")
-            self._record(uow, ev.POST_UPDATED, views.post_data(row), user_id, post_id)
+            self._record(uow, ev.POST_UPDATED, views.post_data(row, goals), user_id, post_id)
             liked = bool(await store.liked_post_ids(uow.conn, user_id, [post_id]))
         return await self._present(row, liked)
 
@@ -207,11 +208,12 @@ class PostsService:
     async def set_pinned(self, viewer: Identity, post_id: uuid.UUID, *, pinned: bool) -> Post:
         """Pin or unpin; doing what is already done answers the post and emits nothing."""
         user_id = require_moderator(viewer)
+        goals = await self._author_tagline(post_id)
         async with self.db.unit_of_work() as uow:
             row = await store.set_pinned(uow.conn, post_id, pinned=pinned, by=user_id)
             if row is not None:
                 event = ev.POST_PINNED if pinned else ev.POST_UNPINNED
-                self._record(uow, event, views.post_data(row), user_id, post_id)
+                self._record(uow, event, views.post_data(row, goals), user_id, post_id)
             else:
                 row = await _visible_post(uow.conn, viewer, post_id)
             liked = bool(await store.liked_post_ids(uow.conn, user_id, [post_id]))
@@ -278,7 +280,7 @@ class PostsService:
             count = await store.add_to_replies_count(uow.conn, post_id, +1)
             if count is None:  # deleted while we were writing
                 raise NotFound(_POST_HIDDEN)
-            data = await self._reply_data(uow.conn, reply, post, count)
+            data = await self._reply_data(uow.conn, reply, post, count, goals)
             self._record(uow, ev.REPLY_CREATED, data, user_id, post_id)
             answer = views.reply(reply, goals)
             await uow.remember(idempotency, answer)
@@ -286,12 +288,17 @@ class PostsService:
 
     @staticmethod
     async def _reply_data(
-        conn: asyncpg.Connection, reply: asyncpg.Record, post: asyncpg.Record, count: int
+        conn: asyncpg.Connection,
+        reply: asyncpg.Record,
+        post: asyncpg.Record,
+        count: int,
+        goals: views.Taglines,
     ) -> ev.ReplyData:
         to_id = reply["reply_to_id"]
         return views.reply_data(
             reply,
             post,
+            goals,
             replies_count=count,
             reply_to_author_id=None if to_id is None else await store.reply_author(conn, to_id),
         )
@@ -311,14 +318,15 @@ class PostsService:
     ) -> Reply:
         user_id = require_member(viewer)
         text = rules.clean_content(content)
+        goals = await self.taglines.lookup([(user_id, viewer.role)])
         async with self.db.unit_of_work() as uow:
             post, reply = await self._reply_in_visible_post(uow.conn, viewer, post_id, reply_id)
             if not rules.may_edit(viewer, author_id=reply["author_id"]):
                 raise Forbidden("only the author may edit a reply")
             reply = await store.update_reply_content(uow.conn, reply_id, text)
-            data = await self._reply_data(uow.conn, reply, post, post["replies_count"])
+            data = await self._reply_data(uow.conn, reply, post, post["replies_count"], goals)
             self._record(uow, ev.REPLY_UPDATED, data, user_id, post_id)
-        return views.reply(reply, await self._goals([reply]))
+        return views.reply(reply, goals)
 
     async def delete_reply(self, viewer: Identity, post_id: uuid.UUID, reply_id: uuid.UUID) -> None:
         user_id = require_user(viewer)

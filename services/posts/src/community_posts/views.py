@@ -80,16 +80,21 @@ def report(row: asyncpg.Record, goals: Taglines) -> Report:
 # --------------------------------------------------------------------------- event payloads
 
 
-def author_ref(row: asyncpg.Record, prefix: str = "author") -> ev.AuthorRef:
+def author_ref(row: asyncpg.Record, goals: Taglines, prefix: str = "author") -> ev.AuthorRef:
+    author_id = row[f"{prefix}_id"]
     return ev.AuthorRef(
-        id=row[f"{prefix}_id"], name=row[f"{prefix}_name"], role=row[f"{prefix}_role"]
+        id=author_id,
+        name=row[f"{prefix}_name"],
+        role=row[f"{prefix}_role"],
+        goal=goals.get(author_id),
     )
 
 
-def post_data(row: asyncpg.Record) -> ev.PostData:
+def post_data(row: asyncpg.Record, goals: Taglines) -> ev.PostData:
+    """A post event's payload: the post as `GET /posts` shows it, the author's tagline included."""
     return ev.PostData(
         id=row["id"],
-        author=author_ref(row),
+        author=author_ref(row, goals),
         content=row["content"],
         visibility=row["visibility"],
         is_pinned=row["is_pinned"],
@@ -104,6 +109,7 @@ def post_data(row: asyncpg.Record) -> ev.PostData:
 def reply_data(
     reply: asyncpg.Record,
     post: asyncpg.Record,
+    goals: Taglines,
     *,
     replies_count: int,
     reply_to_author_id: uuid.UUID | None,
@@ -112,7 +118,7 @@ def reply_data(
         id=reply["id"],
         post_id=reply["post_id"],
         reply_to_id=reply["reply_to_id"],
-        author=author_ref(reply),
+        author=author_ref(reply, goals),
         content=reply["content"],
         created_at=reply["created_at"],
         edited=reply["edited"],

@@ -1,0 +1,417 @@
+// The demo app in Chromium, each scenario with a page per person involved,
+// against a real gateway and services (started by
+// tests/integration/demo/test_demo_browser.py, which passes their URLs).
+import assert from "node:assert/strict";
+import { after, afterEach, before, test } from "node:test";
+import path from "node:path";
+
+import { launch, openPage } from "./browser.js";
+import { TcpProxy } from "./proxy.js";
+import { call, env, pageUrl, person, studentWithGoal, token } from "./stack.js";
+
+const LIVE_WITHIN_MS = 2000;
+const UPDATE_MS = 10000;
+let browser;
+let proxy;
+const pages = [];
+
+before(async () => {
+  // Every page reaches the gateway through this proxy (config.json names its port).
+  proxy = new TcpProxy(env.proxyPort, env.gatewayPort);
+  await proxy.start();
+  browser = await launch();
+});
+
+afterEach(async () => {
+  await Promise.all(pages.splice(0).map((page) => page.context().close()));
+});
+
+after(async () => {
+  await browser?.close();
+  await proxy?.stop();
+});
+
+async function open(url, options) {
+  const page = await openPage(browser, url, options);
+  pages.push(page);
+  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  return page;
+}
+
+function shot(page, name) {
+  return page.screenshot({ path: path.join(env.screenshots, `${name}.png`), fullPage: false });
+}
+
+function seen(page, selector, text, timeout = UPDATE_MS) {
+  return page.locator(selector, text === undefined ? {} : { hasText: text }).first().waitFor({ timeout });
+}
+
+function noConsoleErrors(...checked) {
+  for (const page of checked) assert.deepEqual(page.errors, [], `console errors on ${page.url()}`);
+}
+
+async function submitProof(page, amount) {
+  await page.locator("#proof-button").click();
+  await page.locator("#proof-amount").fill(String(amount));
+  await page.locator("#proof-url").fill("https://videos.example.com/payout-proof");
+  await page.locator("#proof-dialog button.primary").click();
+  await seen(page, "#proof-button", "Under Review");
+}
+
+test("a revenue proof reaches the instructor live and its approval reaches the student", async () => {
+  const instructor = person("instructor", "Rachel Kim");
+  const student = await studentWithGoal("Ada Lovelace", instructor);
+  const [teacherPage, studentPage] = await Promise.all([open(pageUrl(instructor)), open(pageUrl(student))]);
+  await seen(studentPage, "#goal-card", "Agency $3k");
+  await seen(studentPage, "#proof-button", "Submit Revenue Proof");
+
+  await submitProof(studentPage, 1200);
+  const sent = Date.now();
+  const review = teacherPage.locator("[data-review]", { hasText: "Ada Lovelace" });
+  await review.waitFor({ timeout: LIVE_WITHIN_MS });
+  assert.ok(Date.now() - sent <= LIVE_WITHIN_MS, "the proof showed within 2 s");
+  await teacherPage.waitForFunction(() => document.title.startsWith("(1) "), null, { timeout: 1000 });
+  await seen(teacherPage, "[data-review] .context", "Agency $3k");
+  await shot(teacherPage, "instructor");
+
+  await review.getByRole("button", { name: "Approve" }).click();
+  await review.waitFor({ state: "detached", timeout: UPDATE_MS });
+  assert.equal(await teacherPage.title(), "Community Live");
+
+  await seen(studentPage, "#last-verified", "✓ Last verified: $1,200");
+  await seen(studentPage, "#proof-button", "Update Revenue");
+  await seen(studentPage, "#goal-card .percent", "40%");
+  await seen(studentPage, "#inbox li", "revenue proof was approved");
+  await seen(studentPage, "#inbox-count", "unread");
+  // On screen in a visible tab: read after a moment, the badge goes.
+  await studentPage.locator("#inbox-count").waitFor({ state: "hidden", timeout: UPDATE_MS });
+  await seen(studentPage, "#submissions li", "approved");
+  for (const page of [studentPage, teacherPage]) {
+    await seen(page, `#board tr[data-user="${student.sub}"] .earned`, "$1,200");
+  }
+  await shot(studentPage, "student");
+  noConsoleErrors(teacherPage, studentPage);
+});
+
+test("a rejection shows its reason to the student, who submits again", async () => {
+  const instructor = person("instructor", "Marcus Reed");
+  const student = await studentWithGoal("Maya Patel", instructor);
+  const [teacherPage, studentPage] = await Promise.all([open(pageUrl(instructor)), open(pageUrl(student))]);
+  await submitProof(studentPage, 900);
+  const review = teacherPage.locator("[data-review]", { hasText: "Maya Patel" });
+  await review.waitFor({ timeout: LIVE_WITHIN_MS });
+
+  // With the keyboard only: the dialog takes the focus, Tab reaches its buttons.
+  await review.getByRole("button", { name: "Reject" }).press("Enter");
+  const dialog = teacherPage.locator("#reject-dialog");
+  await dialog.waitFor();
+  assert.equal(await teacherPage.evaluate(() => document.activeElement.id), "reject-reason");
+  await teacherPage.keyboard.type("The video does not show the payout.");
+  await teacherPage.keyboard.press("Tab");
+  await teacherPage.keyboard.press("Tab");
+  await teacherPage.keyboard.press("Enter");
+  await review.waitFor({ state: "detached", timeout: UPDATE_MS });
+
+  await seen(studentPage, "#rejection", "The video does not show the payout.");
+  await seen(studentPage, "#proof-button", "Submit Revenue Proof");
+  await seen(studentPage, "#inbox li", "was rejected");
+  await seen(studentPage, "#submissions li.rejected", "The video does not show the payout.");
+
+  await submitProof(studentPage, 950);
+  await seen(teacherPage, "[data-review]", "$950");
+  noConsoleErrors(teacherPage, studentPage);
+});
+
+test("posts, likes and replies go between two pages; a guest reads public posts only", async () => {
+  const instructor = person("instructor", "Sam Carter");
+  const author = await studentWithGoal("Kenji Tanaka", instructor, "saas-1k-mrr");
+  const reader = person("student", "Priya Sharma");
+  const [authorPage, readerPage, guestPage] = await Promise.all([
+    open(pageUrl(author)), open(pageUrl(reader)), open(`${env.demo}/`),
+  ]);
+  assert.equal(await guestPage.locator("#composer").isVisible(), false);
+  await seen(guestPage, "#feed-signin", "Sign in");
+
+  const words = `Shipped the billing page ${Date.now()}`;
+  await authorPage.locator("#composer-text").fill(words);
+  await authorPage.getByRole("button", { name: "Post", exact: true }).click();
+  const onReader = readerPage.locator("article.post", { hasText: words });
+  await onReader.waitFor({ timeout: LIVE_WITHIN_MS });
+  // A live post shows what a fetched one shows: the author's goal tagline.
+  await seen(readerPage, "article.post .tagline", "SaaS $1k MRR");
+  await seen(guestPage, "article.post", words);
+
+  const secret = `Members-only numbers ${Date.now()}`;
+  await authorPage.locator("#composer-text").fill(secret);
+  await authorPage.locator("#composer-visibility").selectOption("members");
+  await authorPage.getByRole("button", { name: "Post", exact: true }).click();
+  await seen(readerPage, "article.post", secret);
+
+  await onReader.locator("button.like").click();
+  await seen(authorPage, "article.post button.like", "♡ 1");
+  await onReader.locator("button.replies").click();
+  await onReader.getByLabel("Your reply", { exact: true }).fill("Congrats, what stack?");
+  await onReader.getByRole("button", { name: "Reply", exact: true }).click();
+  const onAuthor = authorPage.locator("article.post", { hasText: words });
+  await seen(authorPage, "article.post button.replies", "1 reply");
+  await onAuthor.locator("button.replies").click();
+  await seen(authorPage, "article.post .reply", "Congrats, what stack?");
+  await seen(authorPage, "#inbox li", "replied");
+  await seen(authorPage, "#inbox li", "liked your post");
+  await seen(authorPage, "#presence", "Priya Sharma");
+
+  await shot(guestPage, "guest");
+  assert.equal(await guestPage.locator("article.post", { hasText: secret }).count(), 0);
+  assert.equal(await guestPage.locator("#composer").isVisible(), false);
+  noConsoleErrors(authorPage, readerPage, guestPage);
+});
+
+test("after a network cut every post and review that arrived meanwhile is on the page once", async () => {
+  const instructor = person("instructor", "Rachel Kim");
+  const student = await studentWithGoal("Lucas Moreau", instructor);
+  const page = await open(pageUrl(instructor));
+
+  proxy.cut();
+  await seen(page, "#status", "Reconnecting —");
+  const status = await page.locator("#status").textContent();
+  assert.doesNotMatch(status, /\b1\d{3}\b|\b4\d{3}\b/, "the reason in words, not a close code");
+  const stamp = Date.now();
+  const texts = [1, 2, 3].map((n) => `Written during the cut ${stamp} #${n}`);
+  for (const content of texts) await call("posts", "POST", "/posts", student.jwt, { content });
+  await call("goals", "POST", "/goals/me/submissions", student.jwt,
+    { amount: "700", proof_url: "https://videos.example.com/cut" });
+  await page.waitForTimeout(1000);
+  proxy.restore();
+
+  await seen(page, "#status", "Live", 45000);
+  for (const content of texts) {
+    await seen(page, "article.post", content);
+    assert.equal(await page.locator("article.post", { hasText: content }).count(), 1, content);
+  }
+  await seen(page, "[data-review]", "Lucas Moreau");
+  assert.equal(await page.locator("[data-review]", { hasText: "Lucas Moreau" }).count(), 1);
+  // The cut itself is logged by Chromium (failed websocket handshakes); nothing else may be.
+  const others = page.errors.filter((e) => !/WebSocket connection|ERR_CONNECTION|Failed to load resource/.test(e));
+  assert.deepEqual(others, []);
+});
+
+test("an expired token shows the session-expired state while public data loads as a guest", async () => {
+  const author = person("student", "Emma Johansson");
+  const content = `Public post for everyone ${Date.now()}`;
+  await call("posts", "POST", "/posts", author.jwt, { content });
+  const expired = token({ role: "student", name: "Emma Johansson", ttl: -60 });
+  const page = await open(`${env.demo}/?token=${expired}`);
+  await seen(page, "#banner", "session has expired — sign in again");
+  await seen(page, "article.post", content);
+  await seen(page, "#board tr");
+  await seen(page, "#stats .stat");
+  assert.equal(await page.locator("#composer").isVisible(), false);
+  assert.equal(await page.locator("#who").textContent(), "Guest (read only)");
+  noConsoleErrors(page);
+
+  // A token the services refuse (here: signed with another secret) is found out
+  // by the first answer (401): the same state, and no retrying forever.
+  const forged = `${token({ role: "student", name: "Emma Johansson" }).slice(0, -4)}AAAA`;
+  const refused = await open(`${env.demo}/?token=${forged}`);
+  await seen(refused, "#banner", "session has expired — sign in again");
+  await seen(refused, "article.post", content);
+  await seen(refused, "#who", "Guest (read only)");
+  await refused.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  // Chromium logs the refused requests (401) themselves; nothing else may be logged.
+  assert.deepEqual(refused.errors.filter((e) => !/status of 401|WebSocket connection/.test(e)), []);
+});
+
+test("on a 390 px screen the instructor sees the review queue first", async () => {
+  const instructor = person("instructor", "Marcus Reed");
+  const page = await open(pageUrl(instructor), { viewport: { width: 390, height: 844 } });
+  const queue = await page.locator("#reviews-section").boundingBox();
+  const feed = await page.locator("#feed-section").boundingBox();
+  assert.ok(queue.y < feed.y, "the queue comes before the feed");
+  assert.ok(queue.y < 844 / 2, `the queue starts on the first screen (at ${queue.y} px)`);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `no sideways scrolling (${width} px wide)`);
+  await shot(page, "instructor-phone");
+  noConsoleErrors(page);
+});
+
+test("the demo sign-in: pick a person, get a fresh token", async () => {
+  const page = await open(`${env.demo}/`);
+  await page.locator("#person").selectOption("ada-lovelace");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\?as=ada-lovelace$/);
+  await seen(page, "#who", "Ada Lovelace · student");
+  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  await seen(page, "#goal-card");
+  noConsoleErrors(page);
+});
+
+test("feed filters and search, and the leaderboard's track selector", async () => {
+  const instructor = person("instructor", "Rachel Kim");
+  const agency = await studentWithGoal("Jonas Weber", instructor, "agency-1k");
+  const saas = await studentWithGoal("Fatima Zahra", instructor, "saas-1k-mrr");
+  const stamp = Date.now();
+  await call("posts", "POST", "/posts", agency.jwt, { content: `Pricing question zebra${stamp}` });
+  await call("posts", "POST", "/posts", saas.jwt, { content: `Churn report ${stamp}` });
+  await call("posts", "POST", "/posts", instructor.jwt, { content: `Office hours ${stamp}` });
+  const page = await open(pageUrl(saas));
+  await seen(page, "article.post", `Office hours ${stamp}`);
+
+  await page.getByLabel("Search posts").fill(`zebra${stamp}`);
+  await seen(page, "article.post", `Pricing question zebra${stamp}`);
+  await page.locator("article.post", { hasText: `Churn report ${stamp}` }).waitFor({ state: "detached" });
+  assert.equal(await page.locator("article.post").count(), 1);
+  await page.getByLabel("Search posts").fill("");
+  await page.getByLabel("Instructors").check();
+  await page.locator("article.post", { hasText: `Churn report ${stamp}` }).waitFor({ state: "detached" });
+  await seen(page, "article.post", `Office hours ${stamp}`);
+  await page.getByLabel("Mine").check();
+  await seen(page, "article.post", `Churn report ${stamp}`);
+  assert.equal(await page.locator("article.post", { hasText: `Office hours ${stamp}` }).count(), 0);
+
+  // Older posts come on scroll.
+  await page.getByRole("radio", { name: "All" }).check();
+  const others = [person("student", "Noah Williams"), person("student", "Sofia Rossi"), person("student", "Lucas Moreau")];
+  await Promise.all(others.map(async (other, i) => {
+    for (let n = i; n < 24; n += 3) {
+      await call("posts", "POST", "/posts", other.jwt, { content: `Filler ${stamp} ${n}` });
+    }
+  }));
+  await page.reload();
+  await seen(page, "article.post", `Filler ${stamp} `);
+  const older = page.locator("article.post", { hasText: `Pricing question zebra${stamp}` });
+  assert.equal(await older.count(), 0, "24 newer posts: not on the first page");
+  await page.locator("#feed-more").scrollIntoViewIfNeeded();
+  await older.waitFor({ timeout: UPDATE_MS });
+
+  await seen(page, `#board tr[data-user="${agency.sub}"]`);
+  await page.locator("#board-filters select[name=track]").selectOption("saas");
+  await page.locator(`#board tr[data-user="${agency.sub}"]`).waitFor({ state: "detached" });
+  await seen(page, `#board tr[data-user="${saas.sub}"]`);
+  await seen(page, "#standing", "You are #");
+  noConsoleErrors(page);
+});
+
+test("the services' /schema pages work without the internet", async () => {
+  const context = await browser.newContext();
+  const outside = [];
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1)/, (route) => {
+    outside.push(route.request().url());
+    return route.abort();
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (message) => message.type() === "error" && errors.push(message.text()));
+  // Every service serves the page the same way (community_shared); one is enough.
+  await page.goto(`${env.posts}/schema`);
+  await page.locator(".swagger-ui .info .title", { hasText: "posts" }).waitFor({ timeout: UPDATE_MS });
+  await page.locator(".opblock").first().waitFor();
+  await context.close();
+  assert.deepEqual(outside, [], "nothing fetched from outside");
+  assert.deepEqual(errors, []);
+});
+
+test("a proof arriving in a hidden tab: title count, sound unless muted, desktop notification", async () => {
+  const instructor = person("instructor", "Sam Carter");
+  const first = await studentWithGoal("Aisha Bello", instructor);
+  const second = await studentWithGoal("Diego Alvarez", instructor);
+  const context = await browser.newContext();
+  await context.grantPermissions(["notifications"]);
+  // The tab is hidden; record the notifications and sounds the page makes.
+  await context.addInitScript(() => {
+    Object.defineProperty(document, "hidden", { get: () => true });
+    Object.defineProperty(document, "visibilityState", { get: () => "hidden" });
+    window.shown = [];
+    window.Notification = class {
+      static permission = "granted";
+      static requestPermission() { return Promise.resolve("granted"); }
+      constructor(title, options) { window.shown.push({ title, body: options.body }); }
+    };
+    window.beeps = 0;
+    const Real = window.AudioContext;
+    window.AudioContext = class extends Real {
+      createOscillator() {
+        const oscillator = super.createOscillator();
+        const start = oscillator.start.bind(oscillator);
+        oscillator.start = (...args) => { window.beeps += 1; return start(...args); };
+        return oscillator;
+      }
+    };
+  });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
+  pages.push(page);
+  await page.goto(pageUrl(instructor));
+  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  await page.locator("h1").click();  // a user gesture: the page may play sound from now on
+
+  await call("goals", "POST", "/goals/me/submissions", first.jwt,
+    { amount: "300", proof_url: "https://videos.example.com/a" });
+  const shownFor = (body) => page.waitForFunction(
+    (wanted) => window.shown.some((n) => n.title === "Community Live: new review" && n.body === wanted),
+    body, { timeout: UPDATE_MS });
+  await shownFor("Aisha Bello: $300 revenue proof");
+  assert.match(await page.title(), /^\(\d+\) Community Live$/);
+  const beeps = await page.evaluate(() => window.beeps);
+  assert.ok(beeps >= 1, "a sound played");
+
+  await page.locator("#sound").evaluate((box) => { box.click(); });  // mute
+  await call("goals", "POST", "/goals/me/submissions", second.jwt,
+    { amount: "400", proof_url: "https://videos.example.com/b" });
+  await shownFor("Diego Alvarez: $400 revenue proof");
+  assert.equal(await page.evaluate(() => window.beeps), beeps, "muted: no sound");
+  assert.equal(await page.evaluate(() => localStorage.getItem("cl-sound")), "off");
+  noConsoleErrors(page);
+});
+
+test("the resource library: filter, download, then rate", async () => {
+  const instructor = person("instructor", "Marcus Reed");
+  const student = person("student", "Emma Johansson");
+  const title = `Cold email templates ${Date.now()}`;
+  await call("resources", "POST", "/resources", instructor.jwt, {
+    title, type: "template", category: "client-acquisition",
+    file_url: "https://files.example.com/cold-email.pdf", description: "Twelve templates.",
+  });
+  const page = await open(pageUrl(student));
+  await page.locator("#resource-filters select[name=category]").selectOption("client-acquisition");
+  const item = page.locator(".resource", { hasText: title });
+  await item.waitFor({ timeout: UPDATE_MS });
+  await item.getByRole("button", { name: "Download" }).click();
+  await seen(page, ".resource a", "Open the file");
+  await item.getByLabel(`Rate ${title}`).selectOption("5");
+  await seen(page, ".resource", "5.0 ★ from 1");
+  await page.locator("#resource-filters select[name=category]").selectOption("marketing");
+  await item.waitFor({ state: "detached", timeout: UPDATE_MS });
+  noConsoleErrors(page);
+});
+
+test("the moderators' queues: a report dismissed, a post removed, a story published", async () => {
+  const admin = person("admin", "Sam Carter");
+  const author = person("student", "Noah Williams");
+  const reporter = person("student", "Maya Patel");
+  const stamp = Date.now();
+  const kept = await call("posts", "POST", "/posts", author.jwt, { content: `Harmless ${stamp}` });
+  const spam = await call("posts", "POST", "/posts", author.jwt, { content: `Buy followers ${stamp}` });
+  for (const post of [kept, spam]) {
+    await call("posts", "POST", `/posts/${post.id}/reports`, reporter.jwt, { reason: "spam" });
+  }
+  await call("goals", "POST", "/goals/stories", author.jwt,
+    { title: `First client ${stamp}`, story: "Cold emails worked.", anonymous: false });
+  const page = await open(pageUrl(admin));
+
+  const harmless = page.locator(".report", { hasText: `Harmless ${stamp}` });
+  await harmless.getByRole("button", { name: "Dismiss" }).click();
+  await harmless.waitFor({ state: "detached", timeout: UPDATE_MS });
+  const bad = page.locator(".report", { hasText: `Buy followers ${stamp}` });
+  await bad.getByRole("button", { name: "Remove post" }).click();
+  await bad.waitFor({ state: "detached", timeout: UPDATE_MS });
+  await page.locator("article.post", { hasText: `Buy followers ${stamp}` }).waitFor({ state: "detached", timeout: UPDATE_MS });
+  await seen(page, "article.post", `Harmless ${stamp}`);
+
+  const story = page.locator(".story", { hasText: `First client ${stamp}` });
+  await story.getByRole("button", { name: "Publish" }).click();
+  await story.waitFor({ state: "detached", timeout: UPDATE_MS });
+  const published = await call("goals", "GET", "/goals/stories", admin.jwt);
+  assert.ok(published.items.some((s) => s.title === `First client ${stamp}`));
+  noConsoleErrors(page);
+});
