@@ -11,14 +11,9 @@ import uuid
 from typing import Any
 
 import pytest
-from community_gateway.channels import user_channel
-from community_gateway.config import GatewayConfig
-from community_gateway.protocol import (
-    CLOSE_TOKEN_EXPIRED,
-    CLOSE_TRY_AGAIN,
+from community_gateway.actions import (
     Action,
     Close,
-    ConnectionProtocol,
     CountOp,
     GoLive,
     InboxHold,
@@ -29,10 +24,17 @@ from community_gateway.protocol import (
     Schedule,
     Send,
     StoreCursor,
-    StoredEvent,
     StoreVisibility,
     TokenExpiry,
     Unlisten,
+)
+from community_gateway.channels import user_channel
+from community_gateway.config import GatewayConfig
+from community_gateway.protocol import (
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_TRY_AGAIN,
+    ConnectionProtocol,
+    StoredEvent,
 )
 from community_shared.auth import GUEST, Identity, InvalidToken
 

@@ -3,7 +3,7 @@
 `ConnectionProtocol` is the one object that decides what a connection does,
 in the manner of python-websockets' sans-I/O core: every input — a client
 message, the result of an I/O step it asked for, a timer it set — goes in
-through a method, and what to do comes out as a list of *actions* (below).
+through a method, and what to do comes out as a list of *actions* (actions.py).
 The I/O layer (server.py) performs the actions in order and hands back their
 results; it never builds an answer frame nor decides who sees what. Nothing
 here blocks, awaits, reads a clock or touches a socket, so a unit test drives
@@ -29,13 +29,29 @@ protocol's public face.
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final
 
 from community_shared.auth import Identity, InvalidToken
 
+from community_gateway.actions import (
+    Action,
+    Close,
+    CountOp,
+    GoLive,
+    InboxHold,
+    Listen,
+    OpenPresence,
+    ReadHistory,
+    ReadInbox,
+    Schedule,
+    Send,
+    StoreCursor,
+    StoreVisibility,
+    Timer,
+    TokenExpiry,
+    Unlisten,
+)
 from community_gateway.channels import FORBIDDEN, PRESENCE, user_channel
 from community_gateway.config import GatewayConfig
 from community_gateway.frames import (
@@ -68,7 +84,6 @@ from community_gateway.frames import (
     subscribed_frame,
     unsubscribed_frame,
 )
-from community_gateway.sendqueue import Outgoing
 from community_gateway.session import (
     RecoveryBufferFull,
     Refused,
@@ -138,151 +153,6 @@ def cursor_to_store(seq: int, latest: int) -> int:
     """The inbox read cursor a `read` op stores: never beyond the inbox's newest event,
     which would hide events still to come."""
     return min(seq, latest)
-
-
-# --------------------------------------------------------------------------- timers
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InboxHold:
-    """The end of the hold on the automatic inbox subscription's live events."""
-
-    channel: str
-    token: int | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TokenExpiry:
-    """The moment (wall clock, seconds) the session's token expires."""
-
-    at: float
-
-
-Timer = InboxHold | TokenExpiry
-
-
-# --------------------------------------------------------------------------- actions
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Send:
-    """Queue these frames in order; `paced`: wait for room in the queue before each
-    (history replay). Once a connection is closing, later actions are moot."""
-
-    items: Sequence[Outgoing]
-    paced: bool = False
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Listen:
-    """Offer this channel's live events to the connection from now on."""
-
-    channel: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Unlisten:
-    """Stop offering this channel's live events (for `presence`: its frames)."""
-
-    channel: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ReadInbox:
-    """Read the inbox's latest seq and, from the user's read cursor, the unread count;
-    then `greeted` (`unread` 0 when the cursor cannot be read) or `greet_failed`."""
-
-    user_id: uuid.UUID
-    channel: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ReadHistory:
-    """Read the channel's latest seq and, with `since`, its history `(since, latest]`;
-    then `history_read` or `history_unavailable`."""
-
-    channel: str
-    since: int | None
-    op_id: OpId
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OpenPresence:
-    """Wait (a bounded time) for this instance's presence view;
-    then `presence_opened` and the snapshot, or `presence_unavailable`."""
-
-    op_id: OpId
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class GoLive:
-    """The frames above are queued: call `go_live(channel)` and perform what it returns."""
-
-    channel: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StoreCursor:
-    """Move the user's inbox read cursor up to `cursor_to_store(seq, latest)`;
-    then send `done`, or `failed` if it cannot be stored."""
-
-    user_id: uuid.UUID
-    channel: str
-    seq: int
-    done: Outgoing
-    failed: Outgoing
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StoreVisibility:
-    """Store the user's presence visibility; then send `done`, or `failed`."""
-
-    identity: Identity
-    visible: bool
-    done: Outgoing
-    failed: Outgoing
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Schedule:
-    """Call `timer_due(timer, …)` after `delay` seconds (0: as soon as the loop is free;
-    an `InboxHold` may be pending twice, a `TokenExpiry` replaces the previous one).
-    For a `TokenExpiry`, `delay` is computed by the caller from `timer.at`."""
-
-    timer: Timer
-    delay: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Close:
-    """Close the connection with this code (queued frames are discarded)."""
-
-    code: int
-    reason: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CountOp:
-    """Count one client op and its outcome (`ok`, `rate_limited` or an error code)."""
-
-    name: str
-    outcome: str
-
-
-Action = (
-    Send
-    | Listen
-    | Unlisten
-    | ReadInbox
-    | ReadHistory
-    | OpenPresence
-    | GoLive
-    | StoreCursor
-    | StoreVisibility
-    | Schedule
-    | Close
-    | CountOp
-)
 
 
 def _send(payload: bytes) -> Send:

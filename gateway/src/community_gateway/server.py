@@ -44,6 +44,23 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from community_gateway import metrics
+from community_gateway.actions import (
+    Action,
+    Close,
+    CountOp,
+    GoLive,
+    Listen,
+    OpenPresence,
+    ReadHistory,
+    ReadInbox,
+    Schedule,
+    Send,
+    StoreCursor,
+    StoreVisibility,
+    Timer,
+    TokenExpiry,
+    Unlisten,
+)
 from community_gateway.channels import PRESENCE, channel_of_subject
 from community_gateway.client import Client
 from community_gateway.config import MAX_FRAME_BYTES, GatewayConfig
@@ -60,23 +77,8 @@ from community_gateway.handshake import (
 from community_gateway.presence import PresenceService
 from community_gateway.protocol import (
     CLOSE_RESTART,
-    Action,
-    Close,
     ConnectionProtocol,
-    CountOp,
-    GoLive,
-    Listen,
-    OpenPresence,
-    ReadHistory,
-    ReadInbox,
-    Schedule,
-    Send,
-    StoreCursor,
     StoredEvent,
-    StoreVisibility,
-    Timer,
-    TokenExpiry,
-    Unlisten,
     control,
     cursor_to_store,
 )
