@@ -1,4 +1,4 @@
-"""One websocket connection's outbound path: its queue, its writer task, its backlog checks.
+"""One websocket connection's I/O besides reading: its outbound path and its timers.
 
 Frames reach a client in order through one of two ways: written at once when
 the client keeps up (as `websockets.broadcast` does), else through its
@@ -11,11 +11,14 @@ The `websockets` internals it needs are behind `wsadapter.Link`.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from community_gateway import metrics
+from community_gateway.actions import Timer, TokenExpiry
 from community_gateway.config import GatewayConfig
 from community_gateway.protocol import (
     CLOSE_TOO_SLOW,
@@ -177,3 +180,38 @@ class Client:
                 metrics.FRAMES_SENT.inc()
         except ConnectionClosed:
             pass
+
+
+class Timers:
+    """A connection's pending timers (the protocol's `Schedule`), cancelled when it ends.
+
+    One `TokenExpiry` at a time (a new one replaces it; its delay is counted
+    from the wall clock); `InboxHold`s after their delay, or as soon as the
+    loop is free for a delay of 0.
+    """
+
+    def __init__(self, fire: Callable[[Timer], None]) -> None:
+        self._fire = fire
+        self._handles: set[asyncio.Handle] = set()
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def schedule(self, timer: Timer, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(timer, TokenExpiry):
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._expiry = loop.call_later(max(0.0, timer.at - time.time()), self._fire, timer)
+            return
+        handle: asyncio.Handle
+        if delay <= 0:
+            handle = loop.call_soon(self._fire, timer)
+        else:
+            handle = loop.call_later(delay, self._fire, timer)
+        self._handles.add(handle)
+
+    def cancel(self) -> None:
+        for handle in self._handles:
+            handle.cancel()
+        self._handles.clear()
+        if self._expiry is not None:
+            self._expiry.cancel()

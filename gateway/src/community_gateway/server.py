@@ -1,15 +1,18 @@
 """The gateway's I/O: the websocket server, fan-out from JetStream, the HTTP probes.
 
 Everything that decides something lives in the pure modules (`channels`,
-`protocol`, `sendqueue`, `coalesce`); this module moves bytes between
-websockets, JetStream and Redis:
+`protocol`, `sendqueue`, `coalesce`, `presence_rules`); this module moves
+bytes between websockets, JetStream and Redis:
 
-- the handshake (`process_request`): `GET /health`, `/ready`, `/metrics`, and
-  for `/ws` the token (`?token=` or `Authorization: Bearer`), refused with 401
-  when invalid or expired;
-- one reader task per connection handling its ops in order, one writer task
-  per connection draining its `SendQueue`, so a slow client only ever fills
-  its own queue (and is closed with 4008 when that overflows);
+- the handshake (`process_request`): `GET /health`, `/ready`, `/metrics`,
+  `/presence`, and for `/ws` who connects (`handshake.identity_of`: the
+  `Authorization: Bearer` header or `?token=`), refused with 401 when
+  invalid or expired;
+- one reader task per connection feeding its messages to its
+  `ConnectionProtocol` and performing the actions it returns, in order
+  (perform.py); one writer task per connection draining its `SendQueue`
+  (client.py), so a slow client only ever fills its own queue (and is
+  closed with 4008 when that overflows);
 - fan-out: two ordered push consumers per instance (`ch.>` and `inbox.>`,
   new messages only) whose messages are offered to the local connections
   subscribed to the channel;
@@ -44,26 +47,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from community_gateway import metrics
-from community_gateway.actions import (
-    Action,
-    Close,
-    CountOp,
-    GoLive,
-    Listen,
-    OpenPresence,
-    ReadHistory,
-    ReadInbox,
-    Schedule,
-    Send,
-    StoreCursor,
-    StoreVisibility,
-    Timer,
-    TokenExpiry,
-    Unlisten,
-)
-from community_gateway.channels import PRESENCE, channel_of_subject
-from community_gateway.client import Client
+from community_gateway.channels import channel_of_subject
+from community_gateway.client import Client, Timers
 from community_gateway.config import MAX_FRAME_BYTES, GatewayConfig
+from community_gateway.cursors import ReadCursors
 from community_gateway.handshake import (
     bearer_identity,
     error_response,
@@ -74,13 +61,12 @@ from community_gateway.handshake import (
     request_path,
     unauthorized,
 )
+from community_gateway.perform import ActionPerformer
 from community_gateway.presence import PresenceService
 from community_gateway.protocol import (
     CLOSE_RESTART,
     ConnectionProtocol,
     StoredEvent,
-    control,
-    cursor_to_store,
 )
 from community_gateway.router import Router
 from community_gateway.store import ChannelStore
@@ -88,22 +74,8 @@ from community_gateway.wsadapter import WRITE_LIMIT, missing_internals
 
 log = logging.getLogger(__name__)
 
-READ_CURSOR_TTL_SECONDS = 60 * 24 * 3600
-PRESENCE_SYNC_WAIT = 5.0
-"""How long a `presence` subscription waits for a starting instance's first snapshot."""
 
-
-# Moves the read cursor forward only: SET key max(current, new).
-_ADVANCE_CURSOR = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local proposed = tonumber(ARGV[1])
-if proposed > current then current = proposed end
-redis.call('SET', KEYS[1], current, 'EX', ARGV[2])
-return current
-"""
-
-
-class GatewayServer:
+class GatewayServer(ActionPerformer):
     """One gateway instance: `await start()`, serve, `await stop()`.
 
     `settings.port` 0 lets the OS choose a free port (read it from `port`).
@@ -123,6 +95,7 @@ class GatewayServer:
         self._store: ChannelStore | None = None
         self._router: Router | None = None
         self._redis: aioredis.Redis | None = None
+        self._cursors: ReadCursors | None = None
         self._presence: PresenceService | None = None
         self._fanout: list[Subscription] = []
         self._outbound_watch: asyncio.Task[None] | None = None
@@ -225,6 +198,7 @@ class GatewayServer:
             self._fanout.append(subscription)
         await self._router.start()
         self._redis = create_redis(self.settings)
+        self._cursors = ReadCursors(self._redis, self.settings)
         self._presence = PresenceService(
             self.settings,
             self.instance_id,
@@ -265,6 +239,7 @@ class GatewayServer:
                 await self._nc.drain()
             self._nc = None
         if self._redis is not None:
+            self._cursors = None
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
             self._redis = None
@@ -347,7 +322,7 @@ class GatewayServer:
             identity, self.config, lambda token: decode_token(token, secret)
         )
         client = Client(ws, protocol, self.config)
-        timers = _Timers(self, client)
+        timers = Timers(lambda timer: self._timer_due(client, timers, timer))
         self._clients.add(client)
         if self._presence is not None:
             self._presence.opened(identity)
@@ -402,160 +377,6 @@ class GatewayServer:
             if not subscribers:
                 del self._by_channel[channel]
 
-    def _require_store(self) -> ChannelStore:
-        if self._store is None:
-            raise ConnectionError("JetStream is not set up")
-        return self._store
-
-    # -- the protocol's actions -------------------------------------------------
-
-    async def _perform(self, client: Client, timers: _Timers, actions: list[Action]) -> None:
-        """Carry out a connection's actions in order; once it is closing, the rest are moot."""
-        protocol = client.protocol
-        for action in actions:
-            if client.closing:
-                return
-            match action:
-                case Send(items, True):
-                    for item in items:
-                        if not await client.push_paced(item):
-                            return
-                case GoLive(channel):
-                    await self._perform(client, timers, protocol.go_live(channel))
-                case ReadInbox():
-                    await self._perform(client, timers, await self._read_inbox(protocol, action))
-                case ReadHistory():
-                    actions_ = await self._read_history(protocol, action)
-                    await self._perform(client, timers, actions_)
-                case OpenPresence():
-                    await self._open_presence(client, timers, action)
-                case StoreCursor():
-                    client.push(action.done if await self._store_cursor(action) else action.failed)
-                case StoreVisibility():
-                    stored = await self._store_visibility(action)
-                    client.push(action.done if stored else action.failed)
-                case _:
-                    self._apply(client, timers, action)
-
-    def _apply(self, client: Client, timers: _Timers, action: Action) -> bool:
-        """Perform an action that needs no waiting; False for any other."""
-        match action:
-            case Send(items, False):
-                for item in items:
-                    if not client.push(item):
-                        break
-            case CountOp(name, outcome):
-                metrics.OPS.labels(name, outcome).inc()
-            case Listen(channel):
-                self._index_add(channel, client)
-            case Unlisten(channel):
-                self._index_remove(channel, client)
-                if channel == PRESENCE and self._presence is not None:
-                    self._presence.unwatch(client)
-            case Schedule(timer, delay):
-                timers.schedule(timer, delay)
-            case Close(code, reason):
-                client.close(code, reason)
-            case _:
-                return False
-        return True
-
-    def _timer_due(self, client: Client, timers: _Timers, timer: Timer) -> None:
-        if not client.closing:
-            self._perform_now(client, timers, client.protocol.timer_due(timer, time.time()))
-
-    def _perform_now(self, client: Client, timers: _Timers, actions: list[Action]) -> None:
-        """Carry out actions that need no waiting (what a timer returns), within this call.
-
-        Within the call matters: an inbox release's frames must be queued
-        before the next live event of the channel is offered.
-        """
-        for action in actions:
-            if client.closing:
-                return
-            if not self._apply(client, timers, action):
-                raise TypeError(f"{action!r} cannot be performed without waiting")
-
-    async def _read_inbox(self, protocol: ConnectionProtocol, action: ReadInbox) -> list[Action]:
-        try:
-            store = self._require_store()
-            latest = await store.latest_seq(action.channel)
-            cursor = await self._read_cursor(action.user_id)
-            unread = await store.unread(action.user_id, cursor) if cursor is not None else 0
-        except Exception as exc:
-            log.warning("cannot greet %s: %s", action.user_id, exc)
-            return protocol.greet_failed()
-        return protocol.greeted(latest, unread)
-
-    async def _read_cursor(self, user_id: uuid.UUID) -> int | None:
-        """The user's inbox read cursor (0 if never set); None if Redis does not answer."""
-        if self._redis is None:
-            return None
-        try:
-            raw = await self._redis.get(self.settings.redis_key(f"gw:read:{user_id}"))
-        except Exception as exc:
-            log.warning("redis: cannot read the inbox cursor: %s", exc)
-            return None
-        return int(raw) if raw else 0
-
-    async def _read_history(
-        self, protocol: ConnectionProtocol, action: ReadHistory
-    ) -> list[Action]:
-        channel = action.channel
-        try:
-            store = self._require_store()
-            latest = await store.latest_seq(channel)
-            history: list[StoredEvent] = []
-            recovered = False
-            if action.since is not None:
-                history, recovered = await store.history(channel, action.since, latest)
-        except Exception as exc:
-            log.warning("cannot read the history of %s: %s", channel, exc)
-            return protocol.history_unavailable(action)
-        return protocol.history_read(action, latest=latest, history=history, recovered=recovered)
-
-    async def _open_presence(self, client: Client, timers: _Timers, action: OpenPresence) -> None:
-        presence = self._presence
-        if presence is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(presence.synced.wait(), PRESENCE_SYNC_WAIT)
-            await presence.catch_up()
-        if presence is None or not presence.synced.is_set():
-            await self._perform(client, timers, client.protocol.presence_unavailable(action))
-            return
-        await self._perform(client, timers, client.protocol.presence_opened(action))
-        snapshot = presence.watch(
-            client, lambda payload: client.push(control(payload)), lambda: client.session.identity
-        )
-        client.push(control(snapshot))
-
-    async def _store_cursor(self, action: StoreCursor) -> bool:
-        try:
-            if self._redis is None:
-                raise ConnectionError("redis is not connected")
-            latest = await self._require_store().latest_seq(action.channel)
-            await self._redis.eval(
-                _ADVANCE_CURSOR,
-                1,
-                self.settings.redis_key(f"gw:read:{action.user_id}"),
-                str(cursor_to_store(action.seq, latest)),
-                str(READ_CURSOR_TTL_SECONDS),
-            )
-        except Exception as exc:
-            log.warning("cannot store the read cursor of %s: %s", action.user_id, exc)
-            return False
-        return True
-
-    async def _store_visibility(self, action: StoreVisibility) -> bool:
-        try:
-            if self._presence is None:
-                raise ConnectionError("presence is not running")
-            await self._presence.set_visible(action.identity, action.visible)
-        except Exception as exc:
-            log.warning("cannot store the visibility of %s: %s", action.identity.user_id, exc)
-            return False
-        return True
-
     # -- fan-out ----------------------------------------------------------------
 
     async def _fan_out(self, msg: Msg) -> None:
@@ -575,41 +396,6 @@ class GatewayServer:
                 written += 1
         if written:
             metrics.FRAMES_SENT.inc(written)
-
-
-class _Timers:
-    """A connection's pending timers (the protocol's `Schedule`), cancelled when it ends."""
-
-    def __init__(self, server: GatewayServer, client: Client) -> None:
-        self._server = server
-        self._client = client
-        self._handles: set[asyncio.Handle] = set()
-        self._expiry: asyncio.TimerHandle | None = None
-
-    def schedule(self, timer: Timer, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        if isinstance(timer, TokenExpiry):
-            if self._expiry is not None:
-                self._expiry.cancel()
-            delay = max(0.0, timer.at - time.time())
-            self._expiry = loop.call_later(delay, self._fire, timer)
-            return
-        handle: asyncio.Handle
-        if delay <= 0:
-            handle = loop.call_soon(self._fire, timer)
-        else:
-            handle = loop.call_later(delay, self._fire, timer)
-        self._handles.add(handle)
-
-    def _fire(self, timer: Timer) -> None:
-        self._server._timer_due(self._client, self, timer)
-
-    def cancel(self) -> None:
-        for handle in self._handles:
-            handle.cancel()
-        self._handles.clear()
-        if self._expiry is not None:
-            self._expiry.cancel()
 
 
 async def run_until_stopped(settings: Settings, config: GatewayConfig, stop: asyncio.Event) -> None:
