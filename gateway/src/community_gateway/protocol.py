@@ -159,6 +159,10 @@ def _send(payload: bytes) -> Send:
     return Send((control(payload),))
 
 
+def _refusal(refused: Refused | BadFrame, op_id: OpId, channel: str | None = None) -> Send:
+    return _send(error_frame(refused.code, refused.message, op_id, channel))
+
+
 # --------------------------------------------------------------------------- the protocol
 
 
@@ -251,7 +255,7 @@ class ConnectionProtocol:
                 _send(error_frame(RATE_LIMITED, "too many ops; slow down", op.id)),
             ]
         if isinstance(op, BadFrame):
-            return [CountOp(name, op.code), _send(error_frame(op.code, op.message, op.id))]
+            return [CountOp(name, op.code), _refusal(op, op.id)]
         return [CountOp(name, "ok"), *self._answer(op)]
 
     def _answer(self, op: ClientOp) -> list[Action]:
@@ -267,14 +271,14 @@ class ConnectionProtocol:
             case Unsubscribe():
                 result = session.unsubscribe(op.channel)
                 if isinstance(result, Refused):
-                    return [_send(error_frame(result.code, result.message, op.id, op.channel))]
+                    return [_refusal(result, op.id, op.channel)]
                 return [Unlisten(result), _send(unsubscribed_frame(result, op.id))]
             case Refresh():
                 return self._refresh(op)
             case Read():
                 checked = session.check_read(op.channel)
                 if isinstance(checked, Refused):
-                    return [_send(error_frame(checked.code, checked.message, op.id, op.channel))]
+                    return [_refusal(checked, op.id, op.channel)]
                 user_id = session.identity.user_id
                 assert user_id is not None
                 return [
@@ -313,7 +317,7 @@ class ConnectionProtocol:
     def _subscribe(self, op: Subscribe) -> list[Action]:
         opened = self.session.begin_subscribe(op.channel)
         if isinstance(opened, Refused):
-            return [_send(error_frame(opened.code, opened.message, op.id, op.channel))]
+            return [_refusal(opened, op.id, op.channel)]
         if opened == PRESENCE:
             return [OpenPresence(op.id)]
         return [Listen(opened), ReadHistory(opened, op.since, op.id)]
@@ -368,7 +372,7 @@ class ConnectionProtocol:
             return [_send(error_frame(BAD_REQUEST, f"invalid token: {exc}", op.id))]
         result = self.session.refresh(identity)
         if isinstance(result, Refused):
-            return [_send(error_frame(result.code, result.message, op.id))]
+            return [_refusal(result, op.id)]
         actions: list[Action] = [Unlisten(channel) for channel in result]
         if identity.exp is not None:
             actions.append(Schedule(TokenExpiry(identity.exp)))
