@@ -53,7 +53,7 @@ class Component:
 
 
 COMPONENTS: tuple[Component, ...] = (
-    Component("gateway", "community_gateway.server", 8000),
+    Component("gateway", "community_gateway.app", 8000),
     Component("posts", "community_posts.app", 8001),
     Component("resources", "community_resources.app", 8002),
     Component("goals", "community_goals.app", 8003),

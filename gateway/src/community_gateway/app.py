@@ -1,4 +1,4 @@
-"""Run a gateway instance: `python -m community_gateway.app` (or `community_gateway.server`).
+"""Run a gateway instance: `python -m community_gateway.app`, the one way to start one.
 
 Reads the shared settings (`NATS_URL`, `REDIS_URL`, `JWT_SECRET`, `HOST`,
 `PORT` — default 8000 — and the prefixes) and the `GATEWAY_*` tunables

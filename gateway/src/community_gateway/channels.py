@@ -23,6 +23,10 @@ import msgspec
 from community_shared.auth import Identity
 from community_shared.events import Envelope
 
+from community_gateway import payloads
+
+Data = dict[str, Any]
+"""An envelope's `data` as decoded JSON."""
 Audience = Literal["public", "members", "moderators"]
 AUDIENCES: Final = frozenset({"public", "members", "moderators"})
 
@@ -175,32 +179,10 @@ def coalesce_key(type_: str, data: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _field(data: Mapping[str, Any], name: str) -> Any:
-    try:
-        return data[name]
-    except KeyError:
-        raise MalformedEvent(f"missing field {name!r}") from None
-
-
-def _uuid(value: Any, name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise MalformedEvent(f"{name} is not a UUID") from None
-
-
-def _optional_uuid(value: Any, name: str) -> uuid.UUID | None:
-    return None if value is None else _uuid(value, name)
-
-
-def _post_audience(data: Mapping[str, Any]) -> Audience:
+def _post_audience(view: payloads._OnAPost) -> Audience:
     # Anything but an explicit "public" is treated as members-only: a missing or
     # unexpected visibility must never leak a post to guests.
-    return "public" if data.get("visibility", "public") == "public" else "members"
-
-
-def _actor(envelope: Envelope, fallback: uuid.UUID | None) -> uuid.UUID | None:
-    return envelope.actor_id if envelope.actor_id is not None else fallback
+    return "public" if view.visibility == "public" else "members"
 
 
 def _event(
@@ -209,47 +191,52 @@ def _event(
     return ChannelEvent(channel, type_, data, audience, coalesce_key(type_, data))
 
 
-def _post(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    verb = envelope.type.rsplit(".", 1)[1]
-    _field(data, "id")
-    return [_event(FEED, f"post.{verb}", data, _post_audience(data))]
+def _verb(envelope: Envelope) -> str:
+    return envelope.type.rsplit(".", 1)[1]
 
 
-def _post_deleted(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    return [_event(FEED, "post.deleted", {"id": _field(data, "id")}, _post_audience(data))]
+# Each route: the envelope, its `data` read through the view the table names,
+# and `data` itself (what a pass-through event carries on unchanged).
 
 
-def _post_like(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    verb = envelope.type.rsplit(".", 1)[1]
-    audience = _post_audience(data)
-    post_id = _field(data, "post_id")
-    likes_count = _field(data, "likes_count")
-    events = [
-        _event(FEED, f"post.{verb}", {"post_id": post_id, "likes_count": likes_count}, audience)
-    ]
-    if verb == "liked":
-        author = _uuid(_field(data, "post_author_id"), "post_author_id")
-        liker = _optional_uuid(data.get("user_id"), "user_id")
-        if _actor(envelope, liker) != author:
-            notification = {
-                "post_id": post_id,
-                "user_id": data.get("user_id"),
-                "user_name": data.get("user_name"),
-                "likes_count": likes_count,
-            }
-            events.append(_event(user_channel(author), "like.received", notification, audience))
+def _post(envelope: Envelope, view: payloads.PostView, data: Data) -> list[ChannelEvent]:
+    return [_event(FEED, f"post.{_verb(envelope)}", data, _post_audience(view))]
+
+
+def _post_deleted(envelope: Envelope, view: payloads.PostView, data: Data) -> list[ChannelEvent]:
+    return [_event(FEED, "post.deleted", {"id": view.id}, _post_audience(view))]
+
+
+def _post_unliked(envelope: Envelope, view: payloads.LikeView, data: Data) -> list[ChannelEvent]:
+    counter = {"post_id": view.post_id, "likes_count": view.likes_count}
+    return [_event(FEED, "post.unliked", counter, _post_audience(view))]
+
+
+def _post_liked(envelope: Envelope, view: payloads.LikedView, data: Data) -> list[ChannelEvent]:
+    audience = _post_audience(view)
+    counter = {"post_id": view.post_id, "likes_count": view.likes_count}
+    events = [_event(FEED, "post.liked", counter, audience)]
+    author = view.post_author_id
+    actor = envelope.actor_id if envelope.actor_id is not None else view.user_id
+    if actor != author:
+        notification = {
+            "post_id": view.post_id,
+            "user_id": data.get("user_id"),
+            "user_name": view.user_name,
+            "likes_count": view.likes_count,
+        }
+        events.append(_event(user_channel(author), "like.received", notification, audience))
     return events
 
 
-def _reply_created(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    audience = _post_audience(data)
-    author = _field(data, "author")
-    author_id = _optional_uuid(author.get("id") if isinstance(author, dict) else None, "author")
-    actor = _actor(envelope, author_id)
+def _reply_created(
+    envelope: Envelope, view: payloads.ReplyCreatedView, data: Data
+) -> list[ChannelEvent]:
+    audience = _post_audience(view)
+    actor = envelope.actor_id if envelope.actor_id is not None else view.author.id
     events = [_event(FEED, "reply.created", data, audience)]
     recipients: list[uuid.UUID] = []
-    for name in ("post_author_id", "reply_to_author_id"):
-        recipient = _optional_uuid(data.get(name), name)
+    for recipient in (view.post_author_id, view.reply_to_author_id):
         if recipient is not None and recipient != actor and recipient not in recipients:
             recipients.append(recipient)
     events.extend(
@@ -259,160 +246,189 @@ def _reply_created(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEven
     return events
 
 
-def _reply_updated(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    _field(data, "id")
-    return [_event(FEED, "reply.updated", data, _post_audience(data))]
+def _reply_updated(envelope: Envelope, view: payloads.PostView, data: Data) -> list[ChannelEvent]:
+    return [_event(FEED, "reply.updated", data, _post_audience(view))]
 
 
-def _reply_deleted(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    payload = {
-        "id": _field(data, "id"),
-        "post_id": _field(data, "post_id"),
-        "replies_count": data.get("replies_count"),
-    }
-    return [_event(FEED, "reply.deleted", payload, _post_audience(data))]
+def _reply_deleted(
+    envelope: Envelope, view: payloads.ReplyDeletedView, data: Data
+) -> list[ChannelEvent]:
+    payload = {"id": view.id, "post_id": view.post_id, "replies_count": view.replies_count}
+    return [_event(FEED, "reply.deleted", payload, _post_audience(view))]
 
 
-def _student(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": _field(data, "student_id"), "name": data.get("student_name")}
-
-
-def _review_requested(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    is_goal = envelope.type == "goals.goal.requested"
+def _review_requested(
+    envelope: Envelope, view: payloads.GoalRequestView, data: Data
+) -> list[ChannelEvent]:
     payload: dict[str, Any] = {
-        "review_id": _field(data, "review_id"),
-        "kind": "goal_request" if is_goal else "revenue_submission",
-        "student": _student(data),
-        "track": data.get("track"),
-        "goal_slug": data.get("goal_slug"),
+        "review_id": view.review_id,
+        "kind": "goal_request",
+        "student": {"id": view.student_id, "name": view.student_name},
+        "track": view.track,
+        "goal_slug": view.goal_slug,
     }
-    if not is_goal:
-        payload["amount"] = data.get("amount")
-        payload["proof_url"] = data.get("proof_url")
-        payload["note"] = data.get("note")
-    payload["created_at"] = data.get("created_at")
+    if isinstance(view, payloads.SubmissionView):
+        payload["kind"] = "revenue_submission"
+        payload["amount"] = view.amount
+        payload["proof_url"] = view.proof_url
+        payload["note"] = view.note
+    payload["created_at"] = view.created_at
     return [_event(REVIEWS, "review.requested", payload, "moderators")]
 
 
-def _resolved(data: Mapping[str, Any], kind: str, status: str) -> ChannelEvent:
+def _resolved(
+    view: payloads.DecisionView | payloads.GoalAssignedView, kind: str, status: str
+) -> ChannelEvent:
     payload = {
-        "review_id": _field(data, "review_id"),
+        "review_id": view.review_id,
         "kind": kind,
         "status": status,
-        "reviewed_by": data.get("reviewed_by"),
+        "reviewed_by": view.reviewed_by,
     }
     return _event(REVIEWS, "review.resolved", payload, "moderators")
 
 
-def _to_student(data: Mapping[str, Any], type_: str) -> ChannelEvent:
-    student = _uuid(_field(data, "student_id"), "student_id")
-    return _event(user_channel(student), type_, data)
+def _to_student(view: payloads.ToStudentView, type_: str, data: Data) -> ChannelEvent:
+    return _event(user_channel(view.student_id), type_, data)
 
 
-def _submission_decided(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    verb = envelope.type.rsplit(".", 1)[1]
+def _submission_decided(
+    envelope: Envelope, view: payloads.DecisionView, data: Data
+) -> list[ChannelEvent]:
+    verb = _verb(envelope)
     return [
-        _resolved(data, "revenue_submission", verb),
-        _to_student(data, f"submission.{verb}"),
+        _resolved(view, "revenue_submission", verb),
+        _to_student(view, f"submission.{verb}", data),
     ]
 
 
-def _goal_assigned(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
+def _goal_assigned(
+    envelope: Envelope, view: payloads.GoalAssignedView, data: Data
+) -> list[ChannelEvent]:
     events = []
-    if data.get("review_id") is not None:
-        events.append(_resolved(data, "goal_request", "approved"))
-    events.append(_to_student(data, "goal.assigned"))
+    if view.review_id is not None:
+        events.append(_resolved(view, "goal_request", "approved"))
+    events.append(_to_student(view, "goal.assigned", data))
     return events
 
 
-def _goal_rejected(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    return [_resolved(data, "goal_request", "rejected"), _to_student(data, "goal.rejected")]
+def _goal_rejected(
+    envelope: Envelope, view: payloads.DecisionView, data: Data
+) -> list[ChannelEvent]:
+    return [_resolved(view, "goal_request", "rejected"), _to_student(view, "goal.rejected", data)]
 
 
-def _goal_completed(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    return [_to_student(data, "goal.completed")]
+def _goal_completed(
+    envelope: Envelope, view: payloads.ToStudentView, data: Data
+) -> list[ChannelEvent]:
+    return [_to_student(view, "goal.completed", data)]
 
 
-def _story_published(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    author = _uuid(_field(data, "author_id"), "author_id")
-    return [_event(user_channel(author), "story.published", data)]
+def _story_published(
+    envelope: Envelope, view: payloads.StoryView, data: Data
+) -> list[ChannelEvent]:
+    return [_event(user_channel(view.author_id), "story.published", data)]
 
 
-def _resource(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
+def _resource(envelope: Envelope, view: payloads.ResourceView, data: Data) -> list[ChannelEvent]:
     # Drafts are for instructors' eyes only; the channel is public.
-    _field(data, "id")
-    if data.get("published_at") is None:
+    if view.published_at is None:
         return []
-    verb = envelope.type.rsplit(".", 1)[1]
-    return [_event(RESOURCES, f"resource.{verb}", data)]
+    return [_event(RESOURCES, f"resource.{_verb(envelope)}", data)]
 
 
-def _resource_deleted(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    return [_event(RESOURCES, "resource.deleted", {"id": _field(data, "id")})]
+def _resource_deleted(
+    envelope: Envelope, view: payloads.ResourceDeletedView, data: Data
+) -> list[ChannelEvent]:
+    return [_event(RESOURCES, "resource.deleted", {"id": view.id})]
 
 
-def _resource_stats(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
+def _resource_stats(
+    envelope: Envelope, view: payloads.ResourceStatsView, data: Data
+) -> list[ChannelEvent]:
     payload = {
-        "resource_id": _field(data, "resource_id"),
-        "download_count": data.get("download_count"),
-        "rating_average": data.get("rating_average"),
-        "rating_count": data.get("rating_count"),
+        "resource_id": view.resource_id,
+        "download_count": view.download_count,
+        "rating_average": view.rating_average,
+        "rating_count": view.rating_count,
     }
     return [_event(RESOURCES, "resource.stats", payload)]
 
 
-def _leaderboard(type_: str) -> Callable[[Envelope, dict[str, Any]], list[ChannelEvent]]:
-    def route_to_board(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
+def _to_board(type_: str) -> Callable[[Envelope, msgspec.Struct, Data], list[ChannelEvent]]:
+    def route_to_board(envelope: Envelope, view: msgspec.Struct, data: Data) -> list[ChannelEvent]:
         return [_event(LEADERBOARD, type_, data)]
 
     return route_to_board
 
 
-def _badge_awarded(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
-    user = _uuid(_field(data, "user_id"), "user_id")
+def _badge_awarded(envelope: Envelope, view: payloads.BadgeView, data: Data) -> list[ChannelEvent]:
     return [
         _event(LEADERBOARD, "badge.awarded", data),
-        _event(user_channel(user), "badge.awarded", data),
+        _event(user_channel(view.user_id), "badge.awarded", data),
     ]
 
 
-def _activity(envelope: Envelope, data: dict[str, Any]) -> list[ChannelEvent]:
+def _activity(envelope: Envelope, view: payloads.NoFields, data: Data) -> list[ChannelEvent]:
     return [_event(ACTIVITY, "activity.created", data)]
 
 
-_ROUTES: Final[dict[str, Callable[[Envelope, dict[str, Any]], list[ChannelEvent]]]] = {
-    "posts.post.created": _post,
-    "posts.post.updated": _post,
-    "posts.post.pinned": _post,
-    "posts.post.unpinned": _post,
-    "posts.post.deleted": _post_deleted,
-    "posts.post.liked": _post_like,
-    "posts.post.unliked": _post_like,
-    "posts.reply.created": _reply_created,
-    "posts.reply.updated": _reply_updated,
-    "posts.reply.deleted": _reply_deleted,
-    "goals.goal.requested": _review_requested,
-    "goals.submission.created": _review_requested,
-    "goals.submission.approved": _submission_decided,
-    "goals.submission.rejected": _submission_decided,
-    "goals.goal.assigned": _goal_assigned,
-    "goals.goal.rejected": _goal_rejected,
-    "goals.goal.completed": _goal_completed,
-    "goals.story.published": _story_published,
-    "resources.resource.created": _resource,
-    "resources.resource.updated": _resource,
-    "resources.resource.deleted": _resource_deleted,
-    "resources.resource.downloaded": _resource_stats,
-    "resources.resource.rated": _resource_stats,
-    "leaderboard.rank.changed": _leaderboard("rank.changed"),
-    "leaderboard.top.changed": _leaderboard("top.changed"),
-    "leaderboard.badge.awarded": _badge_awarded,
-    "leaderboard.badge.revoked": _leaderboard("badge.revoked"),
-    "leaderboard.stats.updated": _leaderboard("stats.updated"),
-    "leaderboard.activity.recorded": _activity,
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """One row of the routing table: the view `data` is read through, and the rule."""
+
+    view: type[msgspec.Struct]
+    rule: Callable[[Envelope, Any, Data], list[ChannelEvent]]
+
+
+_ROUTES: Final[dict[str, Route]] = {
+    "posts.post.created": Route(payloads.PostView, _post),
+    "posts.post.updated": Route(payloads.PostView, _post),
+    "posts.post.pinned": Route(payloads.PostView, _post),
+    "posts.post.unpinned": Route(payloads.PostView, _post),
+    "posts.post.deleted": Route(payloads.PostView, _post_deleted),
+    "posts.post.liked": Route(payloads.LikedView, _post_liked),
+    "posts.post.unliked": Route(payloads.LikeView, _post_unliked),
+    "posts.reply.created": Route(payloads.ReplyCreatedView, _reply_created),
+    "posts.reply.updated": Route(payloads.PostView, _reply_updated),
+    "posts.reply.deleted": Route(payloads.ReplyDeletedView, _reply_deleted),
+    "goals.goal.requested": Route(payloads.GoalRequestView, _review_requested),
+    "goals.submission.created": Route(payloads.SubmissionView, _review_requested),
+    "goals.submission.approved": Route(payloads.DecisionView, _submission_decided),
+    "goals.submission.rejected": Route(payloads.DecisionView, _submission_decided),
+    "goals.goal.assigned": Route(payloads.GoalAssignedView, _goal_assigned),
+    "goals.goal.rejected": Route(payloads.DecisionView, _goal_rejected),
+    "goals.goal.completed": Route(payloads.ToStudentView, _goal_completed),
+    "goals.story.published": Route(payloads.StoryView, _story_published),
+    "resources.resource.created": Route(payloads.ResourceView, _resource),
+    "resources.resource.updated": Route(payloads.ResourceView, _resource),
+    "resources.resource.deleted": Route(payloads.ResourceDeletedView, _resource_deleted),
+    "resources.resource.downloaded": Route(payloads.ResourceStatsView, _resource_stats),
+    "resources.resource.rated": Route(payloads.ResourceStatsView, _resource_stats),
+    "leaderboard.rank.changed": Route(payloads.NoFields, _to_board("rank.changed")),
+    "leaderboard.top.changed": Route(payloads.TopView, _to_board("top.changed")),
+    "leaderboard.badge.awarded": Route(payloads.BadgeView, _badge_awarded),
+    "leaderboard.badge.revoked": Route(payloads.NoFields, _to_board("badge.revoked")),
+    "leaderboard.stats.updated": Route(payloads.NoFields, _to_board("stats.updated")),
+    "leaderboard.activity.recorded": Route(payloads.NoFields, _activity),
 }
 
 ROUTED_TYPES: Final = frozenset(_ROUTES)
+ROUTE_VIEWS: Final[Mapping[str, type[msgspec.Struct]]] = {
+    type_: entry.view for type_, entry in _ROUTES.items()
+}
+"""Each routed domain event type and the view of its `data` the table reads."""
+UNROUTED_TYPES: Final = frozenset(
+    {
+        "posts.report.created",  # moderation works from the reports list, not a channel
+        "posts.report.resolved",
+        "goals.story.created",  # a story reaches its author once published
+        "learning.video.watched",  # inputs of the leaderboard, not news
+        "learning.task.assigned",
+        "learning.task.completed",
+    }
+)
+"""Catalogued domain events that no channel carries (a unit test keeps this list whole)."""
 
 
 def route(envelope: Envelope) -> list[ChannelEvent]:
@@ -423,11 +439,12 @@ def route(envelope: Envelope) -> list[ChannelEvent]:
     author when the envelope has no actor), and a user gets at most one
     notification per event; members-only posts and everything derived from
     them carry audience `members`; review-queue events carry `moderators`.
-    Raises `MalformedEvent` when the payload lacks a field the mapping needs;
-    fields that are merely passed through are not validated.
+    Raises `MalformedEvent` when the payload does not fit the view of its type
+    (payloads.py): a field the mapping needs is missing, or one it interprets
+    has the wrong type; fields that are merely passed on are not validated.
     """
-    handler = _ROUTES.get(envelope.type)
-    if handler is None:
+    entry = _ROUTES.get(envelope.type)
+    if entry is None:
         return []
     try:
         data = msgspec.json.decode(envelope.data)
@@ -435,7 +452,11 @@ def route(envelope: Envelope) -> list[ChannelEvent]:
         raise MalformedEvent(f"data is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedEvent("data is not an object")
-    return handler(envelope, data)
+    try:
+        view = msgspec.convert(data, entry.view)
+    except msgspec.ValidationError as exc:
+        raise MalformedEvent(str(exc)) from None
+    return entry.rule(envelope, view, data)
 
 
 # --------------------------------------------------------------------------- stored form

@@ -1,681 +1,416 @@
-"""The websocket protocol of SPEC §9 as plain code: frames in, frames out, no I/O.
+"""The gateway's websocket protocol (SPEC §9) for one connection, without I/O.
 
-- `decode_client_frame` turns one client message into an op or a `BadFrame`
-  (always answerable: the connection stays open).
-- The `*_frame` builders produce the server's JSON text frames.
-- `Session` is the state of one connection: who it is, what it subscribed
-  to, its mode, its op budget, and the bookkeeping that makes a subscription
-  with `since` deliver every retained event after `since` exactly once and in
-  order, even though live events keep arriving while history is being read.
+`ConnectionProtocol` is the one object that decides what a connection does,
+in the manner of python-websockets' sans-I/O core: every input — a client
+message, the result of an I/O step it asked for, a timer it set — goes in
+through a method, and what to do comes out as a list of *actions* (actions.py).
+The I/O layer (server.py) performs the actions in order and hands back their
+results; it never builds an answer frame nor decides who sees what. Nothing
+here blocks, awaits, reads a clock or touches a socket, so a unit test drives
+a whole connection with plain calls.
 
-The I/O layer (server.py) reads history and sequence numbers from JetStream
-and hands them to the session; it never decides what a client may see.
+Inputs and what they return:
 
-Recovery bookkeeping. For each subscribed channel the session remembers
-`last_seq`, the highest sequence number already accounted for (delivered or
-deliberately skipped). Every frame of a channel is emitted only if its seq is
-above `last_seq`, and emitting moves `last_seq` up. A subscription starts in
-the *recovering* state, in which live events are buffered rather than sent;
-the server then reads `L` (the channel's latest seq) and the history
-`(since, L]`, the session emits `subscribed` and the history, sets `last_seq`
-to `L`, and finally replays the buffered live events above `L` and turns
-live. Since the buffer was opened before `L` was read, every event above `L`
-is either buffered or arrives later; since history covers `(since, L]`, none
-is missing, and the `last_seq` rule removes the overlap.
+- `start()` once the handshake is done; `greeted(latest, unread)` or
+  `greet_failed()` after the `ReadInbox` it asks for;
+- `receive(message, now)` for every client message, `op_done()` once its
+  actions are performed (the inbox hold waits for it);
+- `history_read(...)`/`history_unavailable(...)` after `ReadHistory`,
+  `go_live(channel)` when `GoLive` comes up, `presence_opened(...)` or
+  `presence_unavailable(...)` after `OpenPresence`;
+- `timer_due(timer, wall)` when a `Schedule`d timer fires;
+- live channel events: `session.offer(event)` (the fan-out hot path, one call
+  per connection per event: the frame to queue, or None).
 
-On top of that the session remembers, per channel, the highest seq it ever
-emitted on this connection (`sent_seq`), across resubscriptions and
-unsubscriptions. No event at or below it is emitted again, so the seqs of a
-channel strictly increase on a connection (SPEC §9) even when a client
-resubscribes with a `since` older than what it has already been sent — the
-usual case right after a reconnect, when the automatic `user:` subscription
-delivers a live event before the client's own `subscribe … since` is read.
-Such a subscription replays only what is after both `since` and `sent_seq`;
-if that leaves out an event after `since` the connection never sent, its
-answer says `recovered: false` (the server holds the automatic inbox
-subscription's live events for a moment after `hello` so that this is rare).
+The frames themselves live in frames.py, the per-connection state and the
+recovery bookkeeping in session.py; both are re-exported here, the
+protocol's public face.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import time
-from typing import Any, Final, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Final
 
-import msgspec
-from community_shared.auth import Identity
-from community_shared.jsonin import NestingTooDeep, decode_json
+from community_shared.auth import Identity, InvalidToken
 
-from community_gateway.channels import (
-    FORBIDDEN,
-    UNKNOWN_CHANNEL,
-    can_subscribe,
-    channel_user_id,
-    decode_channel_message,
-    is_priority,
-    is_sheddable,
-    may_receive,
-    parse_channel,
+from community_gateway.actions import (
+    Action,
+    Close,
+    CountOp,
+    GoLive,
+    InboxHold,
+    Listen,
+    ModeChanged,
+    OpenPresence,
+    ReadHistory,
+    ReadInbox,
+    Schedule,
+    Send,
+    StoreCursor,
+    StoreVisibility,
+    Timer,
+    TokenExpiry,
+    Unlisten,
 )
-from community_gateway.config import SOFT_FRAME_BYTES
-from community_gateway.sendqueue import Outgoing
+from community_gateway.channels import FORBIDDEN, PRESENCE, user_channel
+from community_gateway.config import GatewayConfig
+from community_gateway.frames import (
+    BAD_REQUEST,
+    MAX_CHANNEL_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_SEQ,
+    MAX_TOKEN_LENGTH,
+    RATE_LIMITED,
+    TOO_LARGE,
+    UNAVAILABLE,
+    BadFrame,
+    ClientOp,
+    Mode,
+    OpId,
+    Ping,
+    Read,
+    Refresh,
+    SetMode,
+    SetVisibility,
+    StoredEvent,
+    Subscribe,
+    Unsubscribe,
+    control,
+    decode_client_frame,
+    error_frame,
+    hello_frame,
+    ok_frame,
+    pong_frame,
+    subscribed_frame,
+    unsubscribed_frame,
+)
+from community_gateway.session import (
+    RecoveryBufferFull,
+    Refused,
+    Session,
+    TokenBucket,
+    history_reaches_back,
+)
+
+__all__ = [
+    "BAD_REQUEST",
+    "MAX_CHANNEL_LENGTH",
+    "MAX_ID_LENGTH",
+    "MAX_SEQ",
+    "MAX_TOKEN_LENGTH",
+    "RATE_LIMITED",
+    "TOO_LARGE",
+    "UNAVAILABLE",
+    "BadFrame",
+    "ClientOp",
+    "Mode",
+    "OpId",
+    "Ping",
+    "Read",
+    "RecoveryBufferFull",
+    "Refresh",
+    "Refused",
+    "Session",
+    "SetMode",
+    "SetVisibility",
+    "StoredEvent",
+    "Subscribe",
+    "TokenBucket",
+    "Unsubscribe",
+    "control",
+    "decode_client_frame",
+    "error_frame",
+    "hello_frame",
+    "history_reaches_back",
+    "ok_frame",
+    "pong_frame",
+    "subscribed_frame",
+    "unsubscribed_frame",
+]
+
+CLOSE_TOO_SLOW: Final = 4008
+CLOSE_TOKEN_EXPIRED: Final = 4401
+CLOSE_RESTART: Final = 1012
+CLOSE_TRY_AGAIN: Final = 1013
+
+_OP_NAMES: Final[dict[type, str]] = {
+    Subscribe: "subscribe",
+    Unsubscribe: "unsubscribe",
+    Refresh: "refresh",
+    Read: "read",
+    SetMode: "mode",
+    SetVisibility: "visibility",
+    Ping: "ping",
+}
+
+
+def op_name(op: ClientOp | BadFrame) -> str:
+    """The op's name as the metrics label it (`invalid` for a `BadFrame`)."""
+    return _OP_NAMES.get(type(op), "invalid")
+
+
+def cursor_to_store(seq: int, latest: int) -> int:
+    """The inbox read cursor a `read` op stores: never beyond the inbox's newest event,
+    which would hide events still to come."""
+    return min(seq, latest)
 
-BAD_REQUEST: Final = "bad_request"
-RATE_LIMITED: Final = "rate_limited"
-TOO_LARGE: Final = "too_large"
-UNAVAILABLE: Final = "unavailable"
-"""Not in SPEC's list: the gateway cannot reach its history store right now; retry later."""
 
-MAX_SEQ: Final = 2**63 - 1
-MAX_ID_LENGTH: Final = 128
-MAX_CHANNEL_LENGTH: Final = 100
-MAX_TOKEN_LENGTH: Final = 8192
+def _send(payload: bytes) -> Send:
+    return Send((control(payload),))
 
-Mode = Literal["foreground", "background"]
-OpId = str | int | None
 
-# --------------------------------------------------------------------------- client frames
+def _refusal(refused: Refused | BadFrame, op_id: OpId, channel: str | None = None) -> Send:
+    return _send(error_frame(refused.code, refused.message, op_id, channel))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Subscribe:
-    channel: str
-    since: int | None = None
-    id: OpId = None
+# --------------------------------------------------------------------------- the protocol
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    channel: str
-    id: OpId = None
+class ConnectionProtocol:
+    """What one connection does, from its handshake to its close; see the module docstring.
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Refresh:
-    token: str
-    id: OpId = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Read:
-    channel: str
-    seq: int
-    id: OpId = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SetMode:
-    mode: Mode
-    id: OpId = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SetVisibility:
-    """Appear offline (`visible` false) or online again, everywhere (presence)."""
-
-    visible: bool
-    id: OpId = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Ping:
-    id: OpId = None
-
-
-ClientOp = Subscribe | Unsubscribe | Refresh | Read | SetMode | SetVisibility | Ping
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class BadFrame:
-    """A client frame the server answers with `error` (the connection stays open)."""
-
-    code: str
-    message: str
-    id: OpId = None
-
-
-class _Invalid(Exception):
-    pass
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _seq(frame: dict[str, Any], name: str, *, required: bool) -> int | None:
-    if name not in frame or (frame[name] is None and not required):
-        if required:
-            raise _Invalid(f"'{name}' is required")
-        return None
-    value = frame[name]
-    if not _is_int(value) or not 0 <= value <= MAX_SEQ:
-        raise _Invalid(f"'{name}' must be a non-negative integer")
-    return int(value)
-
-
-def _string(frame: dict[str, Any], name: str, max_length: int) -> str:
-    value = frame.get(name)
-    if not isinstance(value, str) or not value:
-        raise _Invalid(f"'{name}' must be a non-empty string")
-    if len(value) > max_length:
-        raise _Invalid(f"'{name}' is longer than {max_length} characters")
-    return value
-
-
-def _op_id(frame: dict[str, Any]) -> OpId:
-    value = frame.get("id")
-    if value is None:
-        return None
-    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH:
-        return value
-    if _is_int(value) and -(2**53) <= value <= 2**53:
-        return int(value)
-    raise _Invalid(f"'id' must be a string (at most {MAX_ID_LENGTH} characters) or an integer")
-
-
-def decode_client_frame(message: str | bytes) -> ClientOp | BadFrame:
-    """Parse one client message.
-
-    Guarantees: never raises; anything that is not a JSON text object with a
-    known `op` and well-typed fields is a `BadFrame` (`bad_request`, or
-    `too_large` above 16 KiB, which no valid op needs); JSON nested deeper
-    than `jsonin.MAX_DEPTH` is not valid JSON here, as in any HTTP body. A valid `id` is
-    echoed in the `BadFrame` when the rest of the frame is wrong. Fields an op
-    does not know are ignored. It does not check that a channel exists or
-    that the caller may use it (see `Session`).
-    """
-    if isinstance(message, bytes | bytearray | memoryview):
-        return BadFrame(BAD_REQUEST, "frames must be JSON text, not binary")
-    too_large = len(message) > SOFT_FRAME_BYTES // 4 and len(message.encode()) > SOFT_FRAME_BYTES
-    problem = "frame is not valid JSON"
-    try:
-        frame = decode_json(message)
-    except NestingTooDeep as exc:
-        frame, problem = None, f"frame is not valid JSON: {exc}"
-    except msgspec.DecodeError:
-        frame = None
-    if too_large:
-        # Still echo the id when there is a readable one.
-        op_id = None
-        if isinstance(frame, dict):
-            with contextlib.suppress(_Invalid):
-                op_id = _op_id(frame)
-        return BadFrame(TOO_LARGE, f"frames may not exceed {SOFT_FRAME_BYTES} bytes", op_id)
-    if frame is None:
-        return BadFrame(BAD_REQUEST, problem)
-    if not isinstance(frame, dict):
-        return BadFrame(BAD_REQUEST, "frame must be a JSON object")
-    try:
-        op_id = _op_id(frame)
-    except _Invalid as exc:
-        return BadFrame(BAD_REQUEST, str(exc))
-    op = frame.get("op")
-    try:
-        if op == "subscribe":
-            channel = _string(frame, "channel", MAX_CHANNEL_LENGTH)
-            return Subscribe(channel, _seq(frame, "since", required=False), op_id)
-        if op == "unsubscribe":
-            return Unsubscribe(_string(frame, "channel", MAX_CHANNEL_LENGTH), op_id)
-        if op == "refresh":
-            return Refresh(_string(frame, "token", MAX_TOKEN_LENGTH), op_id)
-        if op == "read":
-            channel = _string(frame, "channel", MAX_CHANNEL_LENGTH)
-            seq = _seq(frame, "seq", required=True)
-            assert seq is not None
-            return Read(channel, seq, op_id)
-        if op == "mode":
-            mode = frame.get("mode")
-            if mode == "foreground" or mode == "background":
-                return SetMode(mode, op_id)
-            raise _Invalid("'mode' must be 'foreground' or 'background'")
-        if op == "visibility":
-            visible = frame.get("visible")
-            if isinstance(visible, bool):
-                return SetVisibility(visible, op_id)
-            raise _Invalid("'visible' must be true or false")
-        if op == "ping":
-            return Ping(op_id)
-    except _Invalid as exc:
-        return BadFrame(BAD_REQUEST, str(exc), op_id)
-    if not isinstance(op, str):
-        return BadFrame(BAD_REQUEST, "'op' must be a string", op_id)
-    return BadFrame(BAD_REQUEST, f"unknown op {op[:40]!r}", op_id)
-
-
-# --------------------------------------------------------------------------- server frames
-
-_encoder = msgspec.json.Encoder()
-
-
-def _encode(frame: dict[str, Any]) -> bytes:
-    return _encoder.encode(frame)
-
-
-def _with_id(frame: dict[str, Any], op_id: OpId) -> dict[str, Any]:
-    if op_id is not None:
-        frame["id"] = op_id
-    return frame
-
-
-def hello_frame(identity: Identity, channels: list[str], unread: int) -> bytes:
-    return _encode(
-        {
-            "op": "hello",
-            "user_id": None if identity.user_id is None else str(identity.user_id),
-            "role": identity.role,
-            "channels": channels,
-            "unread": unread,
-        }
-    )
-
-
-def subscribed_frame(channel: str, seq: int, recovered: bool, op_id: OpId = None) -> bytes:
-    frame = {"op": "subscribed", "channel": channel, "seq": seq, "recovered": recovered}
-    return _encode(_with_id(frame, op_id))
-
-
-def unsubscribed_frame(channel: str, op_id: OpId = None) -> bytes:
-    return _encode(_with_id({"op": "unsubscribed", "channel": channel}, op_id))
-
-
-def ok_frame(op_id: OpId = None) -> bytes:
-    return _encode(_with_id({"op": "ok"}, op_id))
-
-
-def pong_frame(op_id: OpId = None) -> bytes:
-    return _encode(_with_id({"op": "pong"}, op_id))
-
-
-def error_frame(code: str, message: str, op_id: OpId = None, channel: str | None = None) -> bytes:
-    frame: dict[str, Any] = {"op": "error", "code": code, "message": message}
-    if channel is not None:
-        frame["channel"] = channel
-    return _encode(_with_id(frame, op_id))
-
-
-def control(payload: bytes) -> Outgoing:
-    """A frame that is never merged or shed (answers to ops, hello)."""
-    return Outgoing(payload)
-
-
-@dataclasses.dataclass(slots=True, eq=False)
-class StoredEvent:
-    """One event of a channel's history (live or replayed), with its frame encoded once.
-
-    The same object is offered to every connection subscribed to the channel,
-    so the JSON text of the `event` frame is built at most once per instance.
-    """
-
-    channel: str
-    seq: int
-    type: str
-    data: msgspec.Raw
-    ts: str
-    audience: str = "public"
-    coalesce_key: str | None = None
-    _outgoing: Outgoing | None = None
-
-    @classmethod
-    def decode(cls, channel: str, seq: int, payload: bytes) -> StoredEvent:
-        """Raises `msgspec.DecodeError` (a ValueError) for a body that is no channel message."""
-        message = decode_channel_message(payload)
-        return cls(
-            channel, seq, message.type, message.data, message.ts, message.audience, message.key
-        )
-
-    def outgoing(self) -> Outgoing:
-        if self._outgoing is None:
-            frame = {
-                "op": "event",
-                "channel": self.channel,
-                "seq": self.seq,
-                "type": self.type,
-                "data": self.data,
-                "ts": self.ts,
-            }
-            self._outgoing = Outgoing(
-                _encode(frame), self.coalesce_key, sheddable=is_sheddable(self.channel)
-            )
-        return self._outgoing
-
-
-# --------------------------------------------------------------------------- recovery rule
-
-
-def history_reaches_back(
-    *,
-    since: int,
-    latest: int,
-    first_retained: int | None,
-    stream_first_seq: int | None = None,
-    subject_count: int | None = None,
-    max_msgs_per_subject: int | None = None,
-) -> bool:
-    """Whether no event of a channel after `since` can have left its history.
-
-    Arguments, all about the channel's subject in its stream: `latest` is the
-    seq of its last message (0 if none); `first_retained` the seq of its first
-    retained message at or after `since` (None if none); optionally the
-    stream's first seq, the subject's message count and its per-subject limit.
-
-    The history of a subject only ever loses its *oldest* messages (age and
-    count limits; the gateway never deletes messages), so what is retained is
-    a suffix of everything ever published on it. Hence it reaches back to
-    `since` when: nothing was published after `since` (`since == latest`); or
-    the message at `since` itself is still retained (`first_retained ==
-    since`); or the first retained one is `since + 1`; or no message at or
-    after `since + 1` has aged out of the whole stream (stream first seq
-    <= since + 1) while the subject is below its count limit (a count-limit
-    removal leaves the subject at its limit until something ages out).
-    A `since` above `latest` is a seq this channel never had (a client bug, or
-    a history that was reset): not recovered.
-    """
-    if since == latest:
-        return True
-    if since > latest:
-        return False
-    if first_retained is None:
-        return False
-    if first_retained in (since, since + 1):
-        return True
-    return (
-        stream_first_seq is not None
-        and subject_count is not None
-        and max_msgs_per_subject is not None
-        and stream_first_seq <= since + 1
-        and subject_count < max_msgs_per_subject
-    )
-
-
-# --------------------------------------------------------------------------- session
-
-
-class Refused(NamedTuple):
-    """An op the session turns down: the `error` frame's code and message."""
-
-    code: str
-    message: str
-
-
-class RecoveryBufferFull(Exception):
-    """Live events piled up beyond the queue bound while history was replayed."""
-
-
-class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up; one op costs one token."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self._tokens = float(burst)
-        self._updated = now
-
-    def take(self, now: float) -> bool:
-        elapsed = max(0.0, now - self._updated)
-        self._updated = now
-        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-
-@dataclasses.dataclass(slots=True)
-class _Subscription:
-    opened: int
-    last_seq: int = 0
-    recovering: bool = True
-    buffer: list[StoredEvent] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass(slots=True)
-class _Sent:
-    """What a connection was sent on one channel, kept across (re)subscriptions.
-
-    `seq`: the highest seq emitted. `covered_from`: every event in
-    `(covered_from, seq]` the client may see was emitted or is known to the
-    client as missed (`recovered: false`); below it lie events the
-    connection never sent, e.g. those before the automatic inbox
-    subscription started.
-    """
-
-    seq: int = 0
-    covered_from: int = 0
-
-
-class Session:
-    """Everything the gateway knows about one connection, and its rules.
-
-    Not thread-safe; meant to be driven by one connection's tasks on one event
-    loop. Methods never block and never do I/O.
+    `decode_token` checks a `refresh` op's token (the one JWT check,
+    `community_shared.auth.decode_token` with the secret bound). Not
+    thread-safe; driven by one connection's tasks on one event loop.
     """
 
     def __init__(
         self,
         identity: Identity,
+        config: GatewayConfig,
+        decode_token: Callable[[str], Identity],
         *,
-        max_subscriptions: int = 100,
-        op_rate: float = 20.0,
-        op_burst: int = 50,
-        buffer_bound: int = 1000,
         now: float | None = None,
     ) -> None:
-        self.identity = identity
-        self.mode: Mode = "foreground"
-        self.max_subscriptions = max_subscriptions
-        self.buffer_bound = buffer_bound
-        self._bucket = TokenBucket(op_rate, op_burst, time.monotonic() if now is None else now)
-        self._subs: dict[str, _Subscription] = {}
-        # Per channel, what this connection was sent; survives resubscribing.
-        # At most one entry per channel the identity may read (a handful: the
-        # shared channels and its own inbox).
-        self._sent: dict[str, _Sent] = {}
-        self._opened = 0
+        self.session = Session(
+            identity,
+            max_subscriptions=config.max_subscriptions,
+            op_rate=config.op_rate,
+            op_burst=config.op_burst,
+            buffer_bound=config.queue_bound,
+            now=now,
+        )
+        self._inbox_hold_seconds = config.inbox_hold_seconds
+        self._decode_token = decode_token
+        self._handling = False
+        self._deferred: InboxHold | None = None
 
     @property
-    def channels(self) -> list[str]:
-        return list(self._subs)
+    def identity(self) -> Identity:
+        return self.session.identity
 
-    def is_subscribed(self, channel: str) -> bool:
-        return channel in self._subs
+    # -- greeting -----------------------------------------------------------
 
-    def last_seq(self, channel: str) -> int | None:
-        sub = self._subs.get(channel)
-        return None if sub is None else sub.last_seq
+    def start(self) -> list[Action]:
+        """The handshake is done: a guest gets `hello`; a user first gets their inbox."""
+        actions: list[Action] = []
+        identity = self.session.identity
+        if identity.exp is not None:
+            actions.append(Schedule(TokenExpiry(identity.exp)))
+        if identity.user_id is None:
+            actions.append(self._hello(0))
+            return actions
+        channel = user_channel(identity.user_id)
+        opened = self.session.begin_subscribe(channel)
+        assert opened == channel
+        actions += [Listen(channel), ReadInbox(identity.user_id, channel)]
+        return actions
 
-    def sent_seq(self, channel: str) -> int:
-        """The highest seq of `channel` emitted on this connection (0 if none)."""
-        sent = self._sent.get(channel)
-        return 0 if sent is None else sent.seq
+    def greeted(self, latest: int, unread: int) -> list[Action]:
+        """`hello`; the inbox's live events are held until the first op is handled or
+        `inbox_hold_seconds` pass.
 
-    def subscription_token(self, channel: str) -> int | None:
-        """Identifies the current subscription to `channel`; changes when it is reopened."""
-        sub = self._subs.get(channel)
-        return None if sub is None else sub.opened
-
-    def is_recovering(self, channel: str) -> bool:
-        sub = self._subs.get(channel)
-        return sub is not None and sub.recovering
-
-    def allow_op(self, now: float) -> bool:
-        """Take one op from the budget; False means answer `rate_limited` and do nothing."""
-        return self._bucket.take(now)
-
-    # -- subscribe ----------------------------------------------------------
-
-    def begin_subscribe(self, channel_name: str) -> str | Refused:
-        """Authorize and open (or reopen) a subscription in the recovering state.
-
-        Returns the canonical channel name. From now on live events of the
-        channel are buffered until `finish_subscribe`. Subscribing again to a
-        channel already subscribed restarts its bookkeeping (used to recover
-        with a new `since`) and does not count against the limit.
+        A reconnecting client's `subscribe user:… since` comes right after
+        `hello`, and an inbox event sent before it would leave the events
+        between its `since` and `hello` unsendable (seqs only go up on a
+        connection).
         """
-        code = can_subscribe(self.identity, channel_name)
-        if code == UNKNOWN_CHANNEL:
-            return Refused(code, f"no such channel: {channel_name[:MAX_CHANNEL_LENGTH]}")
-        if code is not None:
-            return Refused(code, "you may not subscribe to this channel")
-        channel = parse_channel(channel_name)
-        assert channel is not None
-        if channel not in self._subs and len(self._subs) >= self.max_subscriptions:
-            return Refused(RATE_LIMITED, f"at most {self.max_subscriptions} subscriptions")
-        self._opened += 1
-        self._subs[channel] = _Subscription(self._opened)
-        return channel
+        session = self.session
+        user_id = session.identity.user_id
+        assert user_id is not None
+        channel = user_channel(user_id)
+        session.replay(channel, latest=latest, since=None, history=[], recovered=False)
+        hold = InboxHold(channel, session.subscription_token(channel))
+        self._deferred = hold
+        return [self._hello(unread), Schedule(hold, self._inbox_hold_seconds)]
 
-    def replay(
+    def greet_failed(self) -> list[Action]:
+        return [Close(CLOSE_TRY_AGAIN, "history unavailable; try again")]
+
+    def _hello(self, unread: int) -> Send:
+        session = self.session
+        return _send(hello_frame(session.identity, session.channels, unread))
+
+    # -- client ops -----------------------------------------------------------
+
+    def receive(self, message: str | bytes, now: float) -> list[Action]:
+        """One client message (`now`: a monotonic clock, for the op budget)."""
+        self._handling = True
+        session = self.session
+        op = decode_client_frame(message)
+        name = op_name(op)
+        if not session.allow_op(now):
+            return [
+                CountOp(name, RATE_LIMITED),
+                _send(error_frame(RATE_LIMITED, "too many ops; slow down", op.id)),
+            ]
+        if isinstance(op, BadFrame):
+            return [CountOp(name, op.code), _refusal(op, op.id)]
+        return [CountOp(name, "ok"), *self._answer(op)]
+
+    def _answer(self, op: ClientOp) -> list[Action]:
+        session = self.session
+        match op:
+            case Ping():
+                return [_send(pong_frame(op.id))]
+            case SetMode():
+                was = session.mode
+                session.set_mode(op.mode)
+                changed: list[Action] = []
+                if op.mode != was:
+                    changed.append(ModeChanged(session.identity, op.mode == "foreground"))
+                return [*changed, _send(ok_frame(op.id))]
+            case Subscribe():
+                return self._subscribe(op)
+            case Unsubscribe():
+                result = session.unsubscribe(op.channel)
+                if isinstance(result, Refused):
+                    return [_refusal(result, op.id, op.channel)]
+                return [Unlisten(result), _send(unsubscribed_frame(result, op.id))]
+            case Refresh():
+                return self._refresh(op)
+            case Read():
+                checked = session.check_read(op.channel)
+                if isinstance(checked, Refused):
+                    return [_refusal(checked, op.id, op.channel)]
+                user_id = session.identity.user_id
+                assert user_id is not None
+                return [
+                    StoreCursor(
+                        user_id,
+                        checked,
+                        op.seq,
+                        done=control(ok_frame(op.id)),
+                        failed=control(
+                            error_frame(UNAVAILABLE, "cannot store the cursor; retry", op.id)
+                        ),
+                    )
+                ]
+            case SetVisibility():
+                identity = session.identity
+                if identity.user_id is None:
+                    refusal = error_frame(FORBIDDEN, "guests have no presence to hide", op.id)
+                    return [_send(refusal)]
+                return [
+                    StoreVisibility(
+                        identity,
+                        op.visible,
+                        done=control(ok_frame(op.id)),
+                        failed=control(
+                            error_frame(UNAVAILABLE, "cannot store visibility; retry", op.id)
+                        ),
+                    )
+                ]
+
+    def op_done(self) -> list[Action]:
+        """The actions of the last message are performed; a held inbox release runs next."""
+        self._handling = False
+        deferred, self._deferred = self._deferred, None
+        return [] if deferred is None else [Schedule(deferred)]
+
+    def _subscribe(self, op: Subscribe) -> list[Action]:
+        opened = self.session.begin_subscribe(op.channel)
+        if isinstance(opened, Refused):
+            return [_refusal(opened, op.id, op.channel)]
+        if opened == PRESENCE:
+            return [OpenPresence(op.id)]
+        return [Listen(opened), ReadHistory(opened, op.since, op.id)]
+
+    def history_read(
         self,
-        channel: str,
+        op: ReadHistory,
         *,
         latest: int,
-        since: int | None,
         history: list[StoredEvent],
         recovered: bool,
-        op_id: OpId = None,
-    ) -> list[Outgoing]:
-        """The `subscribed` frame, then the history frames this client may see.
+    ) -> list[Action]:
+        """`subscribed` and the history (paced), then the live events buffered meanwhile."""
+        frames = self.session.replay(
+            op.channel,
+            latest=latest,
+            since=op.since,
+            history=history,
+            recovered=recovered,
+            op_id=op.op_id,
+        )
+        return [Send(frames, paced=True), GoLive(op.channel)]
 
-        `history` is what the store returned for `(since, latest]`, in seq
-        order; events outside that range or already accounted for are
-        ignored, so overlapping or duplicated input is harmless. Events this
-        connection was already sent (`sent_seq`) are never replayed: the
-        history starts after both `since` and `sent_seq`. An event after
-        `since` that this connection never sent but that lies below what it
-        did send cannot be sent any more without breaking the order: then
-        `recovered` is false and the client refetches. Without `since` no
-        history is sent. The channel keeps buffering live events: call
-        `finish_subscribe` once these frames are queued.
+    def history_unavailable(self, op: ReadHistory) -> list[Action]:
+        self.session.abort_subscribe(op.channel)
+        return [
+            Unlisten(op.channel),
+            _send(error_frame(UNAVAILABLE, "history unavailable; retry", op.op_id, op.channel)),
+        ]
+
+    def go_live(self, channel: str) -> list[Action]:
+        return [Send(self.session.finish_subscribe(channel))]
+
+    def presence_opened(self, op: OpenPresence) -> list[Action]:
+        """`subscribed` (seq 0: presence has no history; `since` is ignored); the I/O layer
+        then sends the presence snapshot and, from then on, the presence frames."""
+        session = self.session
+        frames = session.replay(
+            PRESENCE, latest=0, since=None, history=[], recovered=False, op_id=op.op_id
+        )
+        session.finish_subscribe(PRESENCE)
+        return [Send(frames)]
+
+    def presence_unavailable(self, op: OpenPresence) -> list[Action]:
+        self.session.abort_subscribe(PRESENCE)
+        return [_send(error_frame(UNAVAILABLE, "presence unavailable; retry", op.op_id))]
+
+    def _refresh(self, op: Refresh) -> list[Action]:
+        try:
+            identity = self._decode_token(op.token)
+        except InvalidToken as exc:
+            return [_send(error_frame(BAD_REQUEST, f"invalid token: {exc}", op.id))]
+        result = self.session.refresh(identity)
+        if isinstance(result, Refused):
+            return [_refusal(result, op.id)]
+        actions: list[Action] = [Unlisten(channel) for channel in result]
+        if identity.exp is not None:
+            actions.append(Schedule(TokenExpiry(identity.exp)))
+        actions.append(_send(ok_frame(op.id)))
+        actions.extend(_send(unsubscribed_frame(channel)) for channel in result)
+        return actions
+
+    # -- timers ---------------------------------------------------------------
+
+    def timer_due(self, timer: Timer, wall: float) -> list[Action]:
+        """A scheduled timer fired (`wall`: the wall clock, for token expiry)."""
+        if isinstance(timer, TokenExpiry):
+            exp = self.session.identity.exp
+            if exp is None:
+                return []
+            if exp - wall <= 0:
+                return [Close(CLOSE_TOKEN_EXPIRED, "token expired")]
+            return [Schedule(TokenExpiry(exp))]
+        return self._release_inbox(timer)
+
+    def _release_inbox(self, hold: InboxHold) -> list[Action]:
+        """Turn the automatic inbox subscription live, unless the client resubscribed meanwhile.
+
+        Not while an op is being handled: the client's `subscribe user:…` may
+        be the next op, already received (a client sends its subscriptions
+        back to back, and the first one can take a while on a busy server).
         """
-        sub = self._subs[channel]
-        sent = self._sent.setdefault(channel, _Sent())
-        frames: list[Outgoing] = []
-        if since is not None and since < latest:
-            unsendable = [
-                event.seq
-                for event in history
-                if event.channel == channel
-                and since < event.seq <= min(sent.covered_from, sent.seq, latest)
-                and self._deliverable(event)
-            ]
-            recovered = recovered and not unsendable
-            if since > sent.seq:
-                sent.covered_from = since
-            elif since < sent.covered_from:
-                sent.covered_from = max(unsendable, default=since)
-            sub.last_seq = max(since, sent.seq)
-            for event in history:
-                if event.channel != channel or not sub.last_seq < event.seq <= latest:
-                    continue
-                item = self._account(sub, event)
-                if item is not None:
-                    frames.append(item)
-        elif latest > sent.seq:
-            sent.covered_from = latest  # live from `latest`: what lies before was not sent
-        sub.last_seq = max(latest, sent.seq)
-        frames.insert(0, control(subscribed_frame(channel, latest, recovered, op_id)))
-        return frames
-
-    def finish_subscribe(self, channel: str) -> list[Outgoing]:
-        """Turn the channel live; returns the buffered live events still due, in order."""
-        sub = self._subs.get(channel)
-        if sub is None:
+        session = self.session
+        if session.subscription_token(hold.channel) != hold.token or not session.is_recovering(
+            hold.channel
+        ):
             return []
-        frames: list[Outgoing] = []
-        for event in sub.buffer:
-            item = self._account(sub, event)
-            if item is not None:
-                frames.append(item)
-        sub.buffer.clear()
-        sub.recovering = False
-        return frames
-
-    def abort_subscribe(self, channel: str) -> None:
-        """Forget a subscription whose history could not be read (the client was told)."""
-        self._subs.pop(channel, None)
-
-    # -- other ops ----------------------------------------------------------
-
-    def unsubscribe(self, channel_name: str) -> str | Refused:
-        """Drop a subscription (idempotent); the canonical name to answer with."""
-        channel = parse_channel(channel_name)
-        if channel is None:
-            return Refused(UNKNOWN_CHANNEL, f"no such channel: {channel_name[:MAX_CHANNEL_LENGTH]}")
-        self._subs.pop(channel, None)
-        return channel
-
-    def check_read(self, channel_name: str) -> str | Refused:
-        """The caller's own inbox channel named by a `read` op, or why not."""
-        channel = parse_channel(channel_name)
-        if channel is None:
-            return Refused(UNKNOWN_CHANNEL, f"no such channel: {channel_name[:MAX_CHANNEL_LENGTH]}")
-        owner = channel_user_id(channel)
-        if owner is None:
-            return Refused(BAD_REQUEST, "only user:<id> channels have a read cursor")
-        if owner != self.identity.user_id:
-            return Refused(FORBIDDEN, "not your inbox")
-        return channel
-
-    def set_mode(self, mode: Mode) -> None:
-        """In background only `reviews` and `user:` events are delivered; the rest is skipped.
-
-        Skipped events are not replayed when the client returns to the
-        foreground: it resubscribes with `since` to catch up.
-        """
-        self.mode = mode
-
-    def refresh(self, identity: Identity) -> list[str] | Refused:
-        """Adopt a newer identity of the same user (a refreshed token).
-
-        Returns the channels the new identity may no longer read (they are
-        unsubscribed); `forbidden` if the token is not the same user's.
-        """
-        if self.identity.user_id is None or identity.user_id != self.identity.user_id:
-            return Refused(FORBIDDEN, "the token must belong to the connected user")
-        self.identity = identity
-        dropped = [c for c in self._subs if can_subscribe(identity, c) is not None]
-        for channel in dropped:
-            del self._subs[channel]
-        return dropped
-
-    # -- live events ----------------------------------------------------------
-
-    def offer(self, event: StoredEvent) -> Outgoing | None:
-        """A live event of a channel: the frame to queue, or None.
-
-        None when the client is not subscribed, the event was already
-        accounted for (seq not above `last_seq`), the client may not see it
-        (audience) or does not want it now (background mode), or the channel
-        is recovering (then it is buffered). Raises `RecoveryBufferFull` when
-        the recovery buffer passes the queue bound.
-        """
-        sub = self._subs.get(event.channel)
-        if sub is None:
-            return None
-        if sub.recovering:
-            if len(sub.buffer) >= self.buffer_bound:
-                raise RecoveryBufferFull(event.channel)
-            sub.buffer.append(event)
-            return None
-        return self._account(sub, event)
-
-    def _account(self, sub: _Subscription, event: StoredEvent) -> Outgoing | None:
-        """Account for one event of a subscription: its frame if it is due and wanted.
-
-        The one place an event frame is emitted: only above both the
-        subscription's `last_seq` and the connection's `sent_seq`, which then
-        move up to it.
-        """
-        if event.seq <= sub.last_seq or event.seq <= self.sent_seq(event.channel):
-            return None
-        sub.last_seq = event.seq
-        if not self._deliverable(event):
-            return None
-        self._sent.setdefault(event.channel, _Sent()).seq = event.seq
-        return event.outgoing()
-
-    def _deliverable(self, event: StoredEvent) -> bool:
-        if not may_receive(self.identity, event.audience):
-            return False
-        return self.mode == "foreground" or is_priority(event.channel)
+        if self._handling:
+            self._deferred = hold
+            return []
+        return [Send(session.finish_subscribe(hold.channel))]

@@ -1,0 +1,217 @@
+"""One websocket connection's I/O besides reading: its outbound path and its timers.
+
+Frames reach a client in order through one of two ways: written at once when
+the client keeps up (as `websockets.broadcast` does), else through its
+bounded `SendQueue` and its writer task. What overflows, and what a client
+that stopped reading gets, is decided by `sendqueue.py` (the drop policy,
+the byte bound, the stall clock); this module measures and closes (4008).
+The `websockets` internals it needs are behind `wsadapter.Link`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from community_gateway import metrics
+from community_gateway.actions import Timer, TokenExpiry
+from community_gateway.config import GatewayConfig
+from community_gateway.protocol import (
+    CLOSE_TOO_SLOW,
+    ConnectionProtocol,
+    RecoveryBufferFull,
+    StoredEvent,
+)
+from community_gateway.sendqueue import Outgoing, SendQueue, StallClock
+from community_gateway.wsadapter import Link
+
+
+class Client:
+    """One websocket connection: its protocol, its outbound queue and its writer."""
+
+    def __init__(
+        self, ws: ServerConnection, protocol: ConnectionProtocol, config: GatewayConfig
+    ) -> None:
+        self.ws = ws
+        self.link = Link(ws)
+        self.protocol = protocol
+        self.session = protocol.session
+        self.queue = SendQueue(
+            config.queue_bound, on_drop=self._dropped, byte_bound=config.outbound_bytes
+        )
+        self.closing = False
+        self.close_code: int | None = None
+        """The code the server decided to close with (what the metrics record)."""
+        self._stall = StallClock(config.stall_seconds)
+        self._handed = 0  # payload bytes handed to websockets
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._low_water = max(1, config.queue_bound // 2)
+        self._close_task: asyncio.Task[None] | None = None
+        self._close_timeout = config.close_timeout
+        self._writer_idle = False
+
+    @staticmethod
+    def _dropped(reason: str) -> None:
+        metrics.DROPS.labels(reason).inc()
+
+    def push(self, item: Outgoing) -> bool:
+        """Send or queue a frame without waiting; on overflow the connection is closed (4008)."""
+        if self._write_now(item):
+            metrics.FRAMES_SENT.inc()
+            return True
+        return self._enqueue(item)
+
+    def _write_now(self, item: Outgoing) -> bool:
+        """Write the frame at once if this client keeps up; False if it must be queued.
+
+        A client that keeps up (nothing queued, its writer idle, the socket
+        buffer below websockets' high-water mark) gets the frame written
+        directly, as `websockets.broadcast` would: no task switch per frame.
+        Any other client's frames go through its queue and writer task, so the
+        order is the same either way.
+        """
+        if self.closing or not self._writer_idle or self.queue or not self.link.can_write_now():
+            return False
+        try:
+            self.link.write_now(item.payload)
+        except Exception:  # the connection is going away: queue it, the reader will notice
+            return False
+        self._handed += len(item.payload)
+        return True
+
+    def _enqueue(self, item: Outgoing) -> bool:
+        if self.closing:
+            return False
+        if not self.queue.push(item, held=self.link.buffered()):
+            self.close(CLOSE_TOO_SLOW, "client too slow")
+            return False
+        self._wakeup.set()
+        return True
+
+    async def push_paced(self, item: Outgoing) -> bool:
+        """Queue a frame, first waiting until the queue is below its bound (history replay)."""
+        while not self.closing and len(self.queue) >= self.queue.bound:
+            self._room.clear()
+            await self._room.wait()
+        return self.push(item)
+
+    def deliver(self, event: StoredEvent) -> bool:
+        """Offer a live channel event (fan-out; never blocks). True if written at once.
+
+        Frames written at once are left for the caller to count, so that
+        fan-out updates the metrics once per event rather than once per frame.
+        """
+        if self.closing:
+            return False
+        try:
+            item = self.session.offer(event)
+        except RecoveryBufferFull:
+            self.close(CLOSE_TOO_SLOW, "client too slow")
+            return False
+        if item is None:
+            return False
+        if self._write_now(item):
+            return True
+        self._enqueue(item)
+        return False
+
+    def check_outbound(self, now: float) -> None:
+        """Close with 4008 a client whose whole backlog is over the bound or stopped draining.
+
+        The backlog is the queue plus what the transport and the kernel hold
+        (those only the gateway can see: a client that stops reading fills
+        the kernel's socket buffer first, which can take megabytes).
+        """
+        if self.closing or self.link.is_closing():
+            return
+        held = self.link.held()
+        if not self.queue.fits(held):
+            self.close(CLOSE_TOO_SLOW, "client too slow")
+            return
+        pending = bool(self.queue) or held > 0
+        if self._stall.observe(now, pending=pending, mark=self._handed - held):
+            self.close(CLOSE_TOO_SLOW, "client stopped reading")
+
+    def close(self, code: int, reason: str) -> None:
+        """Start closing (idempotent); queued frames are discarded."""
+        if self.closing:
+            return
+        self.closing = True
+        self.close_code = code
+        self.queue.clear()
+        self._wakeup.set()
+        self._room.set()
+        self._close_task = asyncio.create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        # websockets' close() waits, without a time limit, for the write buffer
+        # to drain before its own close timeout starts: a client that reads
+        # nothing would hold the connection until the ping timeout. Bound it.
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self.ws.close(code, reason)
+        except TimeoutError:
+            self.link.abort()
+
+    async def write_loop(self) -> None:
+        try:
+            while not self.closing:
+                item = self.queue.pop()
+                if item is None:
+                    self._room.set()
+                    self._wakeup.clear()
+                    self._writer_idle = True
+                    try:
+                        await self._wakeup.wait()
+                    finally:
+                        self._writer_idle = False
+                    continue
+                if len(self.queue) < self._low_water:
+                    self._room.set()
+                # Written to the transport at once, then waits while the
+                # socket buffer is above the high-water mark.
+                self._handed += len(item.payload)
+                await self.ws.send(item.payload, text=True)
+                metrics.FRAMES_SENT.inc()
+        except ConnectionClosed:
+            pass
+
+
+class Timers:
+    """A connection's pending timers (the protocol's `Schedule`), cancelled when it ends.
+
+    One `TokenExpiry` at a time (a new one replaces it; its delay is counted
+    from the wall clock); `InboxHold`s after their delay, or as soon as the
+    loop is free for a delay of 0.
+    """
+
+    def __init__(self, fire: Callable[[Timer], None]) -> None:
+        self._fire = fire
+        self._handles: set[asyncio.Handle] = set()
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def schedule(self, timer: Timer, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(timer, TokenExpiry):
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._expiry = loop.call_later(max(0.0, timer.at - time.time()), self._fire, timer)
+            return
+        handle: asyncio.Handle
+        if delay <= 0:
+            handle = loop.call_soon(self._fire, timer)
+        else:
+            handle = loop.call_later(delay, self._fire, timer)
+        self._handles.add(handle)
+
+    def cancel(self) -> None:
+        for handle in self._handles:
+            handle.cancel()
+        self._handles.clear()
+        if self._expiry is not None:
+            self._expiry.cancel()
