@@ -16,7 +16,9 @@ answering taglines, and times `--requests` sequential requests of each kind:
 - deep page: `GET /posts?cursor=…` starting half-way down the feed;
 - search: `GET /posts?q=<word>` for a common word, and for two words of
   middling frequency;
-- filter=instructors and filter=mine.
+- filter=instructors and filter=mine;
+- the floor: `GET /health` through the same client (the app and the transport,
+  no database), measured in the same run.
 
 Prints p50/p99 per kind (milliseconds) and the command line.
 """
@@ -192,7 +194,7 @@ async def measure(
         durations.append((time.perf_counter() - started) * 1000)
         if response.status_code != 200:
             raise RuntimeError(f"{url}: {response.status_code} {response.text}")
-        items = len(response.json()["items"])
+        items = len(response.json().get("items", []))
     return durations, items
 
 
@@ -292,6 +294,7 @@ async def main() -> None:
                 (f'q="{phrase}" (phrase)', f'/posts?q="{phrase}"', None),
                 ("filter=instructors", "/posts?filter=instructors", member),
                 ("filter=mine", "/posts?filter=mine", {"Authorization": f"Bearer {author}"}),
+                ("floor: GET /health (no database)", "/health", None),
             ]
             transport = httpx.ASGITransport(app=cast(Any, app))  # ASGI typing differs
             results: list[tuple[str, float, float, float, int]] = []

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import importlib
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -547,3 +548,17 @@ async def open_ws(
 def ws_connect() -> Callable[..., Any]:
     """`async with ws_connect(gateway, user.token) as ws:` — see `open_ws`."""
     return open_ws
+
+
+@pytest.fixture
+async def nats_server() -> AsyncIterator[Any]:
+    """A throwaway `nats-server -js` on a free port, started; a test may stop and restart it."""
+    from tests.harness import NatsServer
+
+    server = NatsServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        shutil.rmtree(server.store, ignore_errors=True)

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import socket
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -67,3 +71,59 @@ async def serve_for_a_session(app: Litestar) -> AsyncIterator[httpx.AsyncClient]
     finally:
         stop.set()
         await task
+
+
+class NatsServer:
+    """A JetStream-enabled nats-server process that a test can stop and restart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.store = Path(tempfile.mkdtemp(prefix="test-nats-"))
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            NATS_SERVER,
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-sd",
+            str(self.store),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+        raise RuntimeError("nats-server did not start")
+
+    async def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                await asyncio.wait_for(self._proc.wait(), timeout=5)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+            self._proc = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"

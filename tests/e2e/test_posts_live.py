@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from community_posts.app import create_app
-from community_shared.settings import Settings
 
 from tests.conftest import User, make_user
-from tests.harness import serve_for_a_session
 
 
-@pytest.fixture(scope="module")
-async def posts(
-    settings_for: Callable[..., Settings], nats_client: Any, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The posts service, running on the test's loop next to the gateway."""
-    async for client in serve_for_a_session(create_app(settings_for("posts"))):
-        yield client
+@pytest.fixture
+def posts(posts_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The session's posts service, running on the test's loop next to the gateway."""
+    return posts_client
 
 
 def event(type_: str, **data: Any) -> Callable[[dict[str, Any]], bool]:

@@ -37,7 +37,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi.spec import SecurityRequirement
-from litestar.params import HeaderParameter
+from litestar.params import FromPath, HeaderParameter
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.routes import HTTPRoute
 from litestar.types import (
@@ -212,6 +212,15 @@ async def provide_idempotency(
         key=idempotency_key,
         fingerprint=fingerprint(await request.body()),
     )
+
+
+# What a handler declares to receive (the same names in every service).
+Caller = NamedDependency[Identity]
+"""The caller's identity (verified once per request; the guest without a token)."""
+Idempotency = NamedDependency[IdempotencyKey | None]
+"""The request's `Idempotency-Key`, on routes that create something."""
+PathId = FromPath[uuid.UUID]
+"""A UUID path parameter (`/{post_id:uuid}`)."""
 
 
 # Route guards: they refuse before the request body is even read, so a caller

@@ -3,26 +3,19 @@
 The posts app under test runs on the test's own event loop (see `harness`), so
 requests gathered with `asyncio.gather` really run concurrently.
 
-- `posts_http`: a client of the session's posts app.
-- `api`: small helpers over `posts_http` (create a post, a
+- `api`: small helpers over the session's posts app (`posts_client`: create a post, a
   reply, read the outbox) so that tests state behaviour, not plumbing.
 - `isolated_posts_app`: a second posts app with other settings (a dead Redis,
   a NATS server the test starts and stops, another subject prefix), with its
   own database when its outbox relay must not share the session's outbox.
-- `nats_server`: a throwaway `nats-server -js` process on a free port.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import shutil
-import socket
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -36,11 +29,9 @@ from litestar import Litestar
 from tests.conftest import Infra, User, fresh_database, make_user
 from tests.harness import (
     nats_hooks_ran,
-    serve_for_a_session,
     serve_in_this_loop,
 )
 
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 TABLES = ("posts", "replies", "likes", "reports", "outbox")
 
 
@@ -104,17 +95,9 @@ class Api:
         return [msgspec.json.decode(bytes(row["payload"])) for row in rows]
 
 
-@pytest.fixture(scope="session")
-async def posts_http(
-    settings_for: Callable[..., Settings], nats_client: Any, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in serve_for_a_session(create_app(settings_for("posts"))):
-        yield client
-
-
 @pytest.fixture
-def api(posts_http: httpx.AsyncClient, db: asyncpg.Pool) -> Api:
-    return Api(client=posts_http, db=db)
+def api(posts_client: httpx.AsyncClient, db: asyncpg.Pool) -> Api:
+    return Api(client=posts_client, db=db)
 
 
 class Unchanged:
@@ -138,13 +121,6 @@ def unchanged(api: Api) -> Callable[[], Unchanged]:
 
 
 # --------------------------------------------------------------------------- other apps
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -178,60 +154,3 @@ def isolated_posts_app(
             yield IsolatedApp(client=client, app=app, settings=settings)
 
     return start
-
-
-class NatsServer:
-    """A JetStream-enabled nats-server process that a test can stop and restart."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.store = Path(tempfile.mkdtemp(prefix="posts-nats-"))
-        self._proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
-            NATS_SERVER,
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-sd",
-            str(self.store),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return
-        raise RuntimeError("nats-server did not start")
-
-    async def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                await asyncio.wait_for(self._proc.wait(), timeout=5)
-            except TimeoutError:
-                self._proc.kill()
-                await self._proc.wait()
-            self._proc = None
-
-
-@pytest.fixture
-async def nats_server() -> AsyncIterator[NatsServer]:
-    server = NatsServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-        shutil.rmtree(server.store, ignore_errors=True)

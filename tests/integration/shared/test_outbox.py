@@ -16,8 +16,7 @@ from community_shared.streams import ensure_stream
 from nats.js.api import StreamConfig
 
 from tests.conftest import eventually
-
-from .conftest import PrivateNats
+from tests.harness import NatsServer
 
 
 @pytest.fixture
@@ -100,11 +99,10 @@ async def test_relay_publishes_on_commit_without_waiting_for_a_poll(
 
 
 async def test_a_write_while_nats_is_down_is_published_once_when_it_returns(
-    db: asyncpg.Pool, schema: str, database_url: str, private_nats: PrivateNats
+    db: asyncpg.Pool, schema: str, database_url: str, nats_server: NatsServer
 ) -> None:
     """NATS is unreachable when the write commits; the event goes out exactly once later."""
-    private_nats.start()
-    nc = await nats.connect(private_nats.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     js = nc.jetstream()
     prefix = _subject_prefix()
     stream = await _stream(js, prefix)
@@ -118,7 +116,7 @@ async def test_a_write_while_nats_is_down_is_published_once_when_it_returns(
     )
     await relay.start()
     try:
-        private_nats.stop()
+        await nats_server.stop()
         ids = await _write_events(db, schema, "post:2", 3)  # commits fine without NATS
         await asyncio.sleep(1.0)
         async with db.acquire() as conn:
@@ -126,7 +124,7 @@ async def test_a_write_while_nats_is_down_is_published_once_when_it_returns(
                 f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"
             )
         assert pending == 3
-        private_nats.start()
+        await nats_server.start()
         for _ in range(200):
             async with db.acquire() as conn:
                 left = await conn.fetchval(

@@ -7,16 +7,13 @@ calling an instructor route gets 403 (and a guest 401) whatever the body holds.
 
 from __future__ import annotations
 
-import uuid
 from typing import Literal
 
-from community_shared.auth import Identity
-from community_shared.idempotency import IdempotencyKey
 from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, parse_limit
-from community_shared.web import ANYONE, MODERATORS, STUDENTS, answers
+from community_shared.web import ANYONE, MODERATORS, STUDENTS, Caller, Idempotency, PathId, answers
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from community_goals.schemas import (
     GoalRequestIn,
@@ -34,10 +31,7 @@ from community_goals.schemas import (
 )
 from community_goals.service import GoalsService
 
-Caller = NamedDependency[Identity]
 Goals = NamedDependency[GoalsService]
-Idempotency = NamedDependency[IdempotencyKey | None]
-PathId = FromPath[uuid.UUID]
 
 
 class GoalsController(Controller):

@@ -9,16 +9,22 @@ or an unknown value is a 400 before any use case runs.
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
-from community_shared.auth import Identity
-from community_shared.idempotency import IdempotencyKey
 from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from community_shared.web import ANYONE, MEMBERS, MODERATORS, SIGNED_IN, answers
+from community_shared.web import (
+    ANYONE,
+    MEMBERS,
+    MODERATORS,
+    SIGNED_IN,
+    Caller,
+    Idempotency,
+    PathId,
+    answers,
+)
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from community_posts.rules import MAX_QUERY_CHARS, FeedFilter, ReportStatus
 from community_posts.schemas import (
@@ -38,10 +44,7 @@ from community_posts.schemas import (
 )
 from community_posts.service import PostsService
 
-Caller = NamedDependency[Identity]
 Posts = NamedDependency[PostsService]
-Idempotency = NamedDependency[IdempotencyKey | None]
-PathId = FromPath[uuid.UUID]
 FeedFilterParam = Annotated[
     FeedFilter,
     QueryParameter(description="all | instructors (instructors' and admins' posts) | mine"),

@@ -14,11 +14,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from community_shared.auth import Identity
 from community_shared.errors import InvalidInput
-from community_shared.idempotency import IdempotencyKey
 from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, parse_limit
-from community_shared.web import ANYONE, MODERATORS, SIGNED_IN, answers
+from community_shared.web import ANYONE, MODERATORS, SIGNED_IN, Caller, Idempotency, answers
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
@@ -41,9 +39,7 @@ from community_resources.schemas import (
 )
 from community_resources.service import ResourcesService
 
-Caller = NamedDependency[Identity]
 Resources = NamedDependency[ResourcesService]
-Idempotency = NamedDependency[IdempotencyKey | None]
 ResourceId = Annotated[str, PathParameter(schema_extra={"format": "uuid"})]
 LinkId = Annotated[str, PathParameter(schema_extra={"format": "uuid"})]
 EntityId = Annotated[str, PathParameter(schema_extra={"format": "uuid"})]

@@ -70,7 +70,7 @@ async def popularity_threshold(conn: asyncpg.Connection) -> int | None:
     return rules.popularity_threshold(await store.recent_downloads_at_place(conn, place))
 
 
-def _announce(
+def _record(
     uow: UnitOfWork, type_: str, data: Any, identity: Identity, resource_id: uuid.UUID
 ) -> None:
     uow.record(type_, data, actor_id=identity.user_id, aggregate=f"resource:{resource_id}")
@@ -115,7 +115,7 @@ class ResourcesService:
             threshold = await popularity_threshold(uow.conn)
             now = utcnow()
             announced = views.public_view(row, now, threshold)
-            _announce(uow, events.RESOURCE_CREATED, announced, identity, resource_id)
+            _record(uow, events.RESOURCE_CREATED, announced, identity, resource_id)
             created = views.caller_view(row, now, threshold)
             await uow.remember(idempotency, created)
         return created
@@ -156,7 +156,7 @@ class ResourcesService:
             threshold = await popularity_threshold(uow.conn)
             now = utcnow()
             announced = views.public_view(row, now, threshold)
-            _announce(uow, events.RESOURCE_UPDATED, announced, identity, resource_id)
+            _record(uow, events.RESOURCE_UPDATED, announced, identity, resource_id)
         return views.caller_view(row, now, threshold)
 
     async def delete_resource(self, identity: Identity, resource_id: uuid.UUID) -> None:
@@ -165,7 +165,7 @@ class ResourcesService:
             if not await store.soft_delete_resource(uow.conn, resource_id):
                 raise _not_found()
             deleted = events.ResourceDeleted(id=resource_id)
-            _announce(uow, events.RESOURCE_DELETED, deleted, identity, resource_id)
+            _record(uow, events.RESOURCE_DELETED, deleted, identity, resource_id)
 
     # ----------------------------------------------------------------------- listing
 
@@ -295,7 +295,7 @@ class ResourcesService:
                 rating_average=rules.rating_average(counted["rating_sum"], counted["rating_count"]),
                 rating_count=counted["rating_count"],
             )
-            _announce(uow, events.RESOURCE_DOWNLOADED, payload, identity, resource_id)
+            _record(uow, events.RESOURCE_DOWNLOADED, payload, identity, resource_id)
         DOWNLOADS.labels(caller="guest" if identity.is_guest else "user").inc()
         return DownloadOut(url=counted["file_url"])
 
@@ -325,7 +325,7 @@ class ResourcesService:
                 rating_average=rules.rating_average(totals["rating_sum"], totals["rating_count"]),
                 rating_count=totals["rating_count"],
             )
-            _announce(uow, events.RESOURCE_RATED, payload, identity, resource_id)
+            _record(uow, events.RESOURCE_RATED, payload, identity, resource_id)
         return views.rating_out(totals)
 
 
