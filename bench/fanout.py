@@ -26,7 +26,10 @@ Parts, each in one run against its floor where there is one:
 - **handshakes**: websocket handshakes per second with a JWT in the query,
   one client process opening connections 200 at a time.
 
-The machine's load average is printed at the start and the end.
+The machine's load average is printed at the start and the end. With
+`BENCH_GATEWAY_SRC=<dir>` the gateway process imports `community_gateway` from
+`<dir>` (e.g. another commit's `gateway/src`, from `git archive`): before/after
+runs in one sitting.
 """
 
 from __future__ import annotations
@@ -164,32 +167,44 @@ class Run:
         await nc.close()
 
 
-@contextlib.contextmanager
-def gateway(run: Run, **extra: str) -> Any:
-    """A gateway process (its log in `$BENCH_LOG_DIR` if set) and its port, once ready."""
+def start_gateway(run: Run, **extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    """A gateway process (its log in `$BENCH_LOG_DIR` if set) and its port; not yet ready."""
     port = free_port()
     env = {**os.environ, **run.env, "PORT": str(port), **extra}
+    source = os.environ.get("BENCH_GATEWAY_SRC")
+    if source:  # another build of the gateway package, for before/after runs
+        env["PYTHONPATH"] = source
     log_dir = os.environ.get("BENCH_LOG_DIR")
-    log = open(f"{log_dir}/gateway-{port}.log" if log_dir else os.devnull, "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [python(), "-m", "community_gateway.app"],
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-        preexec_fn=raise_nofile,
-    )
+    with open(f"{log_dir}/gateway-{port}.log" if log_dir else os.devnull, "wb") as log:
+        proc = subprocess.Popen(
+            [python(), "-m", "community_gateway.app"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=raise_nofile,
+        )
+    return proc, port
+
+
+def stop_gateway(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def gateway(run: Run, **extra: str) -> Any:
+    """A gateway process and its port, once ready."""
+    proc, port = start_gateway(run, **extra)
     try:
         wait_ready(f"http://127.0.0.1:{port}/ready")
         yield proc, port
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        stop_gateway(proc)
 
 
 async def router_consumer(js: Any, run: Run) -> tuple[str, str]:
@@ -236,7 +251,9 @@ def stop_profile(profiler: subprocess.Popen[bytes] | None) -> None:
 
 
 async def bench_router(args: argparse.Namespace) -> dict[str, float]:
-    """Envelopes already in EVENTS when the gateway starts; time until all are routed."""
+    """A backlog in EVENTS, a gateway standing by; timed from its router's first delivery."""
+    from community_gateway.lease import Lease
+
     run = Run()
     nc = await nats.connect(run.nats_url)
     js = nc.jetstream()
@@ -257,30 +274,51 @@ async def bench_router(args: argparse.Namespace) -> dict[str, float]:
     )
     events = [post_created(i, "router") for i in range(args.router_events)]
     took = await publish_events(js, run.settings.subject("posts.post.created"), events)
-    print(f"  router: {len(events)} envelopes in EVENTS ({len(events) / took:,.0f}/s published)")
+    print(f"  router: {len(events):,} envelopes in EVENTS ({len(events) / took:,.0f}/s published)")
+    # The bench holds the router lease while the gateway starts, so that the
+    # gateway stands by; released, the gateway takes over and routes the backlog.
+    lease = Lease(js, run.settings, 1.2, "bench")
+    await lease.ensure_stream()
+    if not await lease.try_hold():
+        raise RuntimeError("cannot take the router lease")
+
+    async def hold() -> None:
+        while True:
+            await asyncio.sleep(lease.renew_every)
+            await lease.try_hold()
+
+    holding = asyncio.create_task(hold())
+    proc, port = start_gateway(run)
     try:
-        with gateway(run) as (proc, _port):
-            profiler = start_profile(args, proc.pid, "router")
-            # Measured from the first poll (the router may have begun during start-up).
-            user0, sys0 = cpu_split(proc.pid)
-            start = time.perf_counter()
-            floor0: int | None = None
-            while True:
-                info = await js.consumer_info(stream, durable)
-                floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-                if floor0 is None:
-                    floor0 = floor
-                if floor >= len(events):
-                    break
-                if time.perf_counter() - start > 600:
-                    raise RuntimeError("router did not finish in 600 s")
-                await asyncio.sleep(0.02)
-            elapsed = time.perf_counter() - start
-            user1, sys1 = cpu_split(proc.pid)
-            user, system = user1 - user0, sys1 - sys0
-            measured = len(events) - floor0
-            stop_profile(profiler)
-            channels = await js.stream_info(run.settings.stream_name("CHANNELS"))
+        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}/ready")
+        holding.cancel()
+        await lease.release()
+        profiler = start_profile(args, proc.pid, "router")
+        began = time.perf_counter()
+        while True:  # the first delivery to the router starts the clock
+            info = await js.consumer_info(stream, durable)
+            if info.delivered is not None and info.delivered.stream_seq > 0:
+                break
+            if time.perf_counter() - began > 30:
+                raise RuntimeError("the gateway did not take the router lease")
+            await asyncio.sleep(0.01)
+        user0, sys0 = cpu_split(proc.pid)
+        start = time.perf_counter()
+        floor0 = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        while True:
+            info = await js.consumer_info(stream, durable)
+            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+            if floor >= len(events):
+                break
+            if time.perf_counter() - start > 600:
+                raise RuntimeError("router did not finish in 600 s")
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        user1, sys1 = cpu_split(proc.pid)
+        user, system = user1 - user0, sys1 - sys0
+        measured = len(events) - floor0
+        stop_profile(profiler)
+        channels = await js.stream_info(run.settings.stream_name("CHANNELS"))
         routed = channels.state.last_seq
         return {
             "events": measured,
@@ -291,6 +329,8 @@ async def bench_router(args: argparse.Namespace) -> dict[str, float]:
             "sys_us": system / measured * 1e6,
         }
     finally:
+        holding.cancel()
+        stop_gateway(proc)
         await nc.close()
         await run.cleanup([run.prefix])
 
