@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import nats
 from _harness import free_port, percentile, python, wait_ready
+from community_posts.events import POST_CREATED, SOURCE, AuthorRef, PostData
 from community_shared.auth import issue_token
 from community_shared.events import encode_envelope, make_event
 from community_shared.settings import DEFAULT_JWT_SECRET, Settings
@@ -98,23 +100,22 @@ def rss_kib(pid: int) -> int:
 
 
 def post_created(index: int, mark: str) -> tuple[bytes, str]:
-    """A `posts.post.created` envelope as the posts service publishes it, and its msg id."""
+    """A `posts.post.created` envelope as the posts service builds it, and its msg id."""
     author = uuid.uuid4()
-    stamp = dt.datetime.now(dt.UTC).isoformat()
-    post_id = uuid.uuid4()
-    data = {
-        "id": str(post_id),
-        "author": {"id": str(author), "name": f"Bench {index % 100}", "role": "student"},
-        "content": f"{mark}{index:0{CONTENT - len(mark)}d}",
-        "visibility": "public",
-        "is_pinned": False,
-        "likes_count": 0,
-        "replies_count": 0,
-        "created_at": stamp,
-        "updated_at": stamp,
-        "edited": False,
-    }
-    envelope = make_event("posts.post.created", data, source="posts", actor_id=author)
+    now = dt.datetime.now(dt.UTC)
+    data = PostData(
+        id=uuid.uuid4(),
+        author=AuthorRef(id=author, name=f"Bench {index % 100}", role="student"),
+        content=f"{mark}{index:0{CONTENT - len(mark)}d}",
+        visibility="public",
+        is_pinned=False,
+        likes_count=0,
+        replies_count=0,
+        created_at=now,
+        updated_at=now,
+        edited=False,
+    )
+    envelope = make_event(POST_CREATED, data, source=SOURCE, actor_id=author)
     return encode_envelope(envelope), str(envelope.id)
 
 
@@ -640,6 +641,17 @@ def bare_server(run: Run) -> Any:
         proc.join(timeout=10)
 
 
+@contextlib.contextmanager
+def serving(run: Run, name: str) -> Iterator[tuple[Any, str]]:
+    """The gateway or the bare server (`name`), and the websocket URL clients use."""
+    if name == "gateway":
+        with gateway(run) as (proc, port):
+            yield proc, f"ws://127.0.0.1:{port}/ws"
+    else:
+        with bare_server(run) as (proc, port, _subject):
+            yield proc, f"ws://127.0.0.1:{port}/"
+
+
 # ----------------------------------------------------------------- fan-out
 
 SUBSCRIBE = client_frame(1, b'{"op":"subscribe","channel":"feed"}')
@@ -847,29 +859,19 @@ async def bench_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
         count = min(wanted, args.max_connections)
         for name in ("gateway", "bare"):
             run = Run()
-            if name == "gateway":
-                server = gateway(run)
-                entered = server.__enter__()
-                proc, port = entered
-                url = f"ws://127.0.0.1:{port}/ws"
-                subscribe: bytes | None = SUBSCRIBE
-            else:
-                server = bare_server(run)
-                proc, port, _subject = server.__enter__()
-                url = f"ws://127.0.0.1:{port}/"
-                subscribe = None
+            subscribe = SUBSCRIBE if name == "gateway" else None
             try:
-                await asyncio.sleep(2.0)
-                before = rss_kib(proc.pid)
-                clients = Clients(url, count, args.client_procs, subscribe)
-                try:
-                    await asyncio.sleep(3.0)
-                    after = rss_kib(proc.pid)
-                    report = clients.report()
-                finally:
-                    clients.close()
+                with serving(run, name) as (proc, url):
+                    await asyncio.sleep(2.0)
+                    before = rss_kib(proc.pid)
+                    clients = Clients(url, count, args.client_procs, subscribe)
+                    try:
+                        await asyncio.sleep(3.0)
+                        after = rss_kib(proc.pid)
+                        report = clients.report()
+                    finally:
+                        clients.close()
             finally:
-                server.__exit__(None, None, None)
                 await run.cleanup([run.prefix])
             row = {
                 "server": name,
@@ -901,26 +903,23 @@ async def bench_handshakes(args: argparse.Namespace) -> list[dict[str, Any]]:
     count = args.handshakes
     for name in ("gateway", "bare"):
         run = Run()
-        if name == "gateway":
-            server = gateway(run)
-            proc, port = server.__enter__()
-            url = f"ws://127.0.0.1:{port}/ws"
-            tokens: list[str] | None = [
+        tokens = (
+            [
                 issue_token(sub=uuid.uuid4(), role="student", name=f"Bench {i}", secret=run.secret)
                 for i in range(count)
             ]
-        else:
-            server = bare_server(run)
-            proc, port, _subject = server.__enter__()
-            url = f"ws://127.0.0.1:{port}/"
-            tokens = None
+            if name == "gateway"
+            else None
+        )
         try:
-            user0, sys0 = cpu_split(proc.pid)
-            clients = Clients(url, count, 1, None, tokens=tokens)
-            user1, sys1 = cpu_split(proc.pid)
-            clients.close()
+            with serving(run, name) as (proc, url):
+                profiler = start_profile(args, proc.pid, f"handshakes-{name}")
+                user0, sys0 = cpu_split(proc.pid)
+                clients = Clients(url, count, 1, None, tokens=tokens)
+                user1, sys1 = cpu_split(proc.pid)
+                stop_profile(profiler)
+                clients.close()
         finally:
-            server.__exit__(None, None, None)
             await run.cleanup([run.prefix])
         row = {
             "server": name,
