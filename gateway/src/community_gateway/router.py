@@ -157,8 +157,12 @@ class BatchPublisher:
             missing = batch.sent - batch.confirmed
             batch.failure = f"{missing} publishes unconfirmed after {PUBLISH_TIMEOUT_SECONDS} s"
         finally:
-            self._batches.pop(batch.reply[len(self._prefix) :], None)
+            self.forget(batch)
         return batch.failure
+
+    def forget(self, batch: _Batch) -> None:
+        """Stop counting the answers for `batch` (it is given up)."""
+        self._batches.pop(batch.reply[len(self._prefix) :], None)
 
     async def _on_reply(self, msg: Msg) -> None:
         batch = self._batches.get(msg.subject[len(self._prefix) :])
@@ -479,6 +483,8 @@ class Router:
                 acks.append(message)
         if failure is None:
             failure = await publisher.confirm(sent)
+        else:
+            publisher.forget(sent)
         if failure is not None:
             # Keep the order: the whole batch comes back.
             log.warning("router: publishing failed (%s); redelivering", failure)
