@@ -181,3 +181,24 @@ def test_a_stalled_client_gets_only_the_latest_first_page_of_each_board() -> Non
     latest = [(f["data"]["board"], f["data"]["items"][0]["points"]) for f in frames[1:]]
     assert latest == [("all:all", 30), ("7d:all", 30), ("30d:saas", 30)]
     assert drops == ["merged"] * 87
+
+
+def test_an_empty_queue_holds_almost_no_memory() -> None:
+    """One queue per connection, and most never queue a frame: no deques while empty."""
+    import tracemalloc
+
+    def per_queue() -> float:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        queues = []
+        for _ in range(500):
+            queue = SendQueue(10, byte_bound=1 << 20)
+            queue.push(Outgoing(b"x", coalesce_key="k", sheddable=True))
+            while queue.pop() is not None:  # as the connection's writer does
+                pass
+            queues.append(queue)
+        size = (tracemalloc.get_traced_memory()[0] - before) / len(queues)
+        tracemalloc.stop()
+        return size
+
+    assert per_queue() < 600

@@ -77,14 +77,16 @@ class SendQueue:
         self.byte_bound = byte_bound
         self.overflowed = False
         self._on_drop = on_drop
-        self._entries: deque[_Entry] = deque()
+        # The deques exist only while something is queued: an empty deque takes
+        # ~0.6 KiB, and most connections keep up and queue nothing, ever.
+        self._entries: deque[_Entry] | None = None
         self._size = 0
         self._bytes = 0
         # The newest live entry per coalesce key; an older live entry with the
         # same key is "stale" and is the first thing to go.
         self._latest: dict[str, _Entry] = {}
-        self._stale: deque[_Entry] = deque()
-        self._sheddable: deque[_Entry] = deque()
+        self._stale: deque[_Entry] | None = None
+        self._sheddable: deque[_Entry] | None = None
         self._behind = False  # went over a bound and has not emptied since
 
     def __len__(self) -> int:
@@ -112,16 +114,22 @@ class SendQueue:
                     self._kill(previous)
                     self._dropped(MERGED)
                 else:
+                    if self._stale is None:
+                        self._stale = deque()
                     self._stale.append(previous)
             self._latest[key] = entry
         if item.sheddable:
+            if self._sheddable is None:
+                self._sheddable = deque()
             self._sheddable.append(entry)
+        if self._entries is None:
+            self._entries = deque()
         self._entries.append(entry)
         self._size += 1
         self._bytes += len(item.payload)
         if self._over(held):
             self._make_room(held)
-        elif len(self._stale) > 2 * self._size + 16:
+        elif self._stale is not None and len(self._stale) > 2 * self._size + 16:
             self._stale = deque(e for e in self._stale if e.alive)
         if self._over(held):
             self.overflowed = True
@@ -149,8 +157,9 @@ class SendQueue:
 
     def pop(self) -> Outgoing | None:
         """The oldest frame still queued, or None when empty."""
-        while self._entries:
-            entry = self._entries.popleft()
+        entries = self._entries
+        while entries:
+            entry = entries.popleft()
             if not entry.alive:
                 continue
             self._kill(entry)
@@ -161,14 +170,15 @@ class SendQueue:
                 while self._sheddable and not self._sheddable[0].alive:
                     self._sheddable.popleft()
             return entry.item
+        if entries is not None:  # emptied: every entry left is dead
+            self._entries = self._stale = self._sheddable = None
+            self._latest.clear()  # an emptied dict keeps its table; cleared, it frees it
         return None
 
     def clear(self) -> None:
         """Forget everything queued (the connection is gone)."""
-        self._entries.clear()
+        self._entries = self._stale = self._sheddable = None
         self._latest.clear()
-        self._stale.clear()
-        self._sheddable.clear()
         self._size = 0
         self._bytes = 0
         self._behind = False

@@ -101,3 +101,26 @@ async def test_a_memory_lease_stream_of_an_earlier_version_is_replaced(
     assert info.config.storage == StorageType.FILE
     assert info.config.max_age == CONFIG.router_lease_seconds
     assert server.router.is_leader
+
+
+async def test_a_gateway_starts_on_a_router_consumer_that_was_created_again(
+    gateway_factory: Any, ws_connect: Any, nats_client: Any
+) -> None:
+    """A consumer created again starts at a time; JetStream refuses to change that
+    delivery policy, so an instance starting later must keep the consumer as it is."""
+    prefix = own_prefix()
+    first = await gateway_factory(config=CONFIG, nats_subject_prefix=prefix)
+    js = nats_client.jetstream()
+    await js.delete_consumer(stream(prefix, "EVENTS"), stream(prefix, ROUTER_DURABLE))
+    async with ws_connect(first) as ws:
+        await ws.subscribe("feed")
+        post_id = await publish_post(js, prefix)
+        await ws.recv_until(is_event("feed", "post.created", {post_id}), timeout=15)
+    await first.stop()
+    second = await asyncio.wait_for(
+        gateway_factory(config=CONFIG, nats_subject_prefix=prefix), timeout=15
+    )
+    async with ws_connect(second) as ws:
+        await ws.subscribe("feed")
+        post_id = await publish_post(js, prefix)
+        await ws.recv_until(is_event("feed", "post.created", {post_id}), timeout=15)
