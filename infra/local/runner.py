@@ -153,7 +153,7 @@ def dependencies(settings: Settings) -> list[Dependency]:
     for name, url, default_port in (
         ("postgres", settings.database_url, 5432),
         ("redis", settings.redis_url, 6379),
-        ("nats", settings.nats_url, 4222),
+        ("nats", settings.nats_servers[0], 4222),
     ):
         parsed = urlparse(url)
         found.append(Dependency(name, parsed.hostname or "127.0.0.1", parsed.port or default_port))

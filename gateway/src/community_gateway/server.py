@@ -61,6 +61,7 @@ from websockets.protocol import State
 from community_gateway import metrics
 from community_gateway.channels import PRESENCE, channel_of_subject, user_channel
 from community_gateway.config import MAX_FRAME_BYTES, GatewayConfig
+from community_gateway.drain import close_offsets
 from community_gateway.presence import PresenceService
 from community_gateway.protocol import (
     BAD_REQUEST,
@@ -476,8 +477,7 @@ class GatewayServer:
             # Our own close (bounded, see _Client.close) rather than websockets',
             # which can wait forever on a client that stopped reading.
             self._server.close(close_connections=False)
-            for client in list(self._clients):
-                client.close(CLOSE_RESTART, "server restart")
+            await self._drain()
             await self._server.wait_closed()
         if self._outbound_watch is not None:
             self._outbound_watch.cancel()
@@ -500,6 +500,25 @@ class GatewayServer:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
             self._redis = None
+
+    async def _drain(self) -> None:
+        """Close every client with 1012, spread over the drain window (see drain.py).
+
+        Clients not yet closed keep receiving events meanwhile: fan-out and
+        routing stop only after the last one is gone.
+        """
+        clients = list(self._clients)
+        offsets = close_offsets(len(clients), self.config.drain_seconds, self.config.drain_min_rate)
+        if clients:
+            log.info("closing %d clients over %.1f s", len(clients), offsets[-1])
+        started = asyncio.get_running_loop().time()
+        for client, offset in zip(clients, offsets, strict=True):
+            delay = started + offset - asyncio.get_running_loop().time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            client.close(CLOSE_RESTART, "server restart")
+        for client in list(self._clients):  # accepted while the listener was closing
+            client.close(CLOSE_RESTART, "server restart")
 
     # -- HTTP -----------------------------------------------------------------
 
