@@ -12,7 +12,7 @@ at which reconnections arrive is the stopping gateway's spreading alone.
 Lines on stdin, answers on stdout (one JSON document per line):
 - at start: `{"ready": <count>}` once every client is subscribed;
 - `check <path>`: `path` holds the expected post ids, one per line; waits (up
-  to 60 s) until every client has them all, then answers the tally: `lost`
+  to 120 s) until every client has them all, then answers the tally: `lost`
   (expected ids a client never got), `app_duplicates` (one post delivered to
   the application twice, under two seqs: frames whose seq is not above the
   last one are dropped as the protocol says, and counted as
@@ -111,7 +111,7 @@ async def main(count: int, urls: list[str]) -> None:
     while line := (await stdin.readline()).decode().split():
         _, path = line
         expected = set((await asyncio.to_thread(Path(path).read_text)).split())
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not all(  # noqa: ASYNC110 (polled)
             expected <= f.ids for f in followers
         ):
