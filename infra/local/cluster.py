@@ -57,8 +57,9 @@ class ClusterShape:
     def __post_init__(self) -> None:
         if not 1 <= self.nats_servers <= 9:
             raise ValueError("the NATS cluster has 1 to 9 servers")
-        if not 1 <= self.gateways <= 9 or not 1 <= self.instances <= 9:
-            raise ValueError("1 to 9 gateways and instances of each service")
+        if not 1 <= self.gateways <= 8 or not 1 <= self.instances <= 8:
+            # A ninth gateway would take the demo page's port (8080).
+            raise ValueError("1 to 8 gateways and instances of each service")
         servers = len(self.external_nats) or self.nats_servers
         if not 1 <= self.replicas <= min(servers, 5):
             raise ValueError(f"stream replicas must be between 1 and {min(servers, 5)}")

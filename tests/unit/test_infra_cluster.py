@@ -105,3 +105,11 @@ def test_the_load_balancer_configuration_is_valid(source: str, tmp_path: Path) -
     text = path.read_text()
     assert "option httpchk GET /ready" in text  # a draining gateway is taken out
     assert "timeout tunnel" in text  # websockets outlive the HTTP timeouts
+
+
+def test_instances_never_take_the_demo_or_balancer_ports() -> None:
+    shape = cluster.ClusterShape(gateways=8, instances=8)
+    ports = {i.port for i in cluster.instances(COMPONENTS, shape)}
+    assert not ports & {8080, cluster.BALANCER_PORT}
+    with pytest.raises(ValueError):
+        cluster.ClusterShape(gateways=9)
