@@ -172,7 +172,8 @@ def haproxy_config(bind: str, gateways: Sequence[tuple[str, str]]) -> str:
 
     `leastconn` spreads long-lived connections; `/ready` takes a gateway out
     as soon as it starts draining (it answers 503), so reconnecting clients go
-    to the others; `timeout tunnel` keeps idle websockets open (the gateway's
+    to the others, and a handshake refused meanwhile (the draining gateway no
+    longer listens) is retried on another (`redispatch`); `timeout tunnel` keeps idle websockets open (the gateway's
     pings every 20 s keep them busy anyway). `init-addr` lets the
     configuration load before the gateways' names resolve (compose).
     """
@@ -188,6 +189,8 @@ global
 defaults
     mode http
     option http-server-close
+    option redispatch
+    retries 3
     timeout connect 5s
     timeout client 60s
     timeout server 60s
