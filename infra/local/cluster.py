@@ -167,15 +167,17 @@ def cluster_env(
     return {**base, "NATS_URL": ",".join(urls), "NATS_STREAM_REPLICAS": str(shape.replicas)}
 
 
-def haproxy_config(bind: str, gateways: Sequence[tuple[str, str]]) -> str:
+def haproxy_config(bind: str, gateways: Sequence[tuple[str, str]], maxconn: int = 10_000) -> str:
     """HAProxy listening on `bind` in front of the gateways: (name, "host:port") of each.
 
     `leastconn` spreads long-lived connections; `/ready` takes a gateway out
     as soon as it starts draining (it answers 503), so reconnecting clients go
     to the others, and a handshake refused meanwhile (the draining gateway no
-    longer listens) is retried on another (`redispatch`); `timeout tunnel` keeps idle websockets open (the gateway's
-    pings every 20 s keep them busy anyway). `init-addr` lets the
+    longer listens) is retried on another (`redispatch`); `timeout tunnel`
+    keeps idle websockets open (the gateway's pings every 20 s keep them busy
+    anyway). `init-addr` lets the
     configuration load before the gateways' names resolve (compose).
+    `maxconn` needs twice as many file descriptors (client and gateway side).
     """
     servers = "\n".join(
         f"    server {name} {address} check inter 1s fall 2 rise 2" for name, address in gateways
@@ -184,7 +186,7 @@ def haproxy_config(bind: str, gateways: Sequence[tuple[str, str]]) -> str:
 # infra/local/cluster.py: for `./run stack --cluster` under .run/, and as
 # infra/haproxy/haproxy.cfg for the compose profile `cluster` (a test keeps it current).
 global
-    maxconn 10000
+    maxconn {maxconn}
 
 defaults
     mode http
@@ -248,6 +250,11 @@ def nats_binary() -> str | None:
     return shutil.which("nats-server") or (
         "/usr/sbin/nats-server" if os.path.exists("/usr/sbin/nats-server") else None
     )
+
+
+def balancer_maxconn(open_files_limit: int) -> int:
+    """The most connections HAProxy can carry under this process's file limit."""
+    return max(100, min(10_000, (open_files_limit - 100) // 2))
 
 
 def haproxy_binary() -> str | None:

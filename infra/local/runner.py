@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import resource
 import signal
 import sys
 import time
@@ -365,7 +366,7 @@ async def start_nats_cluster(
 
 
 async def start_balancer(
-    gateways: Sequence[cluster.Instance], port_offset: int, stack: Stack
+    gateways: Sequence[cluster.Instance], port_offset: int, stack: Stack, main: asyncio.Task[int]
 ) -> int | None:
     """HAProxy in front of the gateways, if installed; its port."""
     binary = cluster.haproxy_binary()
@@ -376,10 +377,11 @@ async def start_balancer(
     port = cluster.BALANCER_PORT + port_offset
     config = ROOT / ".run" / "haproxy.cfg"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(cluster.haproxy_config(f"127.0.0.1:{port}", ports))
-    stack.services.append(
-        await spawn("haproxy", [binary, "-W", "-db", "-f", str(config)], os.environ)
-    )
+    maxconn = cluster.balancer_maxconn(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    config.write_text(cluster.haproxy_config(f"127.0.0.1:{port}", ports, maxconn))
+    child = await spawn("haproxy", [binary, "-W", "-db", "-f", str(config)], os.environ)
+    stack.services.append(child)
+    stack.watchers.append(asyncio.create_task(watch(child, stack, main)))
     return port
 
 
@@ -489,7 +491,7 @@ async def bring_up(options: Options, stack: Stack, main: asyncio.Task[int]) -> i
         say("\n".join(failures))
         return 1
     if shape is not None:
-        balancer = await start_balancer(planned, options.port_offset, stack)
+        balancer = await start_balancer(planned, options.port_offset, stack, main)
         say(cluster.cluster_summary(host, servers, shape, planned, balancer))
 
     if options.seed:

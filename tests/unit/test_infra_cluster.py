@@ -113,3 +113,10 @@ def test_instances_never_take_the_demo_or_balancer_ports() -> None:
     assert not ports & {8080, cluster.BALANCER_PORT}
     with pytest.raises(ValueError):
         cluster.ClusterShape(gateways=9)
+
+
+def test_the_balancer_fits_the_file_limit() -> None:
+    """HAProxy refuses to start when maxconn needs more descriptors than it may open."""
+    assert cluster.balancer_maxconn(20_000) == 9_950
+    assert cluster.balancer_maxconn(1_048_576) == 10_000
+    assert "maxconn 9950" in cluster.haproxy_config("127.0.0.1:8090", [], 9_950)
