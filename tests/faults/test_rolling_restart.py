@@ -45,40 +45,61 @@ SETTLE = 1.0
 """Seconds of steady traffic before, between and after the restarts."""
 
 
+PER_PROCESS = 250
+"""Clients per client process: 1,000 clients take four, so they use every core."""
+
+
 @contextlib.asynccontextmanager
-async def followers(count: int, urls: list[str], log: Path) -> AsyncIterator[Any]:
-    """The client process (tests/faults/rollingclients.py), once every client is subscribed."""
-    with log.open("wb") as errors:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.faults.rollingclients",
-            str(count),
-            *urls,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=errors,
-            limit=64 * 1024 * 1024,
-        )
-    assert process.stdout is not None
+async def followers(count: int, urls: list[str], logs: Path) -> AsyncIterator[list[Any]]:
+    """The client processes (tests/faults/rollingclients.py), once every client is subscribed.
+
+    Each process starts its clients on the gateways in turn from the first
+    URL; an even number per process keeps the two gateways equally loaded.
+    """
+    sizes = [min(PER_PROCESS, count - start) for start in range(0, count, PER_PROCESS)]
+    processes = []
     try:
-        line = await asyncio.wait_for(process.stdout.readline(), 90)
-        ready = msgspec.json.decode(line or b"{}").get("ready")
-        assert ready == count, (await asyncio.to_thread(log.read_text))[-2000:]
-        yield process
+        for i, size in enumerate(sizes):
+            with (logs / f"followers-{i}.log").open("wb") as errors:
+                processes.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "tests.faults.rollingclients",
+                        str(size),
+                        *urls,
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=errors,
+                        limit=64 * 1024 * 1024,
+                    )
+                )
+        for i, (process, size) in enumerate(zip(processes, sizes, strict=True)):
+            line = await asyncio.wait_for(process.stdout.readline(), 90)
+            ready = msgspec.json.decode(line or b"{}").get("ready")
+            log = logs / f"followers-{i}.log"
+            assert ready == size, (await asyncio.to_thread(log.read_text))[-2000:]
+        yield processes
     finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
 
 
-async def check(process: Any, expected: set[str], path: Path) -> dict[str, Any]:
+async def check(processes: list[Any], expected: set[str], path: Path) -> dict[str, Any]:
+    """Every client process's tally, added up."""
     await asyncio.to_thread(path.write_text, "\n".join(sorted(expected)))
-    process.stdin.write(f"check {path}\n".encode())
-    await process.stdin.drain()
-    line = await asyncio.wait_for(process.stdout.readline(), 150)
-    answer: dict[str, Any] = msgspec.json.decode(line)
-    return answer
+    for process in processes:
+        process.stdin.write(f"check {path}\n".encode())
+        await process.stdin.drain()
+    total: dict[str, Any] = {}
+    for process in processes:
+        line = await asyncio.wait_for(process.stdout.readline(), 150)
+        for key, value in msgspec.json.decode(line).items():
+            total[key] = total.get(key, 0 if isinstance(value, int) else []) + value
+    total["reconnects"] = sorted(total["reconnects"])
+    return total
 
 
 def peak_per_second(instants: list[float]) -> int:
@@ -137,7 +158,7 @@ async def test_rolling_restart_of_two_gateways_spreads_reconnects_and_loses_noth
     published: dict[str, float] = {}
     stop = asyncio.Event()
     timings: list[tuple[float, float]] = []
-    async with followers(CLIENTS, urls, tmp_path / "followers.log") as clients:
+    async with followers(CLIENTS, urls, tmp_path) as clients:
         publisher = asyncio.create_task(
             publish_steadily(DomainEvents(nc.jetstream(), settings), published, stop)
         )
