@@ -18,7 +18,9 @@ Lines on stdin, answers on stdout (one JSON document per line):
   last one are dropped as the protocol says, and counted as
   `wire_duplicates`), `not_recovered` (resubscriptions answered
   `recovered: false`), `reconnects` (the monotonic instant of every
-  reconnection) and `failed_attempts`.
+  reconnection), `failed_attempts` and `retried_subscribes` (a `subscribe`
+  answered `unavailable`, the history not readable at that moment, is sent
+  again after 0.2 s, as the protocol asks).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Follower:
         self.last_seq: int | None = None
         self.reconnects: list[float] = []
         self.failed_attempts = 0
+        self.retried_subscribes = 0
         self.not_recovered = 0
         self.subscribed = asyncio.Event()
         self.task = asyncio.create_task(self._run())
@@ -61,21 +64,31 @@ class Follower:
                 async with connect(url, compression=None, open_timeout=30, max_queue=None) as ws:
                     connected = True
                     await ws.recv()  # hello
-                    subscribe: dict[str, Any] = {"op": "subscribe", "channel": "feed", "id": 1}
-                    if self.last_seq is not None:
-                        subscribe["since"] = self.last_seq
-                    await ws.send(msgspec.json.encode(subscribe).decode())
+                    await ws.send(self._subscribe())
                     if not first:
                         self.reconnects.append(time.monotonic())
                     first = False
                     async for message in ws:
-                        self._frame(msgspec.json.decode(message))
+                        frame = msgspec.json.decode(message)
+                        if frame.get("op") == "error" and frame.get("code") == "unavailable":
+                            # The history could not be read: retry, as the protocol says.
+                            self.retried_subscribes += 1
+                            await asyncio.sleep(RETRY_PAUSE * 4)
+                            await ws.send(self._subscribe())
+                        else:
+                            self._frame(frame)
             except asyncio.CancelledError:
                 raise
             except Exception:  # refused, reset, closed (1012 included): on to the next
                 if not connected:
                     self.failed_attempts += 1
                     await asyncio.sleep(RETRY_PAUSE)
+
+    def _subscribe(self) -> str:
+        subscribe: dict[str, Any] = {"op": "subscribe", "channel": "feed", "id": 1}
+        if self.last_seq is not None:
+            subscribe["since"] = self.last_seq
+        return msgspec.json.encode(subscribe).decode()
 
     def _frame(self, frame: dict[str, Any]) -> None:
         if frame.get("op") == "subscribed":
@@ -123,6 +136,7 @@ async def main(count: int, urls: list[str]) -> None:
         }
         answer["not_recovered"] = sum(f.not_recovered for f in followers)
         answer["failed_attempts"] = sum(f.failed_attempts for f in followers)
+        answer["retried_subscribes"] = sum(f.retried_subscribes for f in followers)
         answer["reconnects"] = sorted(t for f in followers for t in f.reconnects)
         print(msgspec.json.encode(answer).decode(), flush=True)
     for follower in followers:
