@@ -8,8 +8,9 @@ steady rate throughout. Gateway A is stopped with SIGTERM (its clients get
 (peak, in one-second windows, from the handshakes the gateways count in
 `/metrics`, sampled every 0.2 s; the clients' own view is printed beside it),
 the time each stop took, events lost and duplicates delivered to the
-application (seq-deduplicated as the protocol says, then counted by post id). The clients reconnect at once, with no delay
-of their own, so the peak is the gateway's spreading alone.
+application (seq-deduplicated as the protocol says, then counted by post
+id). The clients reconnect at once, with no delay of their own, so the peak
+is the gateway's spreading alone.
 
 Short form: 200 clients, a 3 s drain window. `FAULTS_LONG=1` (`./run faults`):
 1,000 clients and the default 10 s window.
