@@ -425,7 +425,10 @@ async def publish_learning_events(settings: Settings) -> Section:
     section = Section("learning events")
     try:
         nc: NATS = await nats.connect(
-            settings.nats_url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0
+            servers=settings.nats_servers,
+            connect_timeout=2,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
         )
     except Exception as exc:
         section.note = f"NATS not reachable at {settings.nats_url} ({exc}), skipped"

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import resource
 import signal
 import sys
 import time
@@ -36,6 +37,7 @@ from community_shared.migrations import ensure_database
 from community_shared.settings import Settings
 
 from infra.demo.server import DEMO_PORT, page_config, person_key, serve_in_thread
+from infra.local import cluster
 from infra.seed import ServiceUrls, seed, showcase_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +72,10 @@ class Options:
     reseed: bool = False
     ready_timeout: float = 60.0  # for all components together
     grace: float = 10.0
+    cluster: bool = False  # infra/local/cluster.py
+    nats_servers: int | None = None
+    gateways: int | None = None
+    instances: int | None = None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -88,6 +94,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds per component")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds before SIGKILL on stop")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a three-server NATS cluster, two gateways behind HAProxy, two of each service",
+    )
+    parser.add_argument("--nats-servers", type=int, help="with --cluster: NATS servers (3)")
+    parser.add_argument("--gateways", type=int, help="with --cluster: gateway instances (2)")
+    parser.add_argument("--instances", type=int, help="with --cluster: instances per service (2)")
     args = parser.parse_args(argv)
     if not 0 <= args.port_offset <= 50_000:
         parser.error("--port-offset must be between 0 and 50000")
@@ -98,6 +112,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         reseed=args.reseed,
         ready_timeout=args.ready_timeout,
         grace=args.grace,
+        cluster=args.cluster,
+        nats_servers=args.nats_servers,
+        gateways=args.gateways,
+        instances=args.instances,
     )
 
 
@@ -154,7 +172,7 @@ def dependencies(settings: Settings) -> list[Dependency]:
     for name, url, default_port in (
         ("postgres", settings.database_url, 5432),
         ("redis", settings.redis_url, 6379),
-        ("nats", settings.nats_url, 4222),
+        ("nats", settings.nats_servers[0], 4222),
     ):
         parsed = urlparse(url)
         found.append(Dependency(name, parsed.hostname or "127.0.0.1", parsed.port or default_port))
@@ -337,6 +355,46 @@ async def start_dependency(dep: Dependency) -> Child | None:
     return None
 
 
+async def start_nats_cluster(
+    shape: cluster.ClusterShape, port_offset: int, stack: Stack
+) -> tuple[dict[str, str], list[cluster.NatsServer]]:
+    """Start the cluster's NATS servers (unless `NATS_URL` names one); the components' env."""
+    servers: list[cluster.NatsServer] = []
+    if not shape.external_nats:
+        binary = cluster.nats_binary()
+        if binary is None:
+            raise RuntimeError("nats-server is not installed (needed by --cluster)")
+        servers = cluster.nats_servers(shape.nats_servers, port_offset)
+        store = ROOT / ".run" / "nats-cluster"
+        for server in servers:
+            (store / server.name).mkdir(parents=True, exist_ok=True)
+            argv = cluster.nats_argv(binary, server, servers, store)
+            stack.services.append(await spawn(server.name, argv, os.environ))
+        await cluster.wait_jetstream(servers)
+        say(f"NATS cluster of {len(servers)} servers is up")
+    return cluster.cluster_env(os.environ, shape, servers), servers
+
+
+async def start_balancer(
+    gateways: Sequence[cluster.Instance], port_offset: int, stack: Stack, main: asyncio.Task[int]
+) -> int | None:
+    """HAProxy in front of the gateways, if installed; its port."""
+    binary = cluster.haproxy_binary()
+    ports = [(i.name, f"127.0.0.1:{i.port}") for i in gateways if i.component == "gateway"]
+    if binary is None or not ports:
+        say("HAProxy is not installed: no load balancer (clients use the gateways' own URLs)")
+        return None
+    port = cluster.BALANCER_PORT + port_offset
+    config = ROOT / ".run" / "haproxy.cfg"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    maxconn = cluster.balancer_maxconn(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    config.write_text(cluster.haproxy_config(f"127.0.0.1:{port}", ports, maxconn))
+    child = await spawn("haproxy", [binary, "-W", "-db", "-f", str(config)], os.environ)
+    stack.services.append(child)
+    stack.watchers.append(asyncio.create_task(watch(child, stack, main)))
+    return port
+
+
 async def wait_ready(url: str, name: str, deadline: float, child: Child) -> None:
     """Poll `url` until it answers 200; `RuntimeError` naming the reason otherwise.
 
@@ -382,8 +440,16 @@ async def watch(child: Child, stack: Stack, main: asyncio.Task[int]) -> None:
 async def bring_up(options: Options, stack: Stack, main: asyncio.Task[int]) -> int:
     settings = Settings.from_env("runner", 0)
     host = public_host(settings.host)
+    shape = None
+    if options.cluster:
+        shape = cluster.shape_from(
+            os.environ, options.nats_servers, options.gateways, options.instances
+        )
 
-    missing = [dep for dep in dependencies(settings) if not await answers(dep)]
+    needed = dependencies(settings)
+    if shape is not None and not shape.external_nats:  # the cluster's NATS is ours
+        needed = [dep for dep in needed if dep.name != "nats"]
+    missing = [dep for dep in needed if not await answers(dep)]
     if missing and not options.start_services:
         say(missing_message(missing))
         return 2
@@ -410,24 +476,33 @@ async def bring_up(options: Options, stack: Stack, main: asyncio.Task[int]) -> i
     if not present:
         say("no component to start")
         return 1
-    for component in present:
-        port = component.port + options.port_offset
-        argv = [sys.executable, "-m", component.module]
-        child = await spawn(component.name, argv, child_env(os.environ, port))
+    env: Mapping[str, str] = os.environ
+    plan = [(c.name, c.module, c.port + options.port_offset) for c in present]
+    if shape is not None:
+        env, servers = await start_nats_cluster(shape, options.port_offset, stack)
+        planned = cluster.instances(
+            [(c.name, c.module, c.port) for c in present], shape, options.port_offset
+        )
+        plan = [(i.name, i.module, i.port) for i in planned]
+    for name, module, port in plan:
+        child = await spawn(name, [sys.executable, "-m", module], child_env(env, port))
         stack.components.append(child)
         stack.watchers.append(asyncio.create_task(watch(child, stack, main)))
     deadline = time.monotonic() + options.ready_timeout
     failures: list[str] = []
     try:
         async with asyncio.TaskGroup() as group:
-            for component, child in zip(present, stack.components, strict=True):
-                url = f"http://{host}:{component.port + options.port_offset}/ready"
-                group.create_task(wait_ready(url, component.name, deadline, child))
+            for (name, _, port), child in zip(plan, stack.components, strict=True):
+                url = f"http://{host}:{port}/ready"
+                group.create_task(wait_ready(url, name, deadline, child))
     except* RuntimeError as not_ready:
         failures = [str(error) for error in not_ready.exceptions]
     if failures:
         say("\n".join(failures))
         return 1
+    if shape is not None:
+        balancer = await start_balancer(planned, options.port_offset, stack, main)
+        say(cluster.cluster_summary(host, servers, shape, planned, balancer))
 
     if options.seed:
         urls = ServiceUrls.local(host, options.port_offset)

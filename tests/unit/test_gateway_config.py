@@ -48,3 +48,11 @@ def test_overrides() -> None:
 def test_invalid_values_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         GatewayConfig.from_env(env)
+
+
+def test_drain_window_from_the_environment() -> None:
+    assert (GatewayConfig().drain_seconds, GatewayConfig().drain_min_rate) == (10.0, 100.0)
+    config = GatewayConfig.from_env({"GATEWAY_DRAIN_SECONDS": "2.5", "GATEWAY_DRAIN_MIN_RATE": "0"})
+    assert (config.drain_seconds, config.drain_min_rate) == (2.5, 0.0)
+    with pytest.raises(ValueError):
+        GatewayConfig(drain_seconds=-1)

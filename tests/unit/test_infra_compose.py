@@ -134,3 +134,102 @@ def test_dockerfile_base_images_are_pinned(dockerfile: str) -> None:
 def test_build_context_leaves_out_the_local_environment() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".git"} <= set(ignored)
+
+
+# --------------------------------------------------------------------------- profile `cluster`
+
+CLUSTER_NATS = ("nats-1", "nats-2", "nats-3")
+
+
+def cluster_services(compose: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if "cluster" in service.get("profiles", [])
+    }
+
+
+def test_the_cluster_profile_is_the_runners_topology(compose: dict[str, Any]) -> None:
+    """`docker compose --profile cluster up` = `./run stack --cluster`: same processes."""
+    from infra.local import cluster, runner
+
+    shape = cluster.shape_from({})
+    planned = cluster.instances([(c.name, c.module, c.port) for c in runner.COMPONENTS], shape)
+    services = cluster_services(compose)
+    assert {i.name for i in planned} | set(CLUSTER_NATS) | {"lb", "cluster-db"} == set(services)
+    for instance in planned:
+        service = services[instance.name]
+        assert service["image"] == compose["services"][instance.component]["image"]
+        assert service["environment"]["PORT"] == str(COMPONENTS[instance.component][0])
+        assert "/ready" in " ".join(service["healthcheck"]["test"])
+
+
+def test_cluster_components_use_every_nats_server_and_three_copies(
+    compose: dict[str, Any],
+) -> None:
+    services = cluster_services(compose)
+    for name, service in services.items():
+        if name in (*CLUSTER_NATS, "lb"):
+            continue
+        env = service["environment"]
+        assert env["NATS_URL"].split(",") == [f"nats://{n}:4222" for n in CLUSTER_NATS], name
+        assert env["NATS_STREAM_REPLICAS"] == str(len(CLUSTER_NATS))
+        # A copy of its own: never the single-instance stack's database or keys.
+        assert env["DATABASE_URL"] != compose["services"]["posts"]["environment"]["DATABASE_URL"]
+        assert env["REDIS_KEY_PREFIX"]
+        if name != "cluster-db":
+            depends = service["depends_on"]
+            assert all(depends[n]["condition"] == "service_healthy" for n in CLUSTER_NATS)
+            assert depends["cluster-db"]["condition"] == "service_completed_successfully"
+
+
+def test_nats_servers_route_to_each_other_with_jetstream(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in CLUSTER_NATS:
+        command = services[name]["command"]
+        assert "-js" in command and command[command.index("-n") + 1] == name
+        routes = command[command.index("--routes") + 1].split(",")
+        assert sorted(routes) == [f"nats://{n}:6222" for n in CLUSTER_NATS if n != name]
+        assert command[command.index("--cluster_name") + 1] == "community-live"
+        store = [v for v in services[name]["volumes"] if v.endswith(":/data")]
+        assert len(store) == 1 and store[0].split(":")[0] in compose["volumes"]
+    stores = {services[n]["volumes"][0] for n in CLUSTER_NATS}
+    assert len(stores) == len(CLUSTER_NATS)  # each server its own store
+
+
+def test_the_load_balancer_fronts_both_gateways_with_the_checked_config(
+    compose: dict[str, Any],
+) -> None:
+    lb = compose["services"]["lb"]
+    assert lb["image"].startswith("haproxy:")
+    (mount,) = lb["volumes"]
+    source = mount.split(":")[0]
+    assert (ROOT / source).is_file()  # checked with `haproxy -c` in test_infra_cluster.py
+    config = (ROOT / source).read_text()
+    for gateway in ("gateway-1", "gateway-2"):
+        assert f"server {gateway} {gateway}:8000" in config
+        assert lb["depends_on"][gateway]["condition"] == "service_healthy"
+    assert lb["ports"] == ["8090:8090"] and "bind *:8090" in config
+
+
+def test_gateways_get_their_drain_window_before_being_killed(compose: dict[str, Any]) -> None:
+    """Docker's default 10 s would SIGKILL a gateway in the middle of its 10 s drain."""
+    for name in ("gateway", "gateway-1", "gateway-2"):
+        grace = compose["services"][name]["stop_grace_period"]
+        assert int(grace.rstrip("s")) >= 10 + 5, name  # drain + close timeout
+
+
+def test_no_two_services_publish_one_port_and_dependencies_exist(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    published = [
+        port.split(":")[0] for service in services.values() for port in service.get("ports", [])
+    ]
+    assert len(published) == len(set(published))
+    for name, service in services.items():
+        profiles = set(service.get("profiles", []))
+        for needed in service.get("depends_on", {}):
+            assert needed in services, (name, needed)
+            # A service every profile starts never waits for one only a profile starts.
+            assert set(services[needed].get("profiles", [])) <= profiles, (name, needed)

@@ -49,6 +49,8 @@ class GatewayConfig:
     | `GATEWAY_PRESENCE_HEARTBEAT_SECONDS` | 6 | heartbeat TTL: a dead instance's users leave |
     | `GATEWAY_PRESENCE_INTERVAL_SECONDS` | 2 | at most one `presence` frame per interval |
     | `GATEWAY_PRESENCE_MAX_MEMBERS` | 1000 | people listed in a snapshot (`online` counts all) |
+    | `GATEWAY_DRAIN_SECONDS` | 10 | on stop, clients are closed (1012) spread over this window |
+    | `GATEWAY_DRAIN_MIN_RATE` | 100 | ... but never fewer than this many closes per second |
     """
 
     queue_bound: int = 1000
@@ -72,6 +74,8 @@ class GatewayConfig:
     presence_heartbeat_seconds: float = 6.0
     presence_interval_seconds: float = 2.0
     presence_max_members: int = 1000
+    drain_seconds: float = 10.0
+    drain_min_rate: float = 100.0
 
     def __post_init__(self) -> None:
         if self.queue_bound < 1:
@@ -92,6 +96,8 @@ class GatewayConfig:
             raise ValueError("presence grace and interval must not be negative")
         if self.presence_heartbeat_seconds <= 0 or self.presence_max_members < 0:
             raise ValueError("presence heartbeat must be positive and max members not negative")
+        if self.drain_seconds < 0 or self.drain_min_rate < 0:
+            raise ValueError("drain_seconds and drain_min_rate must not be negative")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -131,4 +137,6 @@ class GatewayConfig:
         number("GATEWAY_PRESENCE_HEARTBEAT_SECONDS", "presence_heartbeat_seconds", float)
         number("GATEWAY_PRESENCE_INTERVAL_SECONDS", "presence_interval_seconds", float)
         number("GATEWAY_PRESENCE_MAX_MEMBERS", "presence_max_members", int)
+        number("GATEWAY_DRAIN_SECONDS", "drain_seconds", float)
+        number("GATEWAY_DRAIN_MIN_RATE", "drain_min_rate", float)
         return cls(**values)  # type: ignore[arg-type]

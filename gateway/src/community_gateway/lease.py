@@ -53,6 +53,7 @@ class Lease:
         self.ttl = ttl
         self.instance_id = instance_id
         self.stream = settings.stream_name(LEASE_STREAM)
+        self.replicas = settings.nats_stream_replicas
         self.stream_subjects = [settings.subject("gw.>")]
         self.subject = settings.subject("gw.router.lease")
         self.renew_every = max(0.05, ttl / 5)
@@ -70,6 +71,7 @@ class Lease:
             discard=DiscardPolicy.OLD,
             max_age=self.ttl,
             max_msgs_per_subject=1,
+            num_replicas=self.replicas,
         )
 
     async def ensure_stream(self) -> None:

@@ -51,6 +51,7 @@ from community_gateway.channels import channel_of_subject
 from community_gateway.client import Client, Timers
 from community_gateway.config import MAX_FRAME_BYTES, GatewayConfig
 from community_gateway.cursors import ReadCursors
+from community_gateway.drain import close_offsets
 from community_gateway.handshake import (
     bearer_identity,
     error_response,
@@ -73,6 +74,9 @@ from community_gateway.store import ChannelStore
 from community_gateway.wsadapter import WRITE_LIMIT, missing_internals
 
 log = logging.getLogger(__name__)
+
+DRAIN_CATCH_UP = 0.25
+"""Seconds of closes a held-up drain may make up for at once (see `_drain`)."""
 
 
 class GatewayServer(ActionPerformer):
@@ -218,8 +222,7 @@ class GatewayServer(ActionPerformer):
             # Our own close (bounded, see _Client.close) rather than websockets',
             # which can wait forever on a client that stopped reading.
             self._server.close(close_connections=False)
-            for client in list(self._clients):
-                client.close(CLOSE_RESTART, "server restart")
+            await self._drain()
             await self._server.wait_closed()
         if self._outbound_watch is not None:
             self._outbound_watch.cancel()
@@ -243,6 +246,32 @@ class GatewayServer(ActionPerformer):
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
             self._redis = None
+
+    async def _drain(self) -> None:
+        """Close every client with 1012, spread over the drain window (see drain.py).
+
+        Clients not yet closed keep receiving events meanwhile: fan-out and
+        routing stop only after the last one is gone.
+        """
+        clients = list(self._clients)
+        offsets = close_offsets(len(clients), self.config.drain_seconds, self.config.drain_min_rate)
+        if clients:
+            log.info("closing %d clients over %.1f s", len(clients), offsets[-1])
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        previous = 0.0
+        for client, offset in zip(clients, offsets, strict=True):
+            # On schedule, but a loop held up for long (a busy machine) catches
+            # up on DRAIN_CATCH_UP seconds of closes at most: the drain
+            # stretches rather than closing at once everyone it fell behind on.
+            due = max(due + offset - previous, loop.time() - DRAIN_CATCH_UP)
+            previous = offset
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            client.close(CLOSE_RESTART, "server restart")
+        for client in list(self._clients):  # accepted while the listener was closing
+            client.close(CLOSE_RESTART, "server restart")
 
     # -- HTTP -----------------------------------------------------------------
 

@@ -67,6 +67,7 @@ class ChannelStore:
             "storage": StorageType.FILE,
             "discard": DiscardPolicy.OLD,
             "duplicate_window": DUPLICATE_WINDOW_SECONDS,
+            "num_replicas": self.settings.nats_stream_replicas,
         }
         return [
             StreamConfig(

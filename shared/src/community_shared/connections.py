@@ -56,7 +56,7 @@ async def connect_nats(settings: Settings, *, name: str | None = None) -> NATS:
         log.info("nats reconnected")
 
     options: dict[str, Any] = {
-        "servers": [settings.nats_url],
+        "servers": settings.nats_servers,
         "name": name or settings.service,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 0.5,

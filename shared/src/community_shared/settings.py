@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     database_url: str = DEFAULT_DATABASE_URL
     nats_url: str = DEFAULT_NATS_URL
+    """One NATS server, or the servers of a cluster separated by commas."""
+    nats_stream_replicas: int = 1
+    """Copies of every JetStream stream the system creates (3 in a three-server cluster)."""
     redis_url: str = DEFAULT_REDIS_URL
     jwt_secret: str = DEFAULT_JWT_SECRET
     host: str = DEFAULT_HOST
@@ -53,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "service": service,
             "database_url": env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
             "nats_url": env.get("NATS_URL", DEFAULT_NATS_URL),
+            "nats_stream_replicas": int(env.get("NATS_STREAM_REPLICAS", "1")),
             "redis_url": env.get("REDIS_URL", DEFAULT_REDIS_URL),
             "jwt_secret": env.get("JWT_SECRET", DEFAULT_JWT_SECRET),
             "host": env.get("HOST", DEFAULT_HOST),
@@ -69,7 +73,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "cors_allow_origins": parse_origins(env.get("CORS_ALLOW_ORIGINS", "*")),
         }
         values.update(overrides)
-        return msgspec.convert(values, cls)
+        settings = msgspec.convert(values, cls)
+        if not 1 <= settings.nats_stream_replicas <= 5:
+            raise ValueError("NATS_STREAM_REPLICAS must be between 1 and 5 (JetStream's limit)")
+        return settings
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """`NATS_URL` as a list: a client connects to any and fails over to the others."""
+        return nats_servers(self.nats_url)
 
     def subject(self, name: str) -> str:
         """The wire subject for an unprefixed subject such as `posts.post.created`."""
@@ -87,6 +99,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def redis_key(self, key: str) -> str:
         return f"{self.redis_key_prefix}{key}"
+
+
+def nats_servers(value: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` (commas or spaces) as a list; never empty."""
+    servers = [url for url in value.replace(",", " ").split() if url]
+    return servers or [DEFAULT_NATS_URL]
 
 
 def parse_origins(value: str) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ def events_stream_config(settings: Settings) -> StreamConfig:
         max_age=EVENTS_MAX_AGE_SECONDS,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         discard=DiscardPolicy.OLD,
+        num_replicas=settings.nats_stream_replicas,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -63,6 +64,29 @@ async def test_stopping_an_instance_closes_its_clients_with_1012(
         assert await guest.wait_closed() == 1012
         assert await user.wait_closed() == 1012
         await stopping
+
+
+async def test_stopping_spreads_the_closes_over_the_drain_window(
+    gateway_factory: Any, ws_connect: Any, nats_client: Any, settings_for: Any
+) -> None:
+    """SPEC §9: no reconnect storm. Clients still open keep getting events meanwhile."""
+    server = await gateway_factory(config=GatewayConfig(drain_seconds=1.0, drain_min_rate=0))
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(ws_connect(server)) for _ in range(5)]
+        for ws in clients:
+            await ws.subscribe("feed")
+        began = asyncio.get_running_loop().time()
+        stopping = asyncio.create_task(server.stop())
+
+        async def closed(ws: Any) -> float:
+            assert await ws.wait_closed(timeout=5) == 1012
+            return float(asyncio.get_running_loop().time() - began)
+
+        closed_at = sorted(await asyncio.gather(*(closed(ws) for ws in clients)))
+        await stopping
+    # Five closes 0.2 s apart: the last one 0.8 s after the first.
+    assert closed_at[-1] - closed_at[0] >= 0.6, closed_at
+    assert closed_at[-1] < 3.0, closed_at
 
 
 async def test_router_fails_over_to_the_next_instance(

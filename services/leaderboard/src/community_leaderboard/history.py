@@ -58,6 +58,7 @@ def history_stream_config(
         storage=StorageType.FILE,
         max_age=config.history_max_age_days * 24 * 3600,
         discard=DiscardPolicy.OLD,
+        num_replicas=settings.nats_stream_replicas,
     )
 
 
