@@ -19,8 +19,9 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from community_leaderboard.config import LeaderboardConfig
-from community_leaderboard.consumers import Chores, EventConsumers
+from community_leaderboard.consumers import EventConsumers
 from community_leaderboard.history import ensure_history_streams
+from community_leaderboard.jobs import Chores
 from community_leaderboard.keeper import BoardKeeper
 from community_leaderboard.relay import PipelinedOutboxRelay
 from community_leaderboard.routes import LeaderboardController, provide_service
@@ -85,7 +86,7 @@ def create_app(
             poll_seconds=settings.outbox_poll_seconds,
         )
         await runtime.relay.start()
-        parts.chores = Chores(service, config)
+        parts.chores = Chores(service.jobs, config)
         parts.chores.start()
         runtime.closers.append(parts.chores.stop)
         app.state.leaderboard_service = service
