@@ -162,7 +162,11 @@ def all_badges(profiles: Iterable[Profile], today: dt.date) -> list[BadgeChange]
 def days_leaving_windows(last: dt.date, today: dt.date) -> set[dt.date]:
     """The days that left the 30- or 7-day window between the roll-over of `last`
     and that of `today` (none if `today` is not later). The students with
-    counted days among them have window figures to re-place."""
+    counted days among them have window figures to re-place.
+
+    Each window gives at most its own length of days, those just before its new
+    start: for a roll-over more than a window late, the older days of the old
+    window are not named (a restart rebuilds every board anyway)."""
     left: set[dt.date] = set()
     for window, days in rules.WINDOW_DAYS.items():
         old_start = rules.window_start(window, last)
