@@ -7,11 +7,11 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from community_shared.errors import InvalidInput
 from community_shared.money import InvalidMoney, format_money, parse_money
 from community_shared.pagination import decode_cursor, encode_cursor, parse_limit
 from hypothesis import given
 from hypothesis import strategies as st
-from litestar.exceptions import ValidationException
 
 
 @pytest.mark.parametrize(
@@ -70,13 +70,15 @@ def test_cursor_round_trip() -> None:
     "cursor", ["!!!", "bm90IGpzb24", encode_cursor([1, 2]), encode_cursor("x")]
 )
 def test_malformed_cursor_is_a_400(cursor: str) -> None:
-    with pytest.raises(ValidationException):
+    with pytest.raises(InvalidInput) as refused:
         decode_cursor(cursor, tuple[bool, dt.datetime, uuid.UUID])
+    assert refused.value.status_code == 400
 
 
 def test_limit_bounds() -> None:
     assert parse_limit(None) == 20
     assert parse_limit(1) == 1 and parse_limit(100) == 100
     for bad in (0, 101, -5):
-        with pytest.raises(ValidationException):
+        with pytest.raises(InvalidInput) as refused:
             parse_limit(bad)
+        assert refused.value.status_code == 400

@@ -14,6 +14,14 @@ per-aggregate order (outbox `seq` order) is kept. Every message carries
 `Nats-Msg-Id` = event id: if a relay dies after NATS stored the message but
 before the row was marked, the republish is dropped by the stream's duplicate
 window. While NATS is unreachable rows stay pending and the relay backs off.
+
+How a claimed batch is published is the relay's one pluggable step
+(`PublishRows`): `one_by_one` (the default) sends a row and waits for its ack
+before the next, so an aggregate's events are stored in order even when NATS
+fails; `pipelined` sends the whole batch in `seq` order on one connection and
+then waits for the acks (about 4x faster for a service that announces tens of
+thousands of events a minute; after a NATS failure mid-batch an event can be
+stored out of order with respect to an earlier one of its aggregate).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from nats.js import JetStreamContext
@@ -80,6 +89,78 @@ def jetstream_publisher(js: JetStreamContext, settings: Settings) -> PublishFn:
     return publish
 
 
+PublishRows = Callable[[Sequence[asyncpg.Record]], Awaitable[Published]]
+"""The relay's publish step: publish claimed rows (in `seq` order), say which were acknowledged."""
+
+
+def one_by_one(publish: PublishFn) -> PublishRows:
+    """Publish claimed rows one at a time, each after the previous one's ack,
+    stopping at the first failure (so an aggregate's events are stored in
+    order even when NATS fails)."""
+
+    async def publish_rows(rows: Sequence[asyncpg.Record]) -> Published:
+        done: list[int] = []
+        for row in rows:
+            try:
+                await publish(row["subject"], bytes(row["payload"]), str(row["id"]))
+            except Exception as exc:
+                return Published(done, [row["seq"]], exc)
+            done.append(row["seq"])
+        return Published(done)
+
+    return publish_rows
+
+
+PIPELINE_ACK_TIMEOUT_SECONDS = 5.0
+
+
+def pipelined(
+    jetstream: Callable[[], JetStreamContext],
+    settings: Settings,
+    *,
+    ack_timeout: float = PIPELINE_ACK_TIMEOUT_SECONDS,
+) -> PublishRows:
+    """Send the whole batch, in `seq` order on one connection (JetStream stores it
+    in that order), then wait for the acks. A row is still marked published
+    only after its ack; the unacknowledged ones stay pending."""
+
+    async def publish_rows(rows: Sequence[asyncpg.Record]) -> Published:
+        js = jetstream()
+        futures: list[asyncio.Future[Any]] = []
+        failure: BaseException | None = None
+        try:
+            for row in rows:
+                futures.append(
+                    await js.publish_async(
+                        settings.subject(row["subject"]),
+                        bytes(row["payload"]),
+                        headers={"Nats-Msg-Id": str(row["id"])},
+                    )
+                )
+            # asyncio.timeout, not wait_for: 3.11's wait_for can drop a cancellation.
+            async with asyncio.timeout(ack_timeout):
+                await asyncio.gather(*futures, return_exceptions=True)
+        except Exception as exc:
+            failure = exc
+        done: list[int] = []
+        for row, future in zip(rows, futures, strict=False):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                done.append(row["seq"])
+            elif not future.done():
+                future.cancel()
+            elif failure is None and not future.cancelled():
+                failure = future.exception()
+        if len(done) == len(rows):
+            return Published(done)
+        published = set(done)
+        failed = [r["seq"] for r in rows if r["seq"] not in published]
+        return Published(
+            done, failed, failure or ConnectionError("JetStream did not acknowledge every event")
+        )
+
+    return publish_rows
+
+
 class OutboxRelay:
     """Publishes pending outbox rows of one schema; run one or more per service.
 
@@ -87,14 +168,18 @@ class OutboxRelay:
     reachable; rows of one aggregate are published in `seq` order; a row is
     marked published only after JetStream acknowledged it. Not guaranteed:
     order across different aggregates.
+
+    `publish` sends one row (published `one_by_one`); `publish_rows`, when
+    given, replaces that step for whole batches (e.g. `pipelined`).
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool,
         schema: str,
-        publish: PublishFn,
+        publish: PublishFn | None = None,
         *,
+        publish_rows: PublishRows | None = None,
         listen_dsn: str,
         poll_seconds: float = 1.0,
         batch_size: int = 200,
@@ -104,7 +189,11 @@ class OutboxRelay:
         self._pool = pool
         self._listen_dsn = listen_dsn
         self._schema = schema
-        self._publish = publish
+        if publish_rows is None:
+            if publish is None:
+                raise ValueError("an outbox relay needs `publish` or `publish_rows`")
+            publish_rows = one_by_one(publish)
+        self._publish_rows = publish_rows
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._max_backoff = max_backoff
@@ -213,17 +302,8 @@ class OutboxRelay:
         return len(outcome.done)
 
     async def publish_rows(self, rows: Sequence[asyncpg.Record]) -> Published:
-        """Publish claimed rows one at a time, each after the previous one's ack,
-        stopping at the first failure (so an aggregate's events are stored in
-        order even when NATS fails)."""
-        done: list[int] = []
-        for row in rows:
-            try:
-                await self._publish(row["subject"], bytes(row["payload"]), str(row["id"]))
-            except Exception as exc:
-                return Published(done, [row["seq"]], exc)
-            done.append(row["seq"])
-        return Published(done)
+        """Publish claimed rows with the relay's publish step."""
+        return await self._publish_rows(rows)
 
     async def delete_published(self) -> None:
         async with self._pool.acquire() as conn:

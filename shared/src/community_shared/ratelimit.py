@@ -35,9 +35,9 @@ from types import TracebackType
 from typing import Any
 
 import redis.asyncio as aioredis
-from litestar.exceptions import TooManyRequestsException
 
 from community_shared.dependencies import DependencyUnavailable
+from community_shared.errors import RateLimited
 from community_shared.metrics import DEPENDENCY_ERRORS
 from community_shared.settings import Settings
 
@@ -79,15 +79,14 @@ class Limit:
         return f"{self.max_events} {self.name} per {self.window_seconds} seconds"
 
 
-class RateLimitExceeded(TooManyRequestsException):
+class RateLimitExceeded(RateLimited):
     """429 with `Retry-After` in whole seconds (rounded up, at least 1)."""
 
     def __init__(self, limit: Limit, retry_after_ms: int) -> None:
-        self.retry_after = retry_after_seconds(retry_after_ms)
+        retry_after = retry_after_seconds(retry_after_ms)
         super().__init__(
-            detail=f"rate limit exceeded: at most {limit.describe()};"
-            f" retry in {self.retry_after} s",
-            headers={"Retry-After": str(self.retry_after)},
+            f"rate limit exceeded: at most {limit.describe()}; retry in {retry_after} s",
+            retry_after=retry_after,
         )
 
 

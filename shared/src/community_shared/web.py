@@ -4,10 +4,13 @@
 common: the lifespan that opens the Postgres pool, applies migrations,
 connects NATS in the background (a service accepts writes while NATS is down;
 the outbox keeps the events), runs the outbox relay, and closes everything on
-shutdown; `/health`, `/ready` and `/metrics`; the identity and idempotency-key
-dependencies; request ids; JSON errors that never turn a client's mistake into
-a 500; CORS; and the OpenAPI document, in which each route states what it
-answers with `answers`.
+shutdown; `/health`, `/ready` and `/metrics`; the identity (decoded once per
+request) and idempotency-key dependencies; the service's use cases as a
+dependency (`services=`, built once at start-up); request bodies decoded
+strictly into the handler's `data` type; request ids; the one exception
+handler, which turns domain errors (`errors`) and every other failure into the
+JSON error of SPEC §3 and never a client's mistake into a 500; CORS; and the
+OpenAPI document, in which each route states what it answers with `answers`.
 """
 
 from __future__ import annotations
@@ -30,12 +33,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
-from litestar.exceptions import (
-    HTTPException,
-    NotAuthorizedException,
-    PermissionDeniedException,
-    ValidationException,
-)
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi.spec import SecurityRequirement
@@ -55,6 +53,10 @@ from litestar.types import (
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from community_shared.access import require_member as require_member
+from community_shared.access import require_moderator as require_moderator
+from community_shared.access import require_student as require_student
+from community_shared.access import require_user as require_user
 from community_shared.auth import Identity, InvalidToken, identity_from_authorization
 from community_shared.collector import freeze_startup, tune_collector
 from community_shared.connections import connect_nats, create_pool, create_redis
@@ -63,6 +65,7 @@ from community_shared.dependencies import (
     retry_after_of,
     unavailable_dependency,
 )
+from community_shared.errors import DomainError, Unauthenticated
 from community_shared.idempotency import (
     HEADER,
     KEY_PATTERN,
@@ -75,7 +78,7 @@ from community_shared.idempotency import (
     expire_keys,
     fingerprint,
 )
-from community_shared.jsonin import MAX_DEPTH, exceeds_depth
+from community_shared.jsonin import MAX_DEPTH, decode_json, exceeds_depth
 from community_shared.logs import configure_logging, request_id_var
 from community_shared.metrics import DEPENDENCY_ERRORS
 from community_shared.migrations import migrate, migrations_for, pending
@@ -86,10 +89,12 @@ from community_shared.openapi import (
     finish_document,
     openapi_config,
 )
-from community_shared.outbox import OutboxRelay, jetstream_publisher
+from community_shared.outbox import OutboxRelay, jetstream_publisher, one_by_one, pipelined
+from community_shared.ratelimit import SlidingWindowLimiter
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
 from community_shared.tasks import stop_tasks
+from community_shared.unit_of_work import Database
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +118,17 @@ class Runtime:
     readiness: dict[str, Callable[[], str | None]] = field(default_factory=dict)
     """A service's own readiness conditions: name → why not ready (None: ready)."""
     nats_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    services: dict[str, Any] = field(default_factory=dict)
+    """The use cases each service provides (`create_service_app(services=...)`), by name."""
+
+    def database(self, source: str, *, rate_limited: bool = False) -> Database:
+        """The service's schema as units of work; `rate_limited`: with the Redis
+        rate limiter (`UnitOfWork.take`)."""
+        limiter = None
+        if rate_limited:
+            assert self.redis is not None, "rate limits need the service to use Redis"
+            limiter = SlidingWindowLimiter(self.redis, self.settings)
+        return Database(self.db, self.schema, source, limiter)
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -134,15 +150,27 @@ async def provide_runtime(state: State) -> Runtime:
     return runtime_of(state)
 
 
+_IDENTITY: Final = "community.identity"
+
+
 def identity_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity:
-    """The caller: a verified token's identity, or the guest. Bad token → 401."""
+    """The caller: a verified token's identity, or the guest. Bad token → 401.
+
+    Decoded once per request (the guard and the `identity` dependency share it).
+    """
+    state: dict[str, Any] | None = connection.scope.get("state")
+    if state is not None and isinstance(known := state.get(_IDENTITY), Identity):
+        return known
     runtime = runtime_of(connection.app.state)
     try:
-        return identity_from_authorization(
+        identity = identity_from_authorization(
             connection.headers.get("authorization"), runtime.settings.jwt_secret
         )
     except InvalidToken as exc:
-        raise NotAuthorizedException(detail=f"invalid token: {exc}") from exc
+        raise Unauthenticated(f"invalid token: {exc}") from exc
+    if state is not None:
+        state[_IDENTITY] = identity
+    return identity
 
 
 async def provide_identity(request: Request[Any, Any, Any]) -> Identity:
@@ -210,42 +238,15 @@ def members_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHan
     require_member(identity_of(connection))
 
 
-def require_user(identity: Identity) -> uuid.UUID:
-    """401 for guests; the caller's id otherwise."""
-    if identity.user_id is None:
-        raise NotAuthorizedException(detail="authentication required")
-    return identity.user_id
-
-
-def require_member(identity: Identity) -> uuid.UUID:
-    """401 for guests, 403 for students without an active membership."""
-    user_id = require_user(identity)
-    if not identity.is_member:
-        raise PermissionDeniedException(detail="an active membership is required")
-    return user_id
-
-
-def require_moderator(identity: Identity) -> uuid.UUID:
-    """401 for guests, 403 unless instructor or admin."""
-    user_id = require_user(identity)
-    if not identity.is_moderator:
-        raise PermissionDeniedException(detail="instructors and admins only")
-    return user_id
-
-
-def require_student(identity: Identity) -> uuid.UUID:
-    """401 for guests, 403 for instructors and admins (student-only routes)."""
-    user_id = require_user(identity)
-    if not identity.is_student:
-        raise PermissionDeniedException(detail="students only")
-    return user_id
-
-
 class LimitedRequest(Request[Any, Any, Any]):
-    """Litestar's request whose JSON body goes through the nesting limit of `jsonin`.
+    """Litestar's request whose JSON body is decoded strictly, within the nesting
+    limit of `jsonin`.
 
-    Every body a handler receives as `data` is decoded by `json()`; a body
-    nested too deeply is a 400 before any handler, guard aside, runs.
+    Every body a handler receives as `data` is decoded by `json()`, here
+    straight into the handler's `data` type with msgspec's strict rules (a
+    JSON string is not a number, 5.0 is not an integer, `"true"` is not a
+    boolean; an empty body is `null`). A body nested too deeply or of the
+    wrong shape is a 400 before the handler runs.
     """
 
     async def json(self) -> Any:
@@ -254,7 +255,10 @@ class LimitedRequest(Request[Any, Any, Any]):
             raise ValidationException(
                 detail=f"invalid request body: JSON nested deeper than {MAX_DEPTH} levels"
             )
-        return await super().json()
+        data_field = self.route_handler.parsed_data_field
+        if data_field is None:
+            return await super().json()
+        return decode_json(body or b"null", type=data_field.annotation, strict=True)
 
 
 # What a route answers: who may call it, and the errors its use case can raise.
@@ -375,11 +379,20 @@ class AllowedMethodsMiddleware(ASGIMiddleware):
 
 
 def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Turn any exception into the JSON error shape of SPEC §3.
+    """Turn any exception into the JSON error shape of SPEC §3: the one place
+    where errors become HTTP answers.
 
-    HTTP exceptions keep their status; anything else is a genuine server fault,
+    Domain errors (`errors`) answer their status; HTTP exceptions (the
+    framework's own validation) keep theirs; anything else is a genuine server fault,
     logged with its traceback.
     """
+    if isinstance(exc, DomainError):
+        return Response(
+            {"status_code": exc.status_code, "detail": exc.detail},
+            status_code=exc.status_code,
+            headers=exc.headers,
+            media_type=MediaType.JSON,
+        )
     if isinstance(exc, HTTPException):
         body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
         if exc.extra:
@@ -497,13 +510,21 @@ def create_service_app(
     on_nats_ready: Sequence[NatsHook] = (),
     on_startup: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
     dependencies: dict[str, Provide] | None = None,
+    services: dict[str, Callable[[Runtime], Any]] | None = None,
+    pipelined_relay: bool = False,
+    relay_batch_size: int = 200,
 ) -> Litestar:
     """Build a service app. Nothing connects until the app's lifespan starts.
 
+    `services` is the one way to hand use cases to routes: each factory is
+    called once at start-up, after migrations and before the `on_startup`
+    hooks, with the runtime (its pool, Redis, settings), and what it returns is
+    the dependency of that name (`posts: NamedDependency[PostsService]`).
     `on_nats_ready` hooks (consumers, RPC responders) run once NATS answers,
-    which may be after start-up; `on_startup` hooks run after migrations.
-    Background tasks and closers registered on the runtime are stopped on
-    shutdown.
+    which may be after start-up; `on_startup` hooks run after the services are
+    built. Background tasks and closers registered on the runtime are stopped
+    on shutdown. `pipelined_relay`: the outbox relay publishes each batch
+    `pipelined` rather than `one_by_one` (see `outbox`).
     """
     configure_logging(settings.service, settings.log_level)
     runtime = Runtime(settings=settings, schema=schema, migrations_dir=migrations_dir)
@@ -544,11 +565,16 @@ def create_service_app(
         runtime.relay = OutboxRelay(
             runtime.pool,
             schema,
-            publish,
+            publish_rows=(
+                pipelined(runtime.jetstream, settings) if pipelined_relay else one_by_one(publish)
+            ),
             listen_dsn=settings.database_url,
             poll_seconds=settings.outbox_poll_seconds,
+            batch_size=relay_batch_size,
         )
         await runtime.relay.start()
+        for name, build in (services or {}).items():
+            runtime.services[name] = build(runtime)
         runtime.tasks.append(asyncio.create_task(connect_nats_in_background()))
         runtime.tasks.append(asyncio.create_task(expire_keys(runtime.pool, schema)))
         for hook in on_startup:
@@ -568,6 +594,7 @@ def create_service_app(
                     await runtime.nats.drain()
                 runtime.nats, runtime.js = None, None
             runtime.nats_ready.clear()
+            runtime.services.clear()
             if runtime.redis is not None:
                 await runtime.redis.aclose()
                 runtime.redis = None
@@ -582,6 +609,8 @@ def create_service_app(
         "runtime": Provide(provide_runtime),
         "idempotency": Provide(provide_idempotency),
     }
+    for name in services or {}:
+        deps[name] = Provide(_service_provider(name), sync_to_thread=False)
     deps.update(dependencies or {})
     app = Litestar(
         route_handlers=[*route_handlers, *_health_handlers(uses_redis), MetricsController],
@@ -604,6 +633,13 @@ def create_service_app(
     )
     finish_document(app.openapi_schema)
     return app
+
+
+def _service_provider(name: str) -> Callable[[State], Any]:
+    def provide(state: State) -> Any:
+        return runtime_of(state).services[name]
+
+    return provide
 
 
 EXPOSED_HEADERS: Final = ("Retry-After", "X-Request-Id")

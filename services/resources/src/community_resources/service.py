@@ -19,6 +19,7 @@ from typing import Annotated, Any, Final, Literal
 import asyncpg
 import msgspec
 from community_shared.auth import Identity
+from community_shared.errors import InvalidInput
 from community_shared.events import make_event, utcnow
 from community_shared.idempotency import IdempotencyKey, claim, remember
 from community_shared.outbox import enqueue
@@ -245,7 +246,7 @@ def decode_position(sort: str, cursor: str | None) -> tuple[Any, ...] | None:
     if isinstance(average, Decimal) and not (
         average.is_finite() and Decimal(1) <= average <= Decimal(5)
     ):
-        raise ValidationException(detail="malformed cursor")
+        raise InvalidInput("malformed cursor")
     return key
 
 
@@ -254,7 +255,7 @@ def _in_utc(moment: dt.datetime) -> dt.datetime:
     try:
         return moment.astimezone(dt.UTC)
     except (OverflowError, ValueError) as exc:
-        raise ValidationException(detail="malformed cursor") from exc
+        raise InvalidInput("malformed cursor") from exc
 
 
 def encode_position(sort: str, row: asyncpg.Record) -> str:
