@@ -24,11 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 import asyncpg
 import redis.asyncio as aioredis
+from community_shared.access import require_student
 from community_shared.auth import Identity
+from community_shared.errors import InvalidInput
 from community_shared.events import Envelope
+from community_shared.pagination import parse_limit
 from community_shared.settings import Settings
 
-from community_leaderboard import store, tally
+from community_leaderboard import rules, store, tally
 from community_leaderboard.announcements import Outgoing
 from community_leaderboard.boards import Boards
 from community_leaderboard.config import LeaderboardConfig
@@ -45,6 +48,15 @@ from community_leaderboard.schemas import (
     Privacy,
 )
 from community_leaderboard.views import Views
+
+MAX_OFFSET = 1_000_000
+"""The deepest a board may be paged into (`offset`)."""
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidInput(f"{name} must be one of: {', '.join(allowed)}")
+    return value
 
 
 class LeaderboardService:
@@ -81,20 +93,29 @@ class LeaderboardService:
     # ------------------------------------------------------------------ reads
 
     async def board(
-        self, *, window: str, track: str, sort: str, limit: int, offset: int
+        self, *, window: str, track: str, sort: str, limit: int | None, offset: int
     ) -> BoardPage:
+        """A page of a board (`window:track`), by rank or sorted by another metric."""
+        _one_of("window", window, rules.WINDOWS)
+        _one_of("track", track, rules.TRACKS)
+        _one_of("sort", sort, rules.SORTS)
+        page_size = parse_limit(limit)
+        if not 0 <= offset <= MAX_OFFSET:
+            raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}")
         return await self.views.board(
-            window=window, track=track, sort=sort, limit=limit, offset=offset
+            window=window, track=track, sort=sort, limit=page_size, offset=offset
         )
 
     async def me(self, identity: Identity) -> MyStanding:
+        """The caller's own standing (students only)."""
+        require_student(identity)
         return await self.views.me(identity)
 
     async def stats(self) -> CommunityStats:
         return await self.views.stats()
 
-    async def activity(self, *, limit: int, cursor: str | None) -> ActivityPage:
-        return await self.views.activity(limit=limit, cursor=cursor)
+    async def activity(self, *, limit: int | None, cursor: str | None) -> ActivityPage:
+        return await self.views.activity(limit=parse_limit(limit), cursor=cursor)
 
     # ------------------------------------------------------------------ privacy
 
@@ -102,8 +123,7 @@ class LeaderboardService:
         """Store the student's choice and apply it to every board at once.
 
         A student no event has named yet takes the name of their token."""
-        assert identity.user_id is not None
-        user_id = identity.user_id
+        user_id = require_student(identity)
         today = self.ctx.today()
         async with self.placement.moving() as (conn, moves):
             await store.lock_ingest_shared(conn)

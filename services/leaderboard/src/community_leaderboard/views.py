@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from community_shared.auth import Identity
 from community_shared.money import format_money
-from community_shared.pagination import decode_cursor, encode_cursor
+from community_shared.pagination import TimeKey, decode_cursor, keyset_page
 
 from community_leaderboard import rules, store
 from community_leaderboard.announcements import UNNAMED
@@ -201,13 +201,12 @@ class Views:
         )
 
     async def activity(self, *, limit: int, cursor: str | None) -> ActivityPage:
-        before = decode_cursor(cursor, tuple[dt.datetime, uuid.UUID])
-        if before is not None:
-            at = before[0] if before[0].tzinfo else before[0].replace(tzinfo=dt.UTC)
-            before = (at, before[1])
+        after = decode_cursor(cursor, TimeKey)
         async with self.ctx.pool.acquire() as conn:
-            rows = await store.recent_activity(conn, limit=limit + 1, before=before)
-        page = rows[:limit]
+            rows = await store.recent_activity(
+                conn, limit=limit + 1, before=(after.at, after.id) if after else None
+            )
+        page, next_cursor = keyset_page(rows, limit, lambda r: TimeKey(r.occurred_at, r.id))
         items = [
             ActivityItem(
                 id=r.id,
@@ -226,9 +225,6 @@ class Views:
             )
             for r in page
         ]
-        next_cursor = (
-            encode_cursor((page[-1].occurred_at, page[-1].id)) if len(rows) > limit else None
-        )
         return ActivityPage(items=items, next_cursor=next_cursor)
 
     async def first_pages(self, boards: Sequence[str]) -> dict[str, list[BoardItem]]:
