@@ -1,9 +1,10 @@
 """The leaderboard service application: `create_app(settings)` and nothing that starts on import.
 
-At start-up (after migrations) the Redis boards are rebuilt from the
-statistics in Postgres, the outbox relay is replaced by the pipelined one, and
-the chores start; once NATS answers, the history streams a rebuild replays are
-set up (history.py) and the three durable consumers start.
+The use cases are the service named `leaderboard` (routes take it as a
+dependency); its outbox relay publishes pipelined (`relay.py`). At start-up
+(after migrations) the Redis boards are rebuilt from the statistics in
+Postgres and the chores start; once NATS answers, the history streams a
+rebuild replays are set up (history.py) and the three durable consumers start.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from community_shared.dependencies import unavailable_dependency
 from community_shared.settings import Settings
 from community_shared.web import Runtime, create_service_app, run
 from litestar import Litestar
-from litestar.di import Provide
 
 from community_leaderboard.config import LeaderboardConfig
-from community_leaderboard.consumers import Chores, EventConsumers
+from community_leaderboard.consumers import EventConsumers
 from community_leaderboard.history import ensure_history_streams
+from community_leaderboard.jobs import Chores
 from community_leaderboard.keeper import BoardKeeper
-from community_leaderboard.relay import PipelinedOutboxRelay
-from community_leaderboard.routes import LeaderboardController, provide_service
+from community_leaderboard.relay import RELAY_BATCH_SIZE
+from community_leaderboard.routes import LeaderboardController
 from community_leaderboard.service import LeaderboardService
 from community_leaderboard.store import SCHEMA
 
@@ -50,11 +51,13 @@ def create_app(
     settings = settings or Settings.from_env("leaderboard", 8004)
     config = config or LeaderboardConfig.from_env()
     parts = LeaderboardParts()
-    app: Litestar
+
+    def build(runtime: Runtime) -> LeaderboardService:
+        assert runtime.redis is not None
+        return LeaderboardService(runtime.db, runtime.redis, settings, config)
 
     async def start(runtime: Runtime) -> None:
-        assert runtime.redis is not None
-        service = LeaderboardService(runtime.db, runtime.redis, settings, config)
+        service: LeaderboardService = runtime.services["leaderboard"]
         parts.service = service
         # Redis is a projection of Postgres: rebuild it so a lost Redis, or a
         # crash between a board move and its commit, leaves nothing behind.
@@ -74,21 +77,9 @@ def create_app(
         parts.keeper.start()
         runtime.closers.append(parts.keeper.stop)
         runtime.readiness["boards"] = lambda: parts.keeper.problem if parts.keeper else None
-        if runtime.relay is not None:
-            await runtime.relay.stop()
-        runtime.relay = PipelinedOutboxRelay(
-            runtime.db,
-            SCHEMA,
-            runtime.jetstream,
-            settings,
-            listen_dsn=settings.database_url,
-            poll_seconds=settings.outbox_poll_seconds,
-        )
-        await runtime.relay.start()
-        parts.chores = Chores(service, config)
+        parts.chores = Chores(service.jobs, config)
         parts.chores.start()
         runtime.closers.append(parts.chores.stop)
-        app.state.leaderboard_service = service
         parts.started.set()
 
     async def consume(runtime: Runtime) -> None:
@@ -115,7 +106,9 @@ def create_app(
         uses_redis=True,
         on_startup=[start],
         on_nats_ready=[consume],
-        dependencies={"service": Provide(provide_service)},
+        services={"leaderboard": build},
+        pipelined_relay=True,
+        relay_batch_size=RELAY_BATCH_SIZE,
     )
     app.state.leaderboard = parts
     return app

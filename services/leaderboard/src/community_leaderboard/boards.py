@@ -29,14 +29,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 from community_shared.dependencies import DependencyUnavailable
 from community_shared.settings import Settings
 from redis.asyncio.client import Pipeline
 
+from community_leaderboard.planner import PUT, BoardOp, Move
 from community_leaderboard.rules import BOARDS
+from community_leaderboard.standing import BoardEntry
 
 METRICS: tuple[str, ...] = ("rank", "earned", "actions", "learn_rate")
 LUA_CHUNK = 4000
@@ -153,42 +154,6 @@ return 1
 """
 _OP = struct.Struct("<BB16sdddd")
 _BOARD_INDEX = {board: i for i, board in enumerate(BOARDS)}
-PUT, EARNED_CHANGED, LEARN_CHANGED = 1, 2, 4
-ALL_CHANGED = EARNED_CHANGED | LEARN_CHANGED
-
-
-class BoardEntry(msgspec.Struct, frozen=True, gc=False):
-    """A student's place-defining numbers on one board."""
-
-    score: int
-    points: int
-    earned_cents: int
-    """What the `earned` sort places the student by: their figure, or the lower
-    bound of its range when they hide it (`rules.earned_sort_value`)."""
-    actions: int
-    learn_rate: float
-
-
-class BoardOp(msgspec.Struct, frozen=True, gc=False):
-    """Put `user_id` on `board` with `entry`, or take them off it (`entry` None).
-
-    `changed` says which sort scores may have moved (`EARNED_CHANGED`,
-    `LEARN_CHANGED`); points and actions are always written."""
-
-    board: str
-    user_id: uuid.UUID
-    entry: BoardEntry | None
-    changed: int = ALL_CHANGED
-
-
-class Move(msgspec.Struct, frozen=True, gc=False):
-    op: BoardOp
-    old_rank: int | None  # 1-based; None = was not on the board
-    new_rank: int | None
-
-    @property
-    def moved(self) -> bool:
-        return self.old_rank != self.new_rank
 
 
 class BoardsMissing(DependencyUnavailable):

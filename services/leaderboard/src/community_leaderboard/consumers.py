@@ -1,4 +1,4 @@
-"""The leaderboard's durable JetStream consumers and its periodic chores.
+"""The leaderboard's durable JetStream consumers.
 
 One durable pull consumer per source (`posts.>`, `goals.>`, `learning.>`) on
 the EVENTS stream, explicit acks. A fetcher per source keeps one pull request
@@ -51,6 +51,7 @@ from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy
 from community_leaderboard import store, tally
 from community_leaderboard.config import LeaderboardConfig
 from community_leaderboard.events import CONSUMED_SUBJECTS
+from community_leaderboard.rows import ItemKey
 from community_leaderboard.service import LeaderboardService
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,6 @@ FILL_SECONDS = 0.05
 STANDBY_POLL_SECONDS = 2.0
 CONSUME_LOCK = "leaderboard:consume"
 OWNERS_REMEMBERED = 100_000
-FIRST_PAGES_TICK_SECONDS = 0.1
-"""How often the touched boards are checked for a first page to render (a set
-lookup when nothing was touched; renders themselves are spaced per board)."""
 
 
 def durable_name(settings: Settings, subject: str) -> str:
@@ -217,7 +215,7 @@ class EventConsumers:
         self._config = config
         self.sources = [Source(nc, js, settings, config, subject) for subject in CONSUMED_SUBJECTS]
         self.appliers = [Applier(i) for i in range(max(config.appliers, 1))]
-        self._owners: OrderedDict[tally.ItemKey, uuid.UUID] = OrderedDict()
+        self._owners: OrderedDict[ItemKey, uuid.UUID] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._fetchers: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
@@ -270,10 +268,7 @@ class EventConsumers:
     async def _run(self) -> None:
         async with self._service.pool.acquire() as conn:
             while True:
-                held = await conn.fetchval(
-                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", CONSUME_LOCK
-                )
-                if held:
+                if await store.try_lock(conn, CONSUME_LOCK):
                     break
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
             self._accepting = True
@@ -295,9 +290,7 @@ class EventConsumers:
                 await stop_tasks(*tasks)
                 self._fetchers, self._workers = [], []
                 with contextlib.suppress(Exception):
-                    await conn.execute(
-                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", CONSUME_LOCK
-                    )
+                    await store.unlock(conn, CONSUME_LOCK)
 
     # ----------------------------------------------------------------- fetching and routing
 
@@ -320,7 +313,7 @@ class EventConsumers:
             self._parked.append((msg, source))
             return
         behind = source.behind(_pending_after(msg))
-        self._service.note_backlog(source.durable, behind)
+        self._service.jobs.note_backlog(source.durable, behind)
         source.in_flight += 1
         if source.in_flight >= 2 * self._config.batch_size:
             source.room.clear()
@@ -377,7 +370,7 @@ class EventConsumers:
                 while len(batch) < self._config.batch_size and not applier.queue.empty():
                     batch.append(applier.queue.get_nowait())
                 await self._apply_batch(batch)
-            if self._owed and not self._service.catching_up and self._all_applied():
+            if self._owed and not self._service.jobs.catching_up and self._all_applied():
                 self._owed = False
                 await self._announce_backlog()
 
@@ -456,46 +449,3 @@ class EventConsumers:
             await self._service.announce_pending_moves()
         except Exception:
             log.warning("announcing the moves of a backlog failed; retried later", exc_info=True)
-
-
-class Chores:
-    """Periodic work: coalesced community stats, the boards' first pages, the daily
-    window roll-over, and forgetting applied event ids older than the stream can
-    redeliver."""
-
-    def __init__(self, service: LeaderboardService, config: LeaderboardConfig) -> None:
-        self._service = service
-        self._config = config
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._every(0.2, self._service.publish_stats_if_due), name="stats"),
-            asyncio.create_task(
-                self._every(FIRST_PAGES_TICK_SECONDS, self._service.publish_first_pages),
-                name="first-pages",
-            ),
-            asyncio.create_task(
-                self._every(self._config.rollover_check_seconds, self._service.roll_windows),
-                name="rollover",
-            ),
-            asyncio.create_task(self._every(3600, self._service.prune_applied), name="prune"),
-            asyncio.create_task(
-                self._every(15, self._service.announce_stale_moves), name="stale-moves"
-            ),
-        ]
-
-    async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        await stop_tasks(*tasks)
-
-    @staticmethod
-    async def _every(seconds: float, chore: Callable[[], Awaitable[object]]) -> None:
-        while True:
-            try:
-                await chore()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("chore %s failed", getattr(chore, "__name__", chore), exc_info=True)
-            await asyncio.sleep(seconds)

@@ -57,7 +57,7 @@ class BoardKeeper:
             await self._service.resync()
             self._rebuild_first = False
         else:
-            await self._service.restore_lost_boards(on_rebuild=self._rebuilding)
+            await self._service.jobs.restore_lost_boards(on_rebuild=self._rebuilding)
         self.problem = None
 
     async def _run(self) -> None:

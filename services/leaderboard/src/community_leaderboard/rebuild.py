@@ -43,13 +43,14 @@ from nats.js.errors import NotFoundError
 from community_leaderboard import store
 from community_leaderboard.app import MIGRATIONS
 from community_leaderboard.config import LeaderboardConfig
+from community_leaderboard.context import utc_today
 from community_leaderboard.events import CONSUMED_SUBJECTS
 from community_leaderboard.history import (
     ensure_history_streams,
     history_stream_name,
     origin_sequence,
 )
-from community_leaderboard.service import LeaderboardService, utc_today
+from community_leaderboard.service import LeaderboardService
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ async def rebuild(
 
             async def apply(batch: list[Envelope]) -> None:
                 nonlocal applied, invalid
-                result = await service.ingest_silently(conn, batch, day)
+                result = await service.ingest.ingest_silently(conn, batch, day)
                 applied += result.applied
                 invalid += result.invalid
 
@@ -174,8 +175,8 @@ async def rebuild(
                 events += await replay_history(js, settings, subject, apply)
             await service.boards.clear_pending()
             await store.names_from_tokens(conn)
-            await service.settle_all_badges(conn, day)
-            ranked = await service.resync_boards(conn, day)
+            await service.placement.settle_all_badges(conn, day)
+            ranked = await service.placement.resync_boards(conn, day)
         return RebuildReport(
             events=events,
             applied=applied,

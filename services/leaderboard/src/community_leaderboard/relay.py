@@ -1,13 +1,13 @@
-"""A pipelined outbox relay for the leaderboard's high event volume.
+"""The leaderboard's outbox relay: the shared one, publishing pipelined.
 
 The leaderboard announces a `rank.changed` for every student who moves on every
 board, so a busy minute can enqueue tens of thousands of events. The shared
-`OutboxRelay` publishes one row, waits for JetStream's ack, then the next
-(about 3,500 events/s here). This relay is the shared one (the same claim
-query and per-aggregate advisory locks, so the two can run side by side, the
-same marking of rows) but for how a claimed batch is published: it sends the
-whole batch, in `seq` order on one connection, which JetStream stores in that
-order, before waiting for the acks (about 4x faster).
+relay's default step publishes one row, waits for JetStream's ack, then the
+next (about 3,500 events/s here); the leaderboard's runs with the `pipelined`
+step (`community_shared.outbox`): it sends a claimed batch, in `seq` order on
+one connection, which JetStream stores in that order, before waiting for the
+acks (about 4x faster), in batches of `RELAY_BATCH_SIZE` rows. The app asks
+for it with `create_service_app(pipelined_relay=True, ...)`.
 
 Guarantees are the shared relay's: a row is marked published only after its
 ack; an unacknowledged row stays pending and is retried, and its republish is
@@ -19,23 +19,20 @@ earlier one of its aggregate.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import asyncpg
-from community_shared.outbox import OutboxRelay, Published
+from community_shared.outbox import OutboxRelay, pipelined
 from community_shared.settings import Settings
 from nats.js import JetStreamContext
 
-ACK_TIMEOUT_SECONDS = 5.0
-
-
-async def _not_used(subject: str, payload: bytes, msg_id: str) -> None:
-    raise RuntimeError("the pipelined relay publishes through JetStream directly")
+RELAY_BATCH_SIZE = 1000
+"""Outbox rows claimed and published per round."""
 
 
 class PipelinedOutboxRelay(OutboxRelay):
+    """The relay the app runs, built by hand (for tools and tests)."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -45,51 +42,13 @@ class PipelinedOutboxRelay(OutboxRelay):
         *,
         listen_dsn: str,
         poll_seconds: float = 1.0,
-        batch_size: int = 1000,
+        batch_size: int = RELAY_BATCH_SIZE,
     ) -> None:
         super().__init__(
             pool,
             schema,
-            _not_used,
+            publish_rows=pipelined(jetstream, settings),
             listen_dsn=listen_dsn,
             poll_seconds=poll_seconds,
             batch_size=batch_size,
-        )
-        self._jetstream = jetstream
-        self._settings = settings
-
-    async def publish_rows(self, rows: Sequence[asyncpg.Record]) -> Published:
-        """Send the whole batch, in `seq` order on one connection, then wait for
-        the acks."""
-        js = self._jetstream()
-        futures: list[asyncio.Future[Any]] = []
-        failure: BaseException | None = None
-        try:
-            for row in rows:
-                futures.append(
-                    await js.publish_async(
-                        self._settings.subject(row["subject"]),
-                        bytes(row["payload"]),
-                        headers={"Nats-Msg-Id": str(row["id"])},
-                    )
-                )
-            # asyncio.timeout, not wait_for: 3.11's wait_for can drop a cancellation.
-            async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
-                await asyncio.gather(*futures, return_exceptions=True)
-        except Exception as exc:
-            failure = exc
-        done: list[int] = []
-        for row, future in zip(rows, futures, strict=False):
-            if future.done() and not future.cancelled() and future.exception() is None:
-                done.append(row["seq"])
-            elif not future.done():
-                future.cancel()
-            elif failure is None and not future.cancelled():
-                failure = future.exception()
-        if len(done) == len(rows):
-            return Published(done)
-        published = set(done)
-        failed = [r["seq"] for r in rows if r["seq"] not in published]
-        return Published(
-            done, failed, failure or ConnectionError("JetStream did not acknowledge every event")
         )

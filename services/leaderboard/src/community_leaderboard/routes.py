@@ -1,21 +1,19 @@
-"""HTTP controllers: parse and validate, authorize, call the service, answer.
+"""HTTP controllers: take the parameters, call the use case, answer.
 
-Each route states who may call it and the errors it answers (`answers`).
+Each route states who may call it and the errors it answers (`answers`); the
+use cases (`service.py`) check who asks and what they ask, and raise domain
+errors that the shared handler turns into HTTP answers.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import msgspec
 from community_shared.auth import Identity
-from community_shared.jsonin import decode_json
-from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, parse_limit
-from community_shared.web import ANYONE, STUDENTS, answers, require_student
-from litestar import Controller, Request, get, put
-from litestar.datastructures import State
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
+from community_shared.web import ANYONE, STUDENTS, answers
+from litestar import Controller, get, put
 from litestar.di import NamedDependency
-from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import JSONBody, QueryParameter
 
 from community_leaderboard.rules import SORTS, TRACKS, WINDOWS
@@ -26,31 +24,14 @@ from community_leaderboard.schemas import (
     MyStanding,
     Privacy,
 )
-from community_leaderboard.service import LeaderboardService
+from community_leaderboard.service import MAX_OFFSET, LeaderboardService
 
-MAX_OFFSET = 1_000_000
-
-# The values are checked by `_one_of` (its message names the parameter); the
+# The values are checked by the use case (its message names the parameter); the
 # document lists them.
 WindowParam = Annotated[str, QueryParameter(schema_extra={"enum": list(WINDOWS)})]
 TrackParam = Annotated[str, QueryParameter(schema_extra={"enum": list(TRACKS)})]
 SortParam = Annotated[str, QueryParameter(schema_extra={"enum": list(SORTS)})]
 OffsetParam = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)]
-
-
-async def provide_service(state: State) -> LeaderboardService:
-    service: LeaderboardService | None = getattr(state, "leaderboard_service", None)
-    if service is None:
-        raise ServiceUnavailableException(
-            detail="the leaderboard is starting", headers={"Retry-After": "1"}
-        )
-    return service
-
-
-def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValidationException(detail=f"{name} must be one of: {', '.join(allowed)}")
-    return value
 
 
 class LeaderboardController(Controller):
@@ -64,7 +45,7 @@ class LeaderboardController(Controller):
     )
     async def board(
         self,
-        service: NamedDependency[LeaderboardService],
+        leaderboard: NamedDependency[LeaderboardService],
         identity: NamedDependency[Identity],  # anyone may read; a bad token is still a 401
         window: WindowParam = "all",
         track: TrackParam = "all",
@@ -72,22 +53,17 @@ class LeaderboardController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         offset: OffsetParam = 0,
     ) -> BoardPage:
-        _one_of("window", window, WINDOWS)
-        _one_of("track", track, TRACKS)
-        _one_of("sort", sort, SORTS)
-        page_size = parse_limit(limit)
-        if not 0 <= offset <= MAX_OFFSET:
-            raise ValidationException(detail=f"offset must be between 0 and {MAX_OFFSET}")
-        return await service.board(
-            window=window, track=track, sort=sort, limit=page_size, offset=offset
+        return await leaderboard.board(
+            window=window, track=track, sort=sort, limit=limit, offset=offset
         )
 
     @get("/me", summary="The caller's own standing, ranks and neighbours", **answers(STUDENTS))
     async def me(
-        self, service: NamedDependency[LeaderboardService], identity: NamedDependency[Identity]
+        self,
+        leaderboard: NamedDependency[LeaderboardService],
+        identity: NamedDependency[Identity],
     ) -> MyStanding:
-        require_student(identity)
-        return await service.me(identity)
+        return await leaderboard.me(identity)
 
     @put(
         "/me/privacy",
@@ -96,31 +72,26 @@ class LeaderboardController(Controller):
     )
     async def privacy(
         self,
-        service: NamedDependency[LeaderboardService],
+        leaderboard: NamedDependency[LeaderboardService],
         identity: NamedDependency[Identity],
-        request: Request[Any, Any, Any],
         data: JSONBody[Privacy],
     ) -> Privacy:
-        require_student(identity)
-        # The framework converts leniently (1 -> true); a privacy switch takes JSON booleans only.
-        try:
-            choice = decode_json(await request.body(), type=Privacy)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ValidationException(detail=f"invalid privacy settings: {exc}") from exc
-        return await service.set_privacy(identity, choice)
+        return await leaderboard.set_privacy(identity, data)
 
     @get("/stats", summary="Community totals", **answers(ANYONE))
     async def stats(
-        self, service: NamedDependency[LeaderboardService], identity: NamedDependency[Identity]
+        self,
+        leaderboard: NamedDependency[LeaderboardService],
+        identity: NamedDependency[Identity],
     ) -> CommunityStats:
-        return await service.stats()
+        return await leaderboard.stats()
 
     @get("/activity", summary="Recent community activity, newest first", **answers(ANYONE))
     async def activity(
         self,
-        service: NamedDependency[LeaderboardService],
+        leaderboard: NamedDependency[LeaderboardService],
         identity: NamedDependency[Identity],
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> ActivityPage:
-        return await service.activity(limit=parse_limit(limit), cursor=cursor)
+        return await leaderboard.activity(limit=limit, cursor=cursor)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-import msgspec
+from community_leaderboard.counters import Tally as Tally
 
 # --------------------------------------------------------------------------- boards
 
@@ -65,26 +65,6 @@ def boards_of(track: str | None) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-class Tally(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """What a student did in some span of days (a window, or all time).
-
-    Field order is relied on: profiles are read from SQL as JSON arrays
-    (`array_like`)."""
-
-    posts: int = 0
-    replies: int = 0
-    likes_given: int = 0
-    submissions: int = 0
-    approvals: int = 0
-    videos_watched: int = 0
-    tasks_assigned: int = 0
-    tasks_completed: int = 0
-    completed_goals: int = 0
-    watched_seconds: int = 0
-    session_seconds: int = 0
-    days_active: int = 0
 
 
 def actions(t: Tally) -> int:

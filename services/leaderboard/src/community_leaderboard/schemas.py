@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import msgspec
+from community_shared.pagination import Page
 
 
 class Goal(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,6 +103,8 @@ class ActivityItem(msgspec.Struct, frozen=True, kw_only=True):
     ref: dict[str, str]
 
 
-class ActivityPage(msgspec.Struct, frozen=True, kw_only=True):
+class ActivityPage(Page[ActivityItem]):
+    """Activity items, newest first (SPEC §3 paging)."""
+
+    # Named again: the OpenAPI document does not resolve the generic base's item type.
     items: list[ActivityItem]
-    next_cursor: str | None

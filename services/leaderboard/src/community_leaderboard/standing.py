@@ -15,10 +15,21 @@ from decimal import Decimal
 import msgspec
 
 from community_leaderboard import rules
-from community_leaderboard.boards import BoardEntry
-from community_leaderboard.store import Profile, WindowFigures
+from community_leaderboard.rows import Profile, WindowFigures
 
 ZERO = Decimal("0")
+
+
+class BoardEntry(msgspec.Struct, frozen=True, gc=False):
+    """A student's place-defining numbers on one board."""
+
+    score: int
+    points: int
+    earned_cents: int
+    """What the `earned` sort places the student by: their figure, or the lower
+    bound of its range when they hide it (`rules.earned_sort_value`)."""
+    actions: int
+    learn_rate: float
 
 
 class Standing(msgspec.Struct, frozen=True, kw_only=True, gc=False):

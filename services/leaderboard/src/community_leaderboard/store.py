@@ -2,7 +2,13 @@
 
 Batch statements take arrays (`unnest`) so an ingest transaction costs a
 constant number of round trips however many events it applies. Tables are
-schema-qualified: service connections do not set a search path.
+schema-qualified: service connections do not set a search path. The
+statements generated from the row structs' fields (students, day rows,
+profiles) are written out in `rowsql`; the rest are here.
+
+Longer than most modules (about 650 lines) on purpose: every statement the
+service runs, with the index it relies on, is found in this one file (and
+`rowsql`), grouped by table.
 """
 
 from __future__ import annotations
@@ -19,23 +25,29 @@ import msgspec
 from community_shared.events import Envelope, encode_envelope
 from community_shared.outbox import notify_channel
 
-from community_leaderboard.rules import Tally
-from community_leaderboard.tally import (
-    COUNTER_NAMES,
+from community_leaderboard import rowsql
+from community_leaderboard.rows import (
     ActivityRow,
     DayKey,
     DayState,
     ItemKey,
     ItemState,
+    PrivacyRow,
+    Profile,
     StudentState,
 )
+from community_leaderboard.rows import WindowFigures as WindowFigures
 
-SCHEMA = "leaderboard"
+SCHEMA = rowsql.SCHEMA
 S = SCHEMA
 
 # Ingest, privacy changes and the roll-over hold this lock shared; a rebuild or a
 # full board resync holds it exclusively, so they see (and leave) a quiet schema.
 INGEST_LOCK = "leaderboard:ingest"
+ROLLOVER_LOCK = "leaderboard:rollover"
+"""Held (session-level) by the instance rolling the windows over to a new day."""
+ROLLED_DAY = "rolled_day"
+"""The `meta` key of the last day the windows were rolled over to."""
 
 
 uuid_order = operator.attrgetter("int")
@@ -63,6 +75,17 @@ async def lock_ingest_exclusive(conn: asyncpg.Connection) -> None:
     )
 
 
+async def try_lock(conn: asyncpg.Connection, name: str) -> bool:
+    """Take the session-level advisory lock `name` if nobody holds it (held until
+    `unlock` or the connection ends)."""
+    held: bool = await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", name)
+    return held
+
+
+async def unlock(conn: asyncpg.Connection, name: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", name)
+
+
 # --------------------------------------------------------------------------- idempotency
 
 
@@ -86,67 +109,6 @@ async def prune_applied(conn: asyncpg.Connection, older_than_days: int) -> int:
 
 # --------------------------------------------------------------------------- students
 
-# Students and day rows cross the wire as one JSON document per statement, each
-# row an array of the struct's fields in order: Postgres builds the document and
-# takes its rows apart by position, msgspec decodes (and encodes) it in C
-# straight into the structs the fold works on. Taken apart and put together row
-# by row in Python, these four statements cost a third of an ingest batch's CPU;
-# with keys, the documents were twice the size.
-
-_COLUMN_TYPES = {
-    "user_id": "uuid",
-    "day": "date",
-    "name": "text",
-    "name_at": "timestamptz",
-    "role": "text",
-    "track": "text",
-    "goal_slug": "text",
-    "goal_name": "text",
-    "total_revenue": "numeric",
-    "current_mrr": "numeric",
-    "revenue_delta": "numeric",
-    "mrr_delta": "numeric",
-    "earned_at": "timestamptz",
-    "first_event_day": "date",
-    "last_event_day": "date",
-    "last_active_day": "date",
-    "streak_start": "date",
-    "streak_end": "date",
-    "reached_at": "timestamptz",
-    "watched_seconds": "bigint",
-    "session_seconds": "bigint",
-    "active": "boolean",
-}
-
-
-def _row_array(fields: Sequence[str], alias: str) -> str:
-    """`json_build_array` of a row's columns in the order of a struct's fields
-    (`counters` nested, `version` the row's `xmin`)."""
-    parts = []
-    for f in fields:
-        if f == "counters":
-            counters = ", ".join(f"{alias}.{c}" for c in COUNTER_NAMES)
-            parts.append(f"json_build_array({counters})")
-        elif f == "version":
-            parts.append(f"{alias}.xmin::text::bigint")
-        else:
-            parts.append(f"{alias}.{f}")
-    return f"json_build_array({', '.join(parts)})"
-
-
-def _row_values(fields: Sequence[str], element: str) -> dict[str, str]:
-    """Column -> SQL expression taking it out of one row array `element` (jsonb)."""
-    values = {}
-    for i, f in enumerate(fields):
-        if f == "counters":
-            for k, c in enumerate(COUNTER_NAMES):
-                values[c] = f"({element}->{i}->>{k})::{_COLUMN_TYPES.get(c, 'int')}"
-        else:
-            values[f] = f"({element}->>{i})::{_COLUMN_TYPES.get(f, 'int')}"
-    return values
-
-
-_STUDENT_ARRAY = _row_array(StudentState.__struct_fields__, "s")
 _students_decoder = msgspec.json.Decoder(list[StudentState])
 _days_decoder = msgspec.json.Decoder(list[DayState])
 
@@ -171,20 +133,13 @@ async def read_students(
     ids = sorted(set(user_ids), key=uuid_order)
     if not ids:
         return {}
-    select = f"""SELECT coalesce(json_agg({_STUDENT_ARRAY}), '[]') FROM (
-                     SELECT *, xmin FROM {S}.students WHERE user_id = ANY($1::uuid[])
-                     ORDER BY user_id {"FOR UPDATE" if lock else ""}) s"""
+    select = rowsql.READ_STUDENTS_LOCKED if lock else rowsql.READ_STUDENTS
     found = {st.user_id: st for st in _students_decoder.decode(await conn.fetchval(select, ids))}
     missing = [i for i in ids if i not in found]
     if missing:
         # A row another transaction created meanwhile is skipped here and read
         # by the second SELECT.
-        created = await conn.fetchval(
-            f"""WITH s AS (INSERT INTO {S}.students (user_id) SELECT unnest($1::uuid[])
-                           ON CONFLICT DO NOTHING RETURNING *, xmin)
-                SELECT coalesce(json_agg({_STUDENT_ARRAY}), '[]') FROM s""",
-            missing,
-        )
+        created = await conn.fetchval(rowsql.CREATE_STUDENTS, missing)
         found.update((st.user_id, st) for st in _students_decoder.decode(created))
         raced = [i for i in missing if i not in found]
         if raced:
@@ -200,21 +155,11 @@ async def lock_students(
     return await read_students(conn, user_ids, lock=True)
 
 
-_STUDENT_VALUES = _row_values(StudentState.__struct_fields__, "u.j")
-_WRITE_STUDENTS = (
-    f"UPDATE {S}.students s SET "
-    + ", ".join(f"{c} = {v}" for c, v in _STUDENT_VALUES.items() if c not in ("user_id", "version"))
-    + " FROM jsonb_array_elements($1::jsonb) AS u(j)"
-    + f" WHERE s.user_id = {_STUDENT_VALUES['user_id']}"
-    + f" AND s.xmin::text::bigint = {_STUDENT_VALUES['version']}"
-)
-
-
 async def write_students(conn: asyncpg.Connection, students: Sequence[StudentState]) -> None:
     """Write the students back; `StaleStudents` if a row changed since it was read."""
     if not students:
         return
-    status: str = await conn.execute(_WRITE_STUDENTS, msgspec.json.encode(students).decode())
+    status: str = await conn.execute(rowsql.WRITE_STUDENTS, msgspec.json.encode(students).decode())
     written = int(status.split()[-1])
     if written != len(students):
         raise StaleStudents(f"{len(students) - written} rows changed meanwhile")
@@ -262,39 +207,23 @@ async def latest_runs(
 # --------------------------------------------------------------------------- days and items
 
 
-_DAY_ARRAY = _row_array(DayState.__struct_fields__, "d")
-
-
 async def fetch_days(conn: asyncpg.Connection, keys: Iterable[DayKey]) -> dict[DayKey, DayState]:
     keys = list(keys)
     if not keys:
         return {}
     document = await conn.fetchval(
-        f"""SELECT coalesce(json_agg({_DAY_ARRAY}), '[]')
-            FROM unnest($1::uuid[], $2::date[]) AS k(user_id, day)
-            JOIN {S}.daily_stats d ON d.user_id = k.user_id AND d.day = k.day""",
+        rowsql.READ_DAYS,
         [k[0] for k in keys],
         [k[1] for k in keys],
     )
     return {(d.user_id, d.day): d for d in _days_decoder.decode(document)}
 
 
-_DAY_VALUES = _row_values(DayState.__struct_fields__, "u.j")
-_DAY_FIELDS = tuple(c for c in _DAY_VALUES if c not in ("user_id", "day"))
-_WRITE_DAYS = (
-    f"INSERT INTO {S}.daily_stats (user_id, day, {', '.join(_DAY_FIELDS)})"
-    + f" SELECT {', '.join(_DAY_VALUES.values())}"
-    + " FROM jsonb_array_elements($1::jsonb) AS u(j)"
-    + " ON CONFLICT (user_id, day) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _DAY_FIELDS)
-)
-
-
 async def write_days(conn: asyncpg.Connection, days: Sequence[DayState]) -> None:
     if not days:
         return
     days = sorted(days, key=lambda d: (d.user_id.int, d.day))
-    await conn.execute(_WRITE_DAYS, msgspec.json.encode(days).decode())
+    await conn.execute(rowsql.WRITE_DAYS, msgspec.json.encode(days).decode())
 
 
 async def fetch_items(
@@ -349,127 +278,6 @@ async def write_items(
 # --------------------------------------------------------------------------- profiles
 
 
-class WindowFigures(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    tally: Tally
-    revenue_growth: Decimal
-    mrr_growth: Decimal
-
-
-class Profile(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
-    """Everything the boards and the API show about one student.
-
-    As JSON, a profile and its parts are arrays of their fields in order
-    (`array_like`): the profile query sends one per student touched by a batch,
-    and without the keys it is less than half the size."""
-
-    user_id: uuid.UUID
-    name: str | None
-    role: str
-    track: str | None
-    goal_slug: str | None
-    goal_name: str | None
-    total_revenue: Decimal
-    current_mrr: Decimal
-    earned: Decimal
-    earned_at: dt.datetime | None
-    first_event_day: dt.date | None
-    last_event_day: dt.date | None
-    streak_start: dt.date | None
-    streak_end: dt.date | None
-    reached_at: dt.datetime | None
-    visible: bool
-    show_earnings: bool
-    badges: frozenset[str]
-    windows: dict[str, WindowFigures]
-
-    @property
-    def streak(self) -> tuple[dt.date, dt.date] | None:
-        if self.streak_start is None or self.streak_end is None:
-            return None
-        return (self.streak_start, self.streak_end)
-
-
-_TALLY_COLUMNS = (*COUNTER_NAMES, "days_active")
-_PROFILE_HEAD = (
-    "s.user_id, s.name, s.role, s.track, s.goal_slug, s.goal_name, s.total_revenue,"
-    " s.current_mrr, s.earned, s.earned_at, s.first_event_day, s.last_event_day,"
-    " s.streak_start, s.streak_end, s.reached_at,"
-    " coalesce(p.show_on_leaderboard, true) AS visible,"
-    " coalesce(p.show_earnings, true) AS show_earnings,"
-    f" array(SELECT b.badge FROM {S}.badges b WHERE b.user_id = s.user_id) AS badges"
-)
-_ALL_TIME = ", ".join(f"s.{c}" for c in _TALLY_COLUMNS)
-
-
-def _window_columns(w: str) -> str:
-    names = [*(f"{c}_{w}" for c in _TALLY_COLUMNS), f"revenue_delta_{w}", f"mrr_delta_{w}"]
-    return ", ".join(f"coalesce(w.{n}, 0) AS {n}" for n in names)
-
-
-def _window_sums(w: str, since: str) -> str:
-    sums = [f"sum({c}) FILTER (WHERE day >= {since})::bigint AS {c}_{w}" for c in COUNTER_NAMES]
-    sums.append(f"count(*) FILTER (WHERE active AND day >= {since})::int AS days_active_{w}")
-    sums += [
-        f"sum({c}) FILTER (WHERE day >= {since})::numeric(16, 2) AS {c}_{w}"
-        for c in ("revenue_delta", "mrr_delta")
-    ]
-    return ", ".join(sums)
-
-
-# The columns a profile is built from (see `_PROFILE_JSON`): the head, the
-# all-time tally, and each window's tally with its revenue and MRR growth.
-_PROFILE_SELECT = f"{_PROFILE_HEAD}, {_ALL_TIME}, {_window_columns('30d')}, {_window_columns('7d')}"
-_SUMS = f"{_window_sums('30d', '$2')}, {_window_sums('7d', '$3')}"
-
-_PROFILES_BY_ID = f"""
-SELECT {_PROFILE_SELECT}
-FROM {S}.students s
-LEFT JOIN {S}.privacy p ON p.user_id = s.user_id
-LEFT JOIN LATERAL (
-    SELECT {_SUMS} FROM {S}.daily_stats d WHERE d.user_id = s.user_id AND d.day >= $2
-) w ON true
-WHERE s.user_id = ANY($1::uuid[])
-"""
-
-_ALL_RANKABLE_PROFILES = f"""
-SELECT {_PROFILE_SELECT}
-FROM {S}.students s
-LEFT JOIN {S}.privacy p ON p.user_id = s.user_id
-LEFT JOIN (
-    SELECT user_id, {_SUMS} FROM {S}.daily_stats d WHERE d.day >= $2 GROUP BY user_id
-) w ON w.user_id = s.user_id
-WHERE s.role = 'student' AND s.first_event_day IS NOT NULL AND $1::int IS NULL
-"""
-
-# Every field of a profile but its windows (the last) is a column of `_PROFILES_BY_ID`.
-assert Profile.__struct_fields__[-1] == "windows"
-_HEAD_NAMES = Profile.__struct_fields__[:-1]
-
-
-def _window_json(tally_names: Sequence[str], revenue: str, mrr: str) -> str:
-    tally = ", ".join(f"r.{n}" for n in tally_names)
-    return f"json_build_array(json_build_array({tally}), r.{revenue}, r.{mrr})"
-
-
-# A profile as JSON, from a row of the profile queries: an array of its fields
-# in order (`array_like`), which msgspec decodes straight into `Profile`.
-_PROFILE_JSON = (
-    "json_build_array("
-    + ", ".join(f"r.{c}" for c in _HEAD_NAMES)
-    + ", json_build_object("
-    + f"'all', {_window_json(_TALLY_COLUMNS, 'total_revenue', 'current_mrr')}, "
-    + "'30d', "
-    + _window_json([f"{c}_30d" for c in _TALLY_COLUMNS], "revenue_delta_30d", "mrr_delta_30d")
-    + ", '7d', "
-    + _window_json([f"{c}_7d" for c in _TALLY_COLUMNS], "revenue_delta_7d", "mrr_delta_7d")
-    + "))"
-)
-# The ingest loads a profile for every student a batch touches: one document
-# for all of them (built field by field in Python, that was a twentieth of it).
-_PROFILES_JSON_BY_ID = (
-    f"SELECT coalesce(json_agg({_PROFILE_JSON}), '[]') FROM ({_PROFILES_BY_ID}) r"
-)
-_ALL_RANKABLE_PROFILES_JSON = f"SELECT {_PROFILE_JSON} FROM ({_ALL_RANKABLE_PROFILES}) r"
 _profiles_decoder = msgspec.json.Decoder(list[Profile])
 _profile_decoder = msgspec.json.Decoder(Profile)
 
@@ -481,7 +289,7 @@ async def load_profiles(
     if not ids:
         return {}
     document = await conn.fetchval(
-        _PROFILES_JSON_BY_ID,
+        rowsql.PROFILES_BY_ID,
         ids,
         today - dt.timedelta(days=29),
         today - dt.timedelta(days=6),
@@ -494,7 +302,7 @@ async def iter_rankable_profiles(
 ) -> AsyncIterator[list[Profile]]:
     """Every student who may be ranked (any visibility), in chunks; needs a transaction."""
     cursor = conn.cursor(
-        _ALL_RANKABLE_PROFILES_JSON,
+        rowsql.ALL_RANKABLE_PROFILES,
         None,
         today - dt.timedelta(days=29),
         today - dt.timedelta(days=6),
@@ -593,6 +401,11 @@ async def badge_holders(conn: asyncpg.Connection, badge: str) -> set[uuid.UUID]:
     return {r["user_id"] for r in rows}
 
 
+async def clear_badges(conn: asyncpg.Connection) -> None:
+    """Every badge gone (the rebuild decides them all again)."""
+    await conn.execute(f"DELETE FROM {S}.badges")
+
+
 async def award_badges(
     conn: asyncpg.Connection, awards: Sequence[tuple[uuid.UUID, str]], at: dt.datetime
 ) -> list[tuple[uuid.UUID, str]]:
@@ -626,12 +439,6 @@ async def revoke_badges(
 
 
 # --------------------------------------------------------------------------- privacy
-
-
-@dataclass(frozen=True)
-class PrivacyRow:
-    show_on_leaderboard: bool
-    show_earnings: bool
 
 
 async def name_if_unnamed(conn: asyncpg.Connection, user_id: uuid.UUID, name: str) -> None:

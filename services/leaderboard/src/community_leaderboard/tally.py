@@ -14,6 +14,10 @@ Decisions encoded here (see docs/leaderboard.md):
 - Names and roles come from the events; the newest name (by `occurred_at`)
   wins. Every sender is assumed to be a student until an `AuthorRef` says
   otherwise; ranking skips instructors and admins.
+
+Somewhat over 500 lines: the parsing, the keys a batch loads and the fold's
+handlers read as one table of what each event does; split, each part would
+make sense only next to the others.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,7 +32,16 @@ import msgspec
 from community_shared.events import Envelope
 
 from community_leaderboard import events as ev
-from community_leaderboard.rules import STUDENT_TRACKS, Tally, extend_streak
+from community_leaderboard.planner import EARNED_CHANGED, LEARN_CHANGED
+from community_leaderboard.rows import (
+    ActivityRow,
+    DayKey,
+    DayState,
+    ItemKey,
+    ItemState,
+    StudentState,
+)
+from community_leaderboard.rules import STUDENT_TRACKS, extend_streak
 
 ACTIVITY_NAMESPACE = uuid.UUID("5b0b2f8e-6a43-4d35-9f8e-0c3f1c1f7a11")
 ROLES = frozenset({"student", "instructor", "admin"})
@@ -126,92 +138,6 @@ def parse_amount(value: object) -> Decimal:
     if not amount.is_finite() or amount < 0 or amount > Decimal("1e13"):
         raise InvalidEvent("money out of range")
     return amount.quantize(Decimal("0.01"))
-
-
-# --------------------------------------------------------------------------- state
-
-
-# Students and days cross the wire as JSON arrays of their fields in order
-# (`array_like`): Postgres builds them, msgspec decodes them straight into
-# these structs, and encodes them back for the writes (see `store`).
-
-
-class Counters(msgspec.Struct, array_like=True, gc=False):
-    posts: int = 0
-    replies: int = 0
-    likes_given: int = 0
-    submissions: int = 0
-    approvals: int = 0
-    videos_watched: int = 0
-    tasks_assigned: int = 0
-    tasks_completed: int = 0
-    completed_goals: int = 0
-    watched_seconds: int = 0
-    session_seconds: int = 0
-
-    def add(self, name: str, delta: int) -> None:
-        setattr(self, name, getattr(self, name) + delta)
-
-    def tally(self, days_active: int) -> Tally:
-        return Tally(days_active=days_active, **{n: getattr(self, n) for n in COUNTER_NAMES})
-
-
-COUNTER_NAMES: tuple[str, ...] = Counters.__struct_fields__
-
-
-class DayState(msgspec.Struct, array_like=True, gc=False):
-    user_id: uuid.UUID
-    day: dt.date
-    counters: Counters = msgspec.field(default_factory=Counters)
-    revenue_delta: Decimal = Decimal("0.00")
-    mrr_delta: Decimal = Decimal("0.00")
-    active: bool = False
-
-
-class StudentState(msgspec.Struct, array_like=True, gc=False):
-    user_id: uuid.UUID
-    name: str | None = None
-    name_at: dt.datetime | None = None
-    role: str = "student"
-    track: str | None = None
-    goal_slug: str | None = None
-    goal_name: str | None = None
-    total_revenue: Decimal = Decimal("0.00")
-    current_mrr: Decimal = Decimal("0.00")
-    earned_at: dt.datetime | None = None
-    counters: Counters = msgspec.field(default_factory=Counters)
-    days_active: int = 0
-    first_event_day: dt.date | None = None
-    last_event_day: dt.date | None = None
-    last_active_day: dt.date | None = None
-    streak_start: dt.date | None = None
-    streak_end: dt.date | None = None
-    reached_at: dt.datetime | None = None
-    version: int = 0
-    """The row version it was read at (Postgres's `xmin`; 0 for a new student):
-    the ingest writes a student back only if nobody changed the row since."""
-
-
-@dataclass(frozen=True, slots=True)
-class ItemState:
-    user_id: uuid.UUID
-    day: dt.date
-
-
-ItemKey = tuple[str, str]
-DayKey = tuple[uuid.UUID, dt.date]
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityRow:
-    id: uuid.UUID
-    kind: str
-    user_id: uuid.UUID
-    occurred_at: dt.datetime
-    subject_id: str
-    amount: Decimal | None
-    detail: str | None
-    ref: dict[str, str]
 
 
 # --------------------------------------------------------------------------- keys
@@ -460,9 +386,9 @@ class Fold:
 
     def sort_changes(self, user_id: uuid.UUID) -> int:
         """Which of a student's sort scores besides points and actions the batch
-        may have changed (`boards.EARNED_CHANGED`, `boards.LEARN_CHANGED`)."""
-        return (2 if user_id in self.earned_changed else 0) | (
-            4 if user_id in self.learn_changed else 0
+        may have changed (`planner.EARNED_CHANGED`, `planner.LEARN_CHANGED`)."""
+        return (EARNED_CHANGED if user_id in self.earned_changed else 0) | (
+            LEARN_CHANGED if user_id in self.learn_changed else 0
         )
 
     # ----------------------------------------------------------------- events
