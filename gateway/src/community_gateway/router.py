@@ -28,6 +28,11 @@ server that lost its store, a stream deleted by hand).
 `resource.stats` is coalesced per resource: at most one event per interval
 (300 ms by default), the newest one always published; the envelopes it stands
 for are acknowledged after that publish.
+
+Longer than most modules (~550 lines) on purpose: the lease-driven loop, the
+batch publisher and the re-creation of missing streams share one consumer's
+state and its exactly-once argument; split, that argument would be spread
+over several files.
 """
 
 from __future__ import annotations
