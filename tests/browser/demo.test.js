@@ -130,6 +130,7 @@ test("posts, likes and replies go between two pages; a guest reads public posts 
     open(pageUrl(author)), open(pageUrl(reader)), open(`${env.demo}/`),
   ]);
   assert.equal(await guestPage.locator("#composer").isVisible(), false);
+  assert.equal(await guestPage.getByRole("button", { name: "Turn on push notifications" }).count(), 0);
   await seen(guestPage, "#feed-signin", "Sign in");
 
   const words = `Shipped the billing page ${Date.now()}`;
@@ -414,4 +415,70 @@ test("the moderators' queues: a report dismissed, a post removed, a story publis
   const published = await call("goals", "GET", "/goals/stories", admin.jwt);
   assert.ok(published.items.some((s) => s.title === `First client ${stamp}`));
   noConsoleErrors(page);
+});
+
+test("push notifications: turned on by a click, then a push is shown by the service worker", async () => {
+  const instructor = person("instructor", "Rachel Kim");
+  const context = await browser.newContext();
+  // Every permission prompt goes through Notification.requestPermission: count them.
+  await context.addInitScript(() => {
+    window.prompts = 0;
+    const ask = Notification.requestPermission.bind(Notification);
+    Notification.requestPermission = (...args) => { window.prompts += 1; return ask(...args); };
+  });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
+  pages.push(page);
+  await page.goto(pageUrl(instructor));
+  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  const button = page.getByRole("button", { name: "Turn on push notifications" });
+  await button.waitFor();
+  // Nothing is asked, nothing registered, until the user asks for it.
+  assert.deepEqual(await page.evaluate(async () => ({
+    permission: Notification.permission,
+    prompts: window.prompts,
+    workers: (await navigator.serviceWorker.getRegistrations()).length,
+  })), { permission: "default", prompts: 0, workers: 0 });
+
+  await context.grantPermissions(["notifications"]);  // the user says yes to the prompt
+  await button.click();
+  // Headless Chromium has no push service: subscribing fails, and the page says so in words.
+  await seen(page, "#push-state", "Push not available in this browser");
+  const registration = await page.evaluate(async () => {
+    const found = await navigator.serviceWorker.getRegistration();
+    return { prompts: window.prompts, script: found?.active?.scriptURL ?? found?.installing?.scriptURL ?? null };
+  });
+  assert.equal(registration.prompts, 1);
+  assert.match(registration.script ?? "", /\/sw\.js$/);
+
+  // A push as the notifications service sends it, delivered to the worker by DevTools.
+  const cdp = await context.newCDPSession(page);
+  const registered = new Promise((resolve) => {
+    cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+      const ours = registrations.find((r) => !r.isDeleted && r.scopeURL.startsWith(env.demo));
+      if (ours) resolve(ours.registrationId);
+    });
+  });
+  await cdp.send("ServiceWorker.enable");
+  const registrationId = await registered;
+  const push = {
+    type: "review.requested", channel: "reviews", seq: 41, ts: new Date().toISOString(),
+    data: { review_id: "5f0c7b9e-3a51-4c1e-9d1e-0c6a2f7a9b10", kind: "revenue_submission",
+      student: { id: "2b1f4c1e-8a8d-4b7e-9a52-3f7c9d0e1a22", name: "Ada Lovelace" },
+      track: "agency", goal_slug: "agency-3k", amount: "1200", proof_url: "https://videos.example.com/p" },
+  };
+  await cdp.send("ServiceWorker.deliverPushMessage", {
+    origin: new URL(env.demo).origin, registrationId, data: JSON.stringify(push),
+  });
+  const shown = await page.waitForFunction(async () => {
+    const notes = await (await navigator.serviceWorker.getRegistration()).getNotifications();
+    return notes.length ? notes.map((n) => ({ title: n.title, body: n.body, tag: n.tag })) : false;
+  }, null, { timeout: UPDATE_MS, polling: 100 });
+  assert.deepEqual(await shown.jsonValue(), [
+    { title: "New item to review", body: "Ada Lovelace submitted $1200 of revenue", tag: "reviews:41" },
+  ]);
+  // Chromium itself logs why it refused the subscription (a browser context is
+  // incognito); the page logs nothing.
+  assert.deepEqual(page.errors.filter((e) => !/does not support the Push API in incognito/.test(e)), []);
 });
