@@ -58,12 +58,21 @@ async function submitProof(page, amount) {
   await seen(page, "#proof-button", "Under Review");
 }
 
-test("a revenue proof reaches the instructor live and its approval reaches the student", async () => {
+test("a goal request, then a revenue proof, reach the instructor live and the approvals reach the student", async () => {
   const instructor = person("instructor", "Rachel Kim");
-  const student = await studentWithGoal("Ada Lovelace", instructor);
+  const student = person("student", "Ada Lovelace");
   const [teacherPage, studentPage] = await Promise.all([open(pageUrl(instructor)), open(pageUrl(student))]);
+  // She chooses her goal: pending, no proof form, until the instructor approves it.
+  await studentPage.locator("#goal-choice").selectOption("agency-3k");
+  await studentPage.getByRole("button", { name: "Request this goal" }).click();
+  await seen(studentPage, "#goal-card .pending", "pending an instructor's approval");
+  assert.equal(await studentPage.locator("#proof-button").count(), 0);
+  const request = teacherPage.locator("[data-review]", { hasText: "Ada Lovelace" });
+  await request.getByRole("button", { name: "Approve" }).click();
+  await request.waitFor({ state: "detached", timeout: UPDATE_MS });
   await seen(studentPage, "#goal-card", "Agency $3k");
   await seen(studentPage, "#proof-button", "Submit Revenue Proof");
+  assert.equal(await studentPage.locator("#goal-card .pending").count(), 0);
 
   await submitProof(studentPage, 1200);
   const sent = Date.now();
@@ -88,6 +97,9 @@ test("a revenue proof reaches the instructor live and its approval reaches the s
   await seen(studentPage, "#submissions li", "approved");
   for (const page of [studentPage, teacherPage]) {
     await seen(page, `#board tr[data-user="${student.sub}"] .earned`, "$1,200");
+    // The activity ticker gets the approval live too.
+    await page.locator("#activity li", { hasText: "Ada Lovelace" }).filter({ hasText: "revenue" })
+      .first().waitFor({ timeout: UPDATE_MS });
   }
   await shot(studentPage, "student");
   noConsoleErrors(teacherPage, studentPage);
@@ -246,7 +258,7 @@ test("the demo sign-in: pick a person, get a fresh token", async () => {
   noConsoleErrors(page);
 });
 
-test("feed filters and search, and the leaderboard's track selector", async () => {
+test("feed filters and search; the leaderboard's track, window and sort selectors, and a live move", async () => {
   const instructor = person("instructor", "Rachel Kim");
   const agency = await studentWithGoal("Jonas Weber", instructor, "agency-1k");
   const saas = await studentWithGoal("Fatima Zahra", instructor, "saas-1k-mrr");
@@ -289,6 +301,29 @@ test("feed filters and search, and the leaderboard's track selector", async () =
   await page.locator(`#board tr[data-user="${agency.sub}"]`).waitFor({ state: "detached" });
   await seen(page, `#board tr[data-user="${saas.sub}"]`);
   await seen(page, "#standing", "You are #");
+
+  // The window and sort selectors ask the service again; by name, the rows are in order.
+  const asked = page.waitForResponse((r) => /[?&]window=7d&track=all&sort=name/.test(r.url()));
+  await page.locator("#board-filters select[name=track]").selectOption("all");
+  await page.locator("#board-filters select[name=window]").selectOption("7d");
+  await page.locator("#board-filters select[name=sort]").selectOption("name");
+  await asked;
+  await page.waitForLoadState("networkidle");
+  const names = await page.locator("#board tr[data-user]")
+    .evaluateAll((rows) => rows.map((row) => row.children[1].firstChild.textContent));
+  assert.ok(names.length >= 2, `rows: ${names}`);
+  assert.deepEqual(names, [...names].sort((a, b) => a.localeCompare(b)));
+
+  // Sorted by earnings, an approval moves a student to the top, live (no reload).
+  await page.locator("#board-filters select[name=sort]").selectOption("earned");
+  await page.evaluate(() => { window.sameDocument = true; });
+  await call("goals", "POST", "/goals/me/submissions", agency.jwt,
+    { amount: "2900", proof_url: "https://videos.example.com/top" });
+  const queue = await call("goals", "GET", "/goals/reviews?status=pending&limit=100", instructor.jwt);
+  const proof = queue.items.find((r) => r.student.id === agency.sub && r.kind === "revenue_submission");
+  await call("goals", "POST", `/goals/reviews/${proof.id}/approve`, instructor.jwt, {});
+  await page.locator(`#board tr:first-child[data-user="${agency.sub}"]`).waitFor({ timeout: UPDATE_MS });
+  assert.equal(await page.evaluate(() => window.sameDocument), true);
   noConsoleErrors(page);
 });
 

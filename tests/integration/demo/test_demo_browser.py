@@ -48,7 +48,7 @@ pytestmark = [
 ]
 
 SCENARIOS = {
-    "approval": "a revenue proof reaches the instructor live",
+    "approval": "a goal request, then a revenue proof, reach the instructor live",
     "rejection": "a rejection shows its reason",
     "feed": "posts, likes and replies go between two pages",
     "network_cut": "after a network cut",
