@@ -38,6 +38,17 @@ async function open(url, options) {
   return page;
 }
 
+/** A page in a context the scenario prepared (init scripts, permissions), once live. */
+async function openIn(context, url) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
+  pages.push(page);
+  await page.goto(url);
+  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  return page;
+}
+
 function shot(page, name) {
   return page.screenshot({ path: path.join(env.screenshots, `${name}.png`), fullPage: false });
 }
@@ -373,12 +384,7 @@ test("a proof arriving in a hidden tab: title count, sound unless muted, desktop
       }
     };
   });
-  const page = await context.newPage();
-  page.errors = [];
-  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
-  pages.push(page);
-  await page.goto(pageUrl(instructor));
-  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  const page = await openIn(context, pageUrl(instructor));
   await page.locator("h1").click();  // a user gesture: the page may play sound from now on
 
   await call("goals", "POST", "/goals/me/submissions", first.jwt,
@@ -461,12 +467,7 @@ test("push notifications: turned on by a click, then a push is shown by the serv
     const ask = Notification.requestPermission.bind(Notification);
     Notification.requestPermission = (...args) => { window.prompts += 1; return ask(...args); };
   });
-  const page = await context.newPage();
-  page.errors = [];
-  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
-  pages.push(page);
-  await page.goto(pageUrl(instructor));
-  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  const page = await openIn(context, pageUrl(instructor));
   const button = page.getByRole("button", { name: "Turn on push notifications" });
   await button.waitFor();
   // Nothing is asked, nothing registered, until the user asks for it.
