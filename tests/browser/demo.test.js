@@ -38,6 +38,17 @@ async function open(url, options) {
   return page;
 }
 
+/** A page in a context the scenario prepared (init scripts, permissions), once live. */
+async function openIn(context, url) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
+  pages.push(page);
+  await page.goto(url);
+  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  return page;
+}
+
 function shot(page, name) {
   return page.screenshot({ path: path.join(env.screenshots, `${name}.png`), fullPage: false });
 }
@@ -58,12 +69,21 @@ async function submitProof(page, amount) {
   await seen(page, "#proof-button", "Under Review");
 }
 
-test("a revenue proof reaches the instructor live and its approval reaches the student", async () => {
+test("a goal request, then a revenue proof, reach the instructor live and the approvals reach the student", async () => {
   const instructor = person("instructor", "Rachel Kim");
-  const student = await studentWithGoal("Ada Lovelace", instructor);
+  const student = person("student", "Ada Lovelace");
   const [teacherPage, studentPage] = await Promise.all([open(pageUrl(instructor)), open(pageUrl(student))]);
+  // She chooses her goal: pending, no proof form, until the instructor approves it.
+  await studentPage.locator("#goal-choice").selectOption("agency-3k");
+  await studentPage.getByRole("button", { name: "Request this goal" }).click();
+  await seen(studentPage, "#goal-card .pending", "pending an instructor's approval");
+  assert.equal(await studentPage.locator("#proof-button").count(), 0);
+  const request = teacherPage.locator("[data-review]", { hasText: "Ada Lovelace" });
+  await request.getByRole("button", { name: "Approve" }).click();
+  await request.waitFor({ state: "detached", timeout: UPDATE_MS });
   await seen(studentPage, "#goal-card", "Agency $3k");
   await seen(studentPage, "#proof-button", "Submit Revenue Proof");
+  assert.equal(await studentPage.locator("#goal-card .pending").count(), 0);
 
   await submitProof(studentPage, 1200);
   const sent = Date.now();
@@ -88,6 +108,9 @@ test("a revenue proof reaches the instructor live and its approval reaches the s
   await seen(studentPage, "#submissions li", "approved");
   for (const page of [studentPage, teacherPage]) {
     await seen(page, `#board tr[data-user="${student.sub}"] .earned`, "$1,200");
+    // The activity ticker gets the approval live too.
+    await page.locator("#activity li", { hasText: "Ada Lovelace" }).filter({ hasText: "revenue" })
+      .first().waitFor({ timeout: UPDATE_MS });
   }
   await shot(studentPage, "student");
   noConsoleErrors(teacherPage, studentPage);
@@ -130,6 +153,7 @@ test("posts, likes and replies go between two pages; a guest reads public posts 
     open(pageUrl(author)), open(pageUrl(reader)), open(`${env.demo}/`),
   ]);
   assert.equal(await guestPage.locator("#composer").isVisible(), false);
+  assert.equal(await guestPage.getByRole("button", { name: "Turn on push notifications" }).count(), 0);
   await seen(guestPage, "#feed-signin", "Sign in");
 
   const words = `Shipped the billing page ${Date.now()}`;
@@ -245,7 +269,7 @@ test("the demo sign-in: pick a person, get a fresh token", async () => {
   noConsoleErrors(page);
 });
 
-test("feed filters and search, and the leaderboard's track selector", async () => {
+test("feed filters and search; the leaderboard's track, window and sort selectors, and a live move", async () => {
   const instructor = person("instructor", "Rachel Kim");
   const agency = await studentWithGoal("Jonas Weber", instructor, "agency-1k");
   const saas = await studentWithGoal("Fatima Zahra", instructor, "saas-1k-mrr");
@@ -288,6 +312,29 @@ test("feed filters and search, and the leaderboard's track selector", async () =
   await page.locator(`#board tr[data-user="${agency.sub}"]`).waitFor({ state: "detached" });
   await seen(page, `#board tr[data-user="${saas.sub}"]`);
   await seen(page, "#standing", "You are #");
+
+  // The window and sort selectors ask the service again; by name, the rows are in order.
+  const asked = page.waitForResponse((r) => /[?&]window=7d&track=all&sort=name/.test(r.url()));
+  await page.locator("#board-filters select[name=track]").selectOption("all");
+  await page.locator("#board-filters select[name=window]").selectOption("7d");
+  await page.locator("#board-filters select[name=sort]").selectOption("name");
+  await asked;
+  await page.waitForLoadState("networkidle");
+  const names = await page.locator("#board tr[data-user]")
+    .evaluateAll((rows) => rows.map((row) => row.children[1].firstChild.textContent));
+  assert.ok(names.length >= 2, `rows: ${names}`);
+  assert.deepEqual(names, [...names].sort((a, b) => a.localeCompare(b)));
+
+  // Sorted by earnings, an approval moves a student to the top, live (no reload).
+  await page.locator("#board-filters select[name=sort]").selectOption("earned");
+  await page.evaluate(() => { window.sameDocument = true; });
+  await call("goals", "POST", "/goals/me/submissions", agency.jwt,
+    { amount: "2900", proof_url: "https://videos.example.com/top" });
+  const queue = await call("goals", "GET", "/goals/reviews?status=pending&limit=100", instructor.jwt);
+  const proof = queue.items.find((r) => r.student.id === agency.sub && r.kind === "revenue_submission");
+  await call("goals", "POST", `/goals/reviews/${proof.id}/approve`, instructor.jwt, {});
+  await page.locator(`#board tr:first-child[data-user="${agency.sub}"]`).waitFor({ timeout: UPDATE_MS });
+  assert.equal(await page.evaluate(() => window.sameDocument), true);
   noConsoleErrors(page);
 });
 
@@ -337,12 +384,7 @@ test("a proof arriving in a hidden tab: title count, sound unless muted, desktop
       }
     };
   });
-  const page = await context.newPage();
-  page.errors = [];
-  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
-  pages.push(page);
-  await page.goto(pageUrl(instructor));
-  await page.locator("#status", { hasText: "Live" }).waitFor({ timeout: UPDATE_MS });
+  const page = await openIn(context, pageUrl(instructor));
   await page.locator("h1").click();  // a user gesture: the page may play sound from now on
 
   await call("goals", "POST", "/goals/me/submissions", first.jwt,
@@ -414,4 +456,65 @@ test("the moderators' queues: a report dismissed, a post removed, a story publis
   const published = await call("goals", "GET", "/goals/stories", admin.jwt);
   assert.ok(published.items.some((s) => s.title === `First client ${stamp}`));
   noConsoleErrors(page);
+});
+
+test("push notifications: turned on by a click, then a push is shown by the service worker", async () => {
+  const instructor = person("instructor", "Rachel Kim");
+  const context = await browser.newContext();
+  // Every permission prompt goes through Notification.requestPermission: count them.
+  await context.addInitScript(() => {
+    window.prompts = 0;
+    const ask = Notification.requestPermission.bind(Notification);
+    Notification.requestPermission = (...args) => { window.prompts += 1; return ask(...args); };
+  });
+  const page = await openIn(context, pageUrl(instructor));
+  const button = page.getByRole("button", { name: "Turn on push notifications" });
+  await button.waitFor();
+  // Nothing is asked, nothing registered, until the user asks for it.
+  assert.deepEqual(await page.evaluate(async () => ({
+    permission: Notification.permission,
+    prompts: window.prompts,
+    workers: (await navigator.serviceWorker.getRegistrations()).length,
+  })), { permission: "default", prompts: 0, workers: 0 });
+
+  await context.grantPermissions(["notifications"]);  // the user says yes to the prompt
+  await button.click();
+  // Headless Chromium has no push service: subscribing fails, and the page says so in words.
+  await seen(page, "#push-state", "Push not available in this browser");
+  const registration = await page.evaluate(async () => {
+    const found = await navigator.serviceWorker.getRegistration();
+    return { prompts: window.prompts, script: found?.active?.scriptURL ?? found?.installing?.scriptURL ?? null };
+  });
+  assert.equal(registration.prompts, 1);
+  assert.match(registration.script ?? "", /\/sw\.js$/);
+
+  // A push as the notifications service sends it, delivered to the worker by DevTools.
+  const cdp = await context.newCDPSession(page);
+  const registered = new Promise((resolve) => {
+    cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+      const ours = registrations.find((r) => !r.isDeleted && r.scopeURL.startsWith(env.demo));
+      if (ours) resolve(ours.registrationId);
+    });
+  });
+  await cdp.send("ServiceWorker.enable");
+  const registrationId = await registered;
+  const push = {
+    type: "review.requested", channel: "reviews", seq: 41, ts: new Date().toISOString(),
+    data: { review_id: "5f0c7b9e-3a51-4c1e-9d1e-0c6a2f7a9b10", kind: "revenue_submission",
+      student: { id: "2b1f4c1e-8a8d-4b7e-9a52-3f7c9d0e1a22", name: "Ada Lovelace" },
+      track: "agency", goal_slug: "agency-3k", amount: "1200", proof_url: "https://videos.example.com/p" },
+  };
+  await cdp.send("ServiceWorker.deliverPushMessage", {
+    origin: new URL(env.demo).origin, registrationId, data: JSON.stringify(push),
+  });
+  const shown = await page.waitForFunction(async () => {
+    const notes = await (await navigator.serviceWorker.getRegistration()).getNotifications();
+    return notes.length ? notes.map((n) => ({ title: n.title, body: n.body, tag: n.tag })) : false;
+  }, null, { timeout: UPDATE_MS, polling: 100 });
+  assert.deepEqual(await shown.jsonValue(), [
+    { title: "New item to review", body: "Ada Lovelace submitted $1200 of revenue", tag: "reviews:41" },
+  ]);
+  // Chromium itself logs why it refused the subscription (a browser context is
+  // incognito); the page logs nothing.
+  assert.deepEqual(page.errors.filter((e) => !/does not support the Push API in incognito/.test(e)), []);
 });

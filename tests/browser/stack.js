@@ -9,6 +9,7 @@ export const env = {
   goals: process.env.CL_GOALS_URL,
   leaderboard: process.env.CL_LEADERBOARD_URL,
   resources: process.env.CL_RESOURCES_URL,
+  notifications: process.env.CL_NOTIFICATIONS_URL,
   secret: process.env.CL_JWT_SECRET,
   gatewayPort: Number(process.env.CL_GATEWAY_PORT),
   proxyPort: Number(process.env.CL_PROXY_PORT),

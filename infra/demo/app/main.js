@@ -19,6 +19,7 @@ import {
   setUpCommunity, showPresence,
 } from "./community.js";
 import { setUpInbox } from "./inbox.js";
+import { setUpPush } from "./webpush.js";
 
 let client = null;
 
@@ -182,6 +183,7 @@ async function start() {
   setUpFeed(showLoadError("feed", "posts"));
   setUpCommunity(showLoadError("board-section", "leaderboard"));
   if (session.isModerator) setUpModeration();
+  setUpPush();
   setUpSignIn().catch(() => {});
   goLive(loadEverything());
 }

@@ -8,7 +8,7 @@
  * as a guest.
  */
 
-const DEFAULT_PORTS = { gateway: 8000, posts: 8001, resources: 8002, goals: 8003, leaderboard: 8004 };
+const DEFAULT_PORTS = { gateway: 8000, posts: 8001, resources: 8002, goals: 8003, leaderboard: 8004, notifications: 8005 };
 
 export const session = {
   ports: { ...DEFAULT_PORTS },

@@ -1,8 +1,8 @@
 """The demo app in Chromium (`tests/browser/demo.test.js`), against real processes.
 
-A gateway and the posts, goals, leaderboard and resources services run as
-processes on free ports, on this session's database, NATS subject prefix and
-Redis key prefix; the demo server runs in this process with its demo sign-in
+A gateway and the posts, goals, leaderboard, resources and notifications
+services run as processes on free ports, on this session's database, NATS
+subject prefix and Redis key prefix; the demo server runs in this process with its demo sign-in
 on, and its `config.json` sends the pages to the gateway through a TCP proxy
 that the browser tests start (so that they can cut the network). Each scenario
 of the test file is reported as one pytest test; they run in one node process
@@ -48,7 +48,7 @@ pytestmark = [
 ]
 
 SCENARIOS = {
-    "approval": "a revenue proof reaches the instructor live",
+    "approval": "a goal request, then a revenue proof, reach the instructor live",
     "rejection": "a rejection shows its reason",
     "feed": "posts, likes and replies go between two pages",
     "network_cut": "after a network cut",
@@ -60,6 +60,7 @@ SCENARIOS = {
     "alert": "a proof arriving in a hidden tab",
     "resources": "the resource library",
     "moderation": "the moderators' queues",
+    "web_push": "push notifications: turned on by a click",
 }
 
 
@@ -75,6 +76,7 @@ async def stack(
         Component("resources", "community_resources.app", env),
         Component("goals", "community_goals.app", env),
         Component("leaderboard", "community_leaderboard.app", env),
+        Component("notifications", "community_notifications.app", env),
     ]
     async with running(components):
         ports = {c.name: c.port for c in components}
@@ -90,6 +92,7 @@ async def stack(
                 "CL_GOALS_URL": f"http://127.0.0.1:{ports['goals']}",
                 "CL_LEADERBOARD_URL": f"http://127.0.0.1:{ports['leaderboard']}",
                 "CL_RESOURCES_URL": f"http://127.0.0.1:{ports['resources']}",
+                "CL_NOTIFICATIONS_URL": f"http://127.0.0.1:{ports['notifications']}",
                 "CL_GATEWAY_PORT": str(ports["gateway"]),
                 "CL_PROXY_PORT": str(proxy_port),
                 "CL_JWT_SECRET": JWT_SECRET,
