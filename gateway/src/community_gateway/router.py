@@ -290,7 +290,17 @@ class Router:
     async def _hold_lease(self) -> None:
         while not self._stopping:
             await asyncio.sleep(self.lease.renew_every)
-            await self._tend_lease()
+            try:
+                # Bounded, and never the end of the loop: a lease loop that
+                # stopped would leave this instance routing on a lease that
+                # another instance has taken (the route loop fences itself
+                # too, see `_route_until_stopped`).
+                async with asyncio.timeout(max(2 * self.lease.ttl, 5.0)):
+                    await self._tend_lease()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # TimeoutError included
+                log.warning("router lease: tending failed (%r); trying again", exc)
 
     async def _tend_lease(self) -> None:
         """Acquire or renew the lease; start or stop routing accordingly. Never raises."""
@@ -359,6 +369,14 @@ class Router:
         quiet_since = time.monotonic()
         while self._routing:
             try:
+                if not self.lease.fresh(time.monotonic()):
+                    # The lease is not surely ours (renewals failed or are
+                    # late): fetch nothing until it is confirmed again, or the
+                    # lease loop stops routing here. Two routers at once could
+                    # reorder updates and leave envelopes to the ack wait.
+                    self._warn("router", RuntimeError("lease not confirmed; routing paused"))
+                    await asyncio.sleep(self.lease.renew_every)
+                    continue
                 if not reclaimed:
                     await self._reclaim_abandoned()
                     reclaimed = True

@@ -124,3 +124,32 @@ async def test_a_gateway_starts_on_a_router_consumer_that_was_created_again(
         await ws.subscribe("feed")
         post_id = await publish_post(js, prefix)
         await ws.recv_until(is_event("feed", "post.created", {post_id}), timeout=15)
+
+
+async def test_a_router_whose_lease_is_not_renewed_routes_nothing_until_it_is(
+    gateway_factory: Any, ws_connect: Any, nats_client: Any
+) -> None:
+    """A stuck lease loop (a busy process, a lost task) must not leave a router routing
+    on a lease another instance may have taken meanwhile: it fences itself."""
+    from community_shared.tasks import stop_tasks
+
+    prefix = own_prefix()
+    server = await gateway_factory(config=CONFIG, nats_subject_prefix=prefix)
+    router = server.router
+    js = nats_client.jetstream()
+    async with ws_connect(server) as ws:
+        await ws.subscribe("feed")
+        first = await publish_post(js, prefix)
+        await ws.recv_until(is_event("feed", "post.created", {first}), timeout=10)
+        lease_task, router._lease_task = router._lease_task, None
+        await stop_tasks(lease_task)  # renewals stop; the route task does not know
+        await asyncio.sleep(CONFIG.router_lease_seconds)
+        unrouted = await publish_post(js, prefix)
+        try:
+            frame = await ws.recv_until(is_event("feed", "post.created", {unrouted}), timeout=2)
+        except (AssertionError, TimeoutError):
+            pass  # nothing routed: as it should be
+        else:
+            raise AssertionError(f"routed on a lease it no longer renews: {frame}")
+        router._lease_task = asyncio.create_task(router._hold_lease())
+        await ws.recv_until(is_event("feed", "post.created", {unrouted}), timeout=10)
