@@ -509,11 +509,30 @@ test("push notifications: turned on by a click, then a push is shown by the serv
   });
   const shown = await page.waitForFunction(async () => {
     const notes = await (await navigator.serviceWorker.getRegistration()).getNotifications();
-    return notes.length ? notes.map((n) => ({ title: n.title, body: n.body, tag: n.tag })) : false;
+    return notes.length
+      ? notes.map((n) => ({ title: n.title, body: n.body, tag: n.tag, url: n.data?.url }))
+      : false;
   }, null, { timeout: UPDATE_MS, polling: 100 });
+  const reviewLink = `./#review=${push.data.review_id}`;
   assert.deepEqual(await shown.jsonValue(), [
-    { title: "New item to review", body: "Ada Lovelace submitted $1200 of revenue", tag: "reviews:41" },
+    { title: "New item to review", body: "Ada Lovelace submitted $1200 of revenue", tag: "reviews:41", url: reviewLink },
   ]);
+
+  // A click opens the page at that link (sw.js); the page brings the linked item into view
+  // and focus: here a real proof waiting in the queue, and a student's goal card.
+  const student = await studentWithGoal("Grace Hopper", instructor, "agency-1k");
+  const proof = await call("goals", "POST", "/goals/me/submissions", student.jwt,
+    { amount: "300", proof_url: "https://videos.example.com/grace" });
+  const queue = await call("goals", "GET", "/goals/reviews?status=pending&limit=100", instructor.jwt);
+  const review = queue.items.find((item) => item.student.id === student.sub && Number(item.amount) === 300);
+  assert.ok(review, `the proof ${proof.id} is in the queue`);
+  await page.goto(new URL(`#review=${review.id}`, pageUrl(instructor)).href);
+  await page.waitForFunction((id) => document.activeElement?.dataset?.review === id,
+    review.id, { timeout: UPDATE_MS, polling: 100 });
+  const studentPage = await open(new URL("#goal", pageUrl(student)).href);
+  await studentPage.waitForFunction(() => document.activeElement?.id === "student-section",
+    null, { timeout: UPDATE_MS, polling: 100 });
+  await studentPage.close();
   // Chromium itself logs why it refused the subscription (a browser context is
   // incognito); the page logs nothing.
   assert.deepEqual(page.errors.filter((e) => !/does not support the Push API in incognito/.test(e)), []);

@@ -168,6 +168,35 @@ function onEvent({ channel, type, data }) {
   else applyCommunity(channel, type, data);
 }
 
+// ---------------------------------------------------------------- links
+
+// Where a notification leads (sw.js): `#review=<id>` (the item in the review
+// queue), `#goal` (the student's goal card), `#post=<id>`. The panels load
+// over the network, so the target is looked for until it is there (10 s).
+function showLinked() {
+  const hash = decodeURIComponent(location.hash.slice(1));
+  const [kind, id] = hash.split("=");
+  const selector = {
+    review: id && `[data-review="${CSS.escape(id)}"]`,
+    post: id && `[data-post="${CSS.escape(id)}"]`,
+    goal: "#student-section",
+  }[kind];
+  if (!selector) return;
+  const until = Date.now() + 10_000;
+  const look = () => {
+    const target = document.querySelector(selector);
+    if (!target || target.hidden) {
+      if (Date.now() < until) setTimeout(look, 100);
+      return;
+    }
+    target.classList.add("linked");
+    if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+    target.scrollIntoView({ block: "start" });
+    target.focus({ preventScroll: true });
+  };
+  look();
+}
+
 // ---------------------------------------------------------------- start
 
 async function start() {
@@ -186,6 +215,8 @@ async function start() {
   setUpPush();
   setUpSignIn().catch(() => {});
   goLive(loadEverything());
+  window.addEventListener("hashchange", showLinked);
+  showLinked();
 }
 
 start();
