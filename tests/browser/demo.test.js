@@ -307,6 +307,18 @@ test("feed filters and search; the leaderboard's track, window and sort selector
   await page.locator("#feed-more").scrollIntoViewIfNeeded();
   await older.waitFor({ timeout: UPDATE_MS });
 
+  // Both students are on the board once the leaderboard has taken in their goals
+  // (on a busy machine that can take a while): then the page shows them.
+  for (const student of [agency, saas]) {
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const page1 = await call("leaderboard", "GET", "/leaderboard?limit=20", student.jwt);
+      if (page1.items.some((item) => item.user_id === student.sub)) break;
+      assert.ok(Date.now() < until, `${student.name} not on the board's first page: ${JSON.stringify(page1)}`);
+      await new Promise((done) => setTimeout(done, 200));
+    }
+  }
+  await page.reload();
   await seen(page, `#board tr[data-user="${agency.sub}"]`);
   await page.locator("#board-filters select[name=track]").selectOption("saas");
   await page.locator(`#board tr[data-user="${agency.sub}"]`).waitFor({ state: "detached" });

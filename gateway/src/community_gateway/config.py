@@ -66,7 +66,7 @@ class GatewayConfig:
     inbox_max_age_seconds: float = 30 * 24 * 3600.0
     inbox_max_msgs: int = 1000
     router_lease_seconds: float = 1.2
-    router_batch: int = 500
+    router_batch: int = 100
     inbox_hold_seconds: float = 1.0
     outbound_bytes: int = 1024 * 1024
     stall_seconds: float = 10.0
