@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import JWT_SECRET, RUN_ID, Infra
+from tests.conftest import JWT_SECRET, RUN_ID, Infra, fresh_database
 from tests.faults.processes import NATS_AVAILABLE, Component, NatsProcess, component_env, free_port
 
 
@@ -75,6 +75,17 @@ class Deployment:
 
 @pytest.fixture
 async def deployment(
+    nats_proc: NatsProcess, infra: Infra, tmp_path: Path
+) -> AsyncIterator[Deployment]:
+    # A database of its own: a service of this session running in the test
+    # process shares nothing with the deployment (its outbox relay would
+    # otherwise publish the deployment's events to the session's NATS).
+    async with fresh_database(infra) as database_url:
+        async for deployed in _deploy(nats_proc, infra, database_url, tmp_path):
+            yield deployed
+
+
+async def _deploy(
     nats_proc: NatsProcess, infra: Infra, database_url: str, tmp_path: Path
 ) -> AsyncIterator[Deployment]:
     tag = uuid.uuid4().hex[:6]

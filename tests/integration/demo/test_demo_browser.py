@@ -1,8 +1,8 @@
 """The demo app in Chromium (`tests/browser/demo.test.js`), against real processes.
 
 A gateway and the posts, goals, leaderboard, resources and notifications
-services run as processes on free ports, on this session's database, NATS
-subject prefix and Redis key prefix; the demo server runs in this process with its demo sign-in
+services run as processes on free ports, on a database, NATS subject prefix
+and Redis key prefix of their own; the demo server runs in this process with its demo sign-in
 on, and its `config.json` sends the pages to the gateway through a TCP proxy
 that the browser tests start (so that they can cut the network). Each scenario
 of the test file is reported as one pytest test; they run in one node process
@@ -20,6 +20,7 @@ import asyncio
 import os
 import re
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import pytest
 from community_shared.settings import Settings
 
 from infra.demo.server import serve_in_thread
-from tests.conftest import JWT_SECRET
+from tests.conftest import JWT_SECRET, RUN_ID, Infra, fresh_database
 from tests.integration.clients.test_js_client import (
     Component,
     _component_env,
@@ -66,10 +67,24 @@ SCENARIOS = {
 
 @pytest.fixture(scope="module")
 async def stack(
-    settings_for: Callable[..., Settings], nats_client: object, redis_client: object
+    infra: Infra, settings_for: Callable[..., Settings], nats_client: object, redis_client: object
 ) -> AsyncIterator[dict[str, str]]:
     await _npm_ci(BROWSER_TESTS)
-    env = _component_env(settings_for("gateway"))
+    # A community of its own (database, subjects, keys): the scenarios read whole
+    # boards and queues, which other tests' students would crowd.
+    async with fresh_database(infra) as database_url:
+        own = f"{RUN_ID}.br{uuid.uuid4().hex[:6]}."
+        settings = settings_for(
+            "gateway",
+            database_url=database_url,
+            nats_subject_prefix=own,
+            redis_key_prefix=own.replace(".", ":"),
+        )
+        async for env in _serve(_component_env(settings)):
+            yield env
+
+
+async def _serve(env: dict[str, str]) -> AsyncIterator[dict[str, str]]:
     components = [
         Component("gateway", "community_gateway.app", env),
         Component("posts", "community_posts.app", env),
