@@ -308,7 +308,7 @@ test("feed filters and search; the leaderboard's track, window and sort selector
   await older.waitFor({ timeout: UPDATE_MS });
 
   // Both students are on the board once the leaderboard has taken in their goals
-  // (on a busy machine that can take a while): then the page shows them.
+  // (on a busy machine that can take a while); the page, live, shows them then.
   for (const student of [agency, saas]) {
     const until = Date.now() + 30_000;
     for (;;) {
@@ -318,7 +318,6 @@ test("feed filters and search; the leaderboard's track, window and sort selector
       await new Promise((done) => setTimeout(done, 200));
     }
   }
-  await page.reload();
   await seen(page, `#board tr[data-user="${agency.sub}"]`);
   await page.locator("#board-filters select[name=track]").selectOption("saas");
   await page.locator(`#board tr[data-user="${agency.sub}"]`).waitFor({ state: "detached" });

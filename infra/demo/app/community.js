@@ -41,10 +41,14 @@ function renderBoard(items) {
     : [el("tr", {}, el("td", { colspan: 4, class: "empty" }, "No students ranked yet."))]));
 }
 
+let boardAsked = 0;
+
 export async function loadBoard() {
+  const asked = ++boardAsked;
   const { window, track, sort } = boardQuery();
   const page = await api("leaderboard", `/leaderboard?window=${window}&track=${track}&sort=${sort}&limit=${BOARD_SIZE}`);
-  renderBoard(page.items);
+  // An answer that comes after a newer selection's request is not shown.
+  if (asked === boardAsked) renderBoard(page.items);
 }
 
 function standingRow(row) {
