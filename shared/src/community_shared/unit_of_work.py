@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,12 @@ class UnitOfWork:
         self.events.append((envelope, aggregate))
         return envelope
 
+    def add(self, events: Iterable[tuple[Envelope, str]]) -> None:
+        """Announce events already built (envelope, aggregate), e.g. by a pure
+        module that decides many at once; written at commit after those recorded
+        before, in this order."""
+        self.events.extend(events)
+
     async def take(self, limit: Limit, subject: str) -> None:
         """Count one event against `limit` for `subject` (`RateLimited` when over);
         the slot is given back if the unit of work does not commit."""
@@ -82,10 +88,15 @@ class UnitOfWork:
         """Write the recorded events to the outbox (the unit's last statement)."""
         if not self.events:
             return
-        await self.conn.executemany(
+        # one statement however many: a leaderboard batch announces hundreds
+        events = self.events
+        await self.conn.execute(
             f"INSERT INTO {self.schema}.outbox (id, subject, aggregate, payload)"
-            " VALUES ($1, $2, $3, $4)",
-            [(e.id, e.type, aggregate, encode_envelope(e)) for e, aggregate in self.events],
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
+            [e.id for e, _ in events],
+            [e.type for e, _ in events],
+            [aggregate for _, aggregate in events],
+            [encode_envelope(e) for e, _ in events],
         )
         await self.conn.execute("SELECT pg_notify($1, '')", notify_channel(self.schema))
         self.events.clear()

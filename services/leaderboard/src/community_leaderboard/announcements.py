@@ -1,6 +1,6 @@
 """The events the leaderboard writes to its outbox, built from what was decided; pure.
 
-Each function returns (envelope, aggregate) pairs for `store.enqueue_events`.
+Each function returns (envelope, aggregate) pairs for a unit of work (`UnitOfWork.add`).
 The aggregate orders a stream of events for the relay: one per board keeps a
 board's moves in the order they happened, one per student their badges.
 Students who hide themselves from the leaderboard are left out of the

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 import asyncpg
 import redis.asyncio as aioredis
 from community_shared.settings import Settings
+from community_shared.unit_of_work import Database
 
+from community_leaderboard import events as ev
 from community_leaderboard import rules
 from community_leaderboard.boards import Boards
 from community_leaderboard.config import LeaderboardConfig
 from community_leaderboard.firstpages import FirstPageWatch
+from community_leaderboard.store import SCHEMA
 
 
 def utc_today() -> dt.date:
@@ -34,6 +37,8 @@ class Context:
     config: LeaderboardConfig
     today: Callable[[], dt.date] = utc_today
     """The UTC day the windows end on (tests pass their own)."""
+    db: Database = field(init=False)
+    """The schema's units of work (transactions whose events go to the outbox)."""
     boards: Boards = field(init=False)
     first_pages: FirstPageWatch = field(init=False)
     """Boards touched since their first page was last looked at (`jobs.py` publishes)."""
@@ -41,6 +46,7 @@ class Context:
     """The community totals may have changed since they were last published."""
 
     def __post_init__(self) -> None:
+        self.db = Database(self.pool, SCHEMA, ev.SOURCE)
         self.boards = Boards(self.redis, self.settings)
         self.first_pages = FirstPageWatch(self.config.top_interval_seconds)
 

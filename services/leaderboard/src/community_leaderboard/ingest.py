@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import asyncpg
 from community_shared.events import Envelope
+from community_shared.unit_of_work import UnitOfWork
 
 from community_leaderboard import store, tally
 from community_leaderboard.announcements import Outgoing
@@ -69,10 +70,10 @@ class Ingest:
         `parsed` may carry the events already parsed (by the consumer's router).
         """
         today = self.ctx.today()
-        async with self.placement.moving() as (conn, moves):
-            await store.lock_ingest_shared(conn)
+        async with self.placement.moving() as (uow, moves):
+            await store.lock_ingest_shared(uow.conn)
             result = await self._ingest(
-                conn, envelopes, today, moves=moves, behind=behind, parsed=parsed
+                uow.conn, envelopes, today, live=(uow, moves), behind=behind, parsed=parsed
             )
         if result.applied:
             self.ctx.stats_dirty = True
@@ -82,7 +83,7 @@ class Ingest:
         self, conn: asyncpg.Connection, envelopes: Sequence[Envelope], today: dt.date
     ) -> IngestResult:
         """Apply events to the statistics only (the rebuild: no boards, no events)."""
-        return await self._ingest(conn, envelopes, today, moves=None)
+        return await self._ingest(conn, envelopes, today, live=None)
 
     async def _ingest(
         self,
@@ -90,12 +91,12 @@ class Ingest:
         envelopes: Sequence[Envelope],
         today: dt.date,
         *,
-        moves: Moves | None,
+        live: tuple[UnitOfWork, Moves] | None,
         behind: bool = False,
         parsed: ParsedEvents | None = None,
     ) -> IngestResult:
-        """Fold the batch into the statistics; then, live (`moves`), place the
-        students and write the events."""
+        """Fold the batch into the statistics; then, live (the unit of work and
+        its board moves), place the students and announce what changed."""
         fresh_ids = await store.record_applied(conn, [e.id for e in envelopes])
         events: list[tally.Parsed] = []
         seen: set[uuid.UUID] = set()
@@ -143,8 +144,9 @@ class Ingest:
             await store.set_streaks(conn, runs)
         await store.delete_post_activity(conn, fold.removed_subjects)
         new_activity = set(await store.insert_activities(conn, fold.activities))
-        if moves is None:
+        if live is None:
             return result
+        uow, moves = live
 
         out: Outgoing = []
         deferred = behind or await self.ctx.boards.has_pending()
@@ -170,5 +172,5 @@ class Ingest:
         await self.placement.announce_activity(
             conn, [a for a in fold.activities if a.id in new_activity], name_of, out
         )
-        await store.enqueue_events(conn, out)
+        uow.add(out)
         return replace(result, deferred=deferred)

@@ -87,19 +87,19 @@ class Jobs:
                 announcements.rank_changed(*move)
                 for move in planner.net_moves(t[1:] for t in taken)
             ]
-            async with ctx.pool.acquire() as conn, conn.transaction():
-                await store.enqueue_events(conn, out)
+            async with ctx.db.unit_of_work() as uow:
+                uow.add(out)
             await ctx.boards.forget_pending([t[0] for t in taken])
             settled += len(taken)
 
     async def settle_top_performers(self) -> None:
         """Decide the top performers of both tracks now (after a backlog)."""
         today = self.ctx.today()
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
-            await store.lock_ingest_shared(conn)
+        async with self.ctx.db.unit_of_work() as uow:
+            await store.lock_ingest_shared(uow.conn)
             out: Outgoing = []
-            await self.placement.settle_badges(conn, {}, today, out)
-            await store.enqueue_events(conn, out)
+            await self.placement.settle_badges(uow.conn, {}, today, out)
+            uow.add(out)
         if out:
             self.ctx.first_pages.touch(rules.BOARDS)
 
@@ -142,10 +142,8 @@ class Jobs:
             self._last_stats = stored if isinstance(stored, bytes) else None
         if encoded == self._last_stats:
             return False
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            await store.enqueue_events(
-                conn, [announcements.event(ev.STATS_UPDATED, payload, "stats")]
-            )
+        async with ctx.db.unit_of_work() as uow:
+            uow.add([announcements.event(ev.STATS_UPDATED, payload, "stats")])
         self._last_stats = encoded
         await ctx.redis.set(last_key, encoded)
         return True
@@ -206,8 +204,8 @@ class Jobs:
         out = [announcements.top_changed(board, pages[board]) for board in gated]
         for board, (envelope, _) in zip(gated, out, strict=True):
             ctx.first_pages.published(board, envelope.occurred_at.timestamp())
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            await store.enqueue_events(conn, out)
+        async with ctx.db.unit_of_work() as uow:
+            uow.add(out)
         await ctx.redis.hset(
             self._top_digests_key, mapping={board: digests[board] for board in gated}
         )
@@ -224,7 +222,7 @@ class Jobs:
         from several instances (one does the work) and to re-run.
         """
         today = today or self.ctx.today()
-        async with self.ctx.pool.acquire() as conn:
+        async with self.ctx.db.connection() as conn:
             if not await store.try_lock(conn, store.ROLLOVER_LOCK):
                 return 0
             try:
@@ -252,23 +250,23 @@ class Jobs:
                 await store.unlock(conn, store.ROLLOVER_LOCK)
 
     async def _replace_students(self, users: Sequence[uuid.UUID], today: dt.date) -> None:
-        async with self.placement.moving() as (conn, moves):
-            await store.lock_ingest_shared(conn)
-            await store.lock_students(conn, users)
+        async with self.placement.moving() as (uow, moves):
+            await store.lock_ingest_shared(uow.conn)
+            await store.lock_students(uow.conn, users)
             out: Outgoing = []
             await self.placement.place(
-                conn, users, today, out, moves, defer_moves=await self.ctx.boards.has_pending()
+                uow.conn, users, today, out, moves, defer_moves=await self.ctx.boards.has_pending()
             )
-            await store.enqueue_events(conn, out)
+            uow.add(out)
 
     # ------------------------------------------------------------------ boards from scratch
 
     async def resync(self) -> None:
         """Rebuild every Redis board from the statistics (start-up; Redis is a projection)."""
         today = self.ctx.today()
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
-            await store.lock_ingest_exclusive(conn)
-            await self.placement.resync_boards(conn, today)
+        async with self.ctx.db.unit_of_work() as uow:
+            await store.lock_ingest_exclusive(uow.conn)
+            await self.placement.resync_boards(uow.conn, today)
         self.ctx.first_pages.touch(rules.BOARDS)
 
     async def restore_lost_boards(self, on_rebuild: Callable[[], None] | None = None) -> bool:
@@ -281,16 +279,16 @@ class Jobs:
         if on_rebuild is not None:
             on_rebuild()
         today = self.ctx.today()
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
-            await store.lock_ingest_exclusive(conn)
+        async with self.ctx.db.unit_of_work() as uow:
+            await store.lock_ingest_exclusive(uow.conn)
             if await boards.generation() is not None:
                 return False
-            students = await self.placement.resync_boards(conn, today)
+            students = await self.placement.resync_boards(uow.conn, today)
         log.warning("Redis had lost the boards: rebuilt them from Postgres (%d students)", students)
         return True
 
     async def prune_applied(self) -> int:
-        async with self.ctx.pool.acquire() as conn:
+        async with self.ctx.db.connection() as conn:
             return await store.prune_applied(conn, self.ctx.config.applied_events_retention_days)
 
 

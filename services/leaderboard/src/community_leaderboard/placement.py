@@ -3,12 +3,12 @@
 The ingest, a privacy change and the day's roll-over end the same way
 (`place`): load the profiles of the students concerned, apply the board moves
 the planner decides to the Redis boards, settle their badges, and add what to
-announce to the transaction's outbox events. The decisions are `planner.py`'s
+announce to the unit of work's events. The decisions are `planner.py`'s
 and `announcements.py`'s; this module does the I/O around them.
 
 Redis is not transactional with Postgres, so the board moves happen inside the
-transaction, just before commit, while the students' rows are locked (or
-written at the version read). `moving` opens such a transaction: if it fails,
+unit of work's transaction, just before commit, while the students' rows are locked (or
+written at the version read). `moving` opens such a unit of work: if it fails,
 the students' board entries are recomputed from the committed statistics
 (`repair`); if the process dies in between, the boards are rebuilt from
 Postgres at the next start. Either way the redelivered events move the
@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
+from community_shared.unit_of_work import UnitOfWork
 
 from community_leaderboard import announcements, planner, rules, store
 from community_leaderboard.announcements import Outgoing
@@ -50,22 +51,21 @@ class Placement:
         self.ctx = ctx
 
     @contextlib.asynccontextmanager
-    async def moving(self) -> AsyncIterator[tuple[asyncpg.Connection, Moves]]:
-        """A transaction that moves students on the boards: repaired from the
+    async def moving(self) -> AsyncIterator[tuple[UnitOfWork, Moves]]:
+        """A unit of work that moves students on the boards: repaired from the
         committed statistics if it fails; its boards noted as touched once it
         committed (or was repaired), so a first page rendered from then on sees
         what it did."""
         moves = Moves()
-        async with self.ctx.pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    yield conn, moves
-            except BaseException:
-                if moves.moved:
-                    await asyncio.shield(self.repair(moves.moved))
-                raise
-            finally:
-                self.ctx.first_pages.touch(moves.touched)
+        try:
+            async with self.ctx.db.unit_of_work() as uow:
+                yield uow, moves
+        except BaseException:
+            if moves.moved:
+                await asyncio.shield(self.repair(moves.moved))
+            raise
+        finally:
+            self.ctx.first_pages.touch(moves.touched)
 
     async def place(
         self,
@@ -147,7 +147,7 @@ class Placement:
         try:
             today = self.ctx.today()
             ids = sorted(set(users))
-            async with self.ctx.pool.acquire() as conn:
+            async with self.ctx.db.connection() as conn:
                 profiles = await store.load_profiles(conn, ids, today)
             await self.ctx.boards.apply(
                 planner.board_ops(ids, profiles, today, self.ctx.weights, everywhere=True)

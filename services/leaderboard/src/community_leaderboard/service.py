@@ -125,7 +125,8 @@ class LeaderboardService:
         A student no event has named yet takes the name of their token."""
         user_id = require_student(identity)
         today = self.ctx.today()
-        async with self.placement.moving() as (conn, moves):
+        async with self.placement.moving() as (uow, moves):
+            conn = uow.conn
             await store.lock_ingest_shared(conn)
             await store.ensure_student(conn, user_id)
             token_name = identity.name.strip()[:200] or None
@@ -148,7 +149,7 @@ class LeaderboardService:
                 everywhere=True,
                 defer_moves=await self.ctx.boards.has_pending(),
             )
-            await store.enqueue_events(conn, out)
+            uow.add(out)
         return choice
 
     # ------------------------------------------------------------------ events and jobs

@@ -22,8 +22,6 @@ from decimal import Decimal
 
 import asyncpg
 import msgspec
-from community_shared.events import Envelope, encode_envelope
-from community_shared.outbox import notify_channel
 
 from community_leaderboard import rowsql
 from community_leaderboard.rows import (
@@ -625,27 +623,7 @@ async def community_figures(conn: asyncpg.Connection, week_start: dt.date) -> Co
     )
 
 
-# --------------------------------------------------------------------------- outbox and meta
-
-
-async def enqueue_events(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, str]]) -> None:
-    """Write many (envelope, aggregate) pairs to this schema's outbox at once.
-
-    The same table and the same notification as `community_shared.outbox.enqueue`,
-    in one statement: a batch that moves hundreds of students enqueues hundreds
-    of `rank.changed` events.
-    """
-    if not events:
-        return
-    await conn.execute(
-        f"""INSERT INTO {S}.outbox (id, subject, aggregate, payload)
-            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])""",
-        [e.id for e, _ in events],
-        [e.type for e, _ in events],
-        [a for _, a in events],
-        [encode_envelope(e) for e, _ in events],
-    )
-    await conn.execute("SELECT pg_notify($1, '')", notify_channel(SCHEMA))
+# --------------------------------------------------------------------------- meta
 
 
 async def get_meta(conn: asyncpg.Connection, key: str) -> str | None:

@@ -108,7 +108,7 @@ class Views:
         board = rules.board_name(window, track)
         today = ctx.today()
         if sort == "name":
-            async with ctx.pool.acquire() as conn:
+            async with ctx.db.connection() as conn:
                 members = await store.board_by_name(
                     conn,
                     since=rules.window_start(window, today),
@@ -126,7 +126,7 @@ class Views:
             ranks = await ctx.boards.ranks(board, members)
         if not members:
             return BoardPage(items=[], total=total)
-        async with ctx.pool.acquire() as conn:
+        async with ctx.db.connection() as conn:
             profiles = await store.load_profiles(conn, members, today)
         return BoardPage(
             items=board_items(members, ranks, profiles, window, ctx.weights), total=total
@@ -138,7 +138,7 @@ class Views:
         weights = ctx.weights
         user_id = identity.user_id
         today = ctx.today()
-        async with ctx.pool.acquire() as conn:
+        async with ctx.db.connection() as conn:
             profile = (await store.load_profiles(conn, [user_id], today)).get(user_id)
             if profile is None:
                 choice = await store.get_privacy(conn, user_id)
@@ -151,7 +151,7 @@ class Views:
             first = max(rank - 3, 0)  # 0-based index of the highest neighbour above
             above_ids = await ctx.boards.page(rules.ALL_TIME_BOARD, "rank", first, rank - 1 - first)
             below_ids = await ctx.boards.page(rules.ALL_TIME_BOARD, "rank", rank, 2)
-            async with ctx.pool.acquire() as conn:
+            async with ctx.db.connection() as conn:
                 near = await store.load_profiles(conn, [*above_ids, *below_ids], today)
             above = [
                 board_item(near[u], "all", first + i + 1, weights)
@@ -190,7 +190,7 @@ class Views:
 
     async def stats(self) -> CommunityStats:
         today = self.ctx.today()
-        async with self.ctx.pool.acquire() as conn:
+        async with self.ctx.db.connection() as conn:
             figures = await store.community_figures(conn, today - dt.timedelta(days=6))
         return CommunityStats(
             total_students=figures.total_students,
@@ -202,7 +202,7 @@ class Views:
 
     async def activity(self, *, limit: int, cursor: str | None) -> ActivityPage:
         after = decode_cursor(cursor, TimeKey)
-        async with self.ctx.pool.acquire() as conn:
+        async with self.ctx.db.connection() as conn:
             rows = await store.recent_activity(
                 conn, limit=limit + 1, before=(after.at, after.id) if after else None
             )
@@ -236,7 +236,7 @@ class Views:
         everyone = {m for page in members.values() for m in page}
         profiles: dict[uuid.UUID, Profile] = {}
         if everyone:
-            async with ctx.pool.acquire() as conn:
+            async with ctx.db.connection() as conn:
                 profiles = await store.load_profiles(conn, everyone, today)
         return {
             board: board_items(
