@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 from community_shared.errors import Conflict
-from community_shared.events import decode_data, decode_envelope
+from community_shared.events import decode_data, decode_envelope, make_event
 from community_shared.ratelimit import Limit, RateLimitExceeded, SlidingWindowLimiter
 from community_shared.unit_of_work import Database
 
@@ -39,6 +39,25 @@ async def test_recorded_events_are_written_at_commit_in_order(
     envelope = decode_envelope(bytes(rows[0]["payload"]))
     assert envelope.id == first.id and envelope.source == "posts" and envelope.actor_id == actor
     assert decode_data(envelope, dict[str, int]) == {"n": 1}
+
+
+async def test_events_built_elsewhere_join_in_order_however_many(
+    db: asyncpg.Pool, outbox_schema: str
+) -> None:
+    database = Database(db, outbox_schema, "leaderboard")
+    built = [
+        (make_event("leaderboard.rank.changed", {"n": n}, source="leaderboard"), f"board:{n % 3}")
+        for n in range(500)
+    ]
+    async with database.unit_of_work() as uow:
+        uow.record("leaderboard.stats.updated", {"n": -1}, actor_id=None, aggregate="stats")
+        uow.add(built)
+    rows = await _outbox(db, outbox_schema)
+    assert len(rows) == 501
+    assert rows[0]["aggregate"] == "stats"
+    ids = [decode_envelope(bytes(r["payload"])).id for r in rows[1:]]
+    assert ids == [e.id for e, _ in built]
+    assert [r["aggregate"] for r in rows[1:]] == [a for _, a in built]
 
 
 async def test_a_failed_unit_of_work_writes_neither_change_nor_event(
