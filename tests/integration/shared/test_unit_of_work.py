@@ -46,7 +46,10 @@ async def test_events_built_elsewhere_join_in_order_however_many(
 ) -> None:
     database = Database(db, outbox_schema, "leaderboard")
     built = [
-        (make_event("leaderboard.rank.changed", {"n": n}, source="leaderboard"), f"board:{n % 3}")
+        (
+            make_event("leaderboard.rank.changed", {"n": n}, source="leaderboard", actor_id=None),
+            f"board:{n % 3}",
+        )
         for n in range(500)
     ]
     async with database.unit_of_work() as uow:
