@@ -4,8 +4,9 @@ The stalled client stops reading its socket at the raw level (a 4 KiB
 receive buffer, never read again). The gateway must close it with 4008 within
 the configured bound (a small one here), the 300 healthy clients' publish →
 frame latency must not suffer (the p99 of the median phase is compared with
-the same load without the stalled client: the aim is 20%, the assertion twice
-or 50 ms, see `P99_TARGET`), and once reconnected with `since` the stalled client has
+the same load without the stalled client: within 20% in the long form,
+`FAULTS_LONG=1` / `./run faults`, twice or 50 ms in the short one, see
+`P99_TARGET`), and once reconnected with `since` the stalled client has
 every `user:` event: none lost, none twice.
 
 The healthy clients run in a process of their own (`feedclients`), as real
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sys
 import time
 import uuid
@@ -33,9 +35,10 @@ from tests.conftest import make_user, open_ws
 from tests.faults.delivery import DomainEvents, Tally, fault_line, tally
 from tests.faults.rawws import RawWsClient
 
+LONG = os.environ.get("FAULTS_LONG") == "1"
 HEALTHY = 300
 ROUNDS = 6
-BATCHES = 2  # the second only when the first is inconclusive
+BATCHES = 3 if LONG else 2  # the next only when the ones before are inconclusive
 POSTS_PER_PHASE = 10
 # Below what the machine sustains (so p99 measures delivery, not a backlog
 # growing with the machine's other load).
@@ -48,12 +51,13 @@ CONFIG = GatewayConfig(outbound_bytes=64 * 1024, stall_seconds=2.0, close_timeou
 # check interval, the close timeout, and slack for a loaded machine.
 CLOSE_BOUND = 2.0 + CONFIG.stall_seconds + 0.5 + CONFIG.close_timeout + 2.0
 P99_TARGET = 1.20
-"""The aim: the median phase with a stalled client within 20% of one without
-(printed as `within_target`). On this shared two-core machine the phases' own
-noise from other processes exceeds 20%, so what is asserted is coarser."""
+"""The median phase with a stalled client within 20% of one without (printed
+as `within_target`; asserted in the long form, run on its own). Inside the
+whole suite, on a shared two-core machine, the phases' own noise from other
+processes exceeds 20%, so the short form asserts something coarser:"""
 P99_FACTOR, P99_SLACK = 2.0, 0.050
-"""Asserted: within twice the typical p99 or 50 ms more, whichever is more. A
-client that holds the others up (the defect: it was never closed) costs seconds."""
+"""within twice the typical p99 or 50 ms more, whichever is more. A client
+that holds the others up (the defect: it was never closed) costs seconds."""
 
 
 class FeedReaders:
@@ -134,6 +138,8 @@ async def latencies(readers: FeedReaders, tag: str, sent_at: dict[str, float]) -
 def allowed(baseline_phases: list[float]) -> float:
     """The most the median phase with a stalled client may take at its p99."""
     typical = median(baseline_phases)
+    if LONG:
+        return typical * P99_TARGET
     return max(typical * P99_FACTOR, typical + P99_SLACK)
 
 
