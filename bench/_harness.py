@@ -27,6 +27,53 @@ import websockets
 from websockets.asyncio.client import connect
 
 
+class Callgrind:
+    """Counting instructions of this process when it runs under callgrind.
+
+    Seconds on a shared machine move with whatever else runs; the instructions
+    a process executes for the same work do not. Run a script as
+
+        CALLGRIND_OUT=/tmp/x valgrind --tool=callgrind --instr-atstart=no \\
+            --callgrind-out-file=/tmp/x .venv/bin/python bench/<script>.py
+
+    and `count()` returns the instructions executed inside its block (0 when
+    not under callgrind: the script then only times)."""
+
+    def __init__(self) -> None:
+        self.out = os.environ.get("CALLGRIND_OUT", "")
+        try:
+            maps = open(f"/proc/{os.getpid()}/maps").read()  # noqa: SIM115
+        except OSError:
+            maps = ""
+        self.active = "vgpreload" in maps and bool(self.out)
+        self.dumps = 0
+
+    def _control(self, *args: str) -> None:
+        subprocess.run(
+            ["callgrind_control", *args, str(os.getpid())], check=True, stdout=subprocess.DEVNULL
+        )
+
+    @contextlib.contextmanager
+    def count(self) -> Iterator[list[int]]:
+        """`with callgrind.count() as counted:` ...; then `counted[0]` instructions."""
+        counted = [0]
+        if not self.active:
+            yield counted
+            return
+        self._control("-z")
+        self._control("-i", "on")
+        try:
+            yield counted
+        finally:
+            self._control("-i", "off")
+            self._control("-d")
+            self.dumps += 1
+            with open(f"{self.out}.{self.dumps}") as dump:
+                for line in dump:
+                    if line.startswith("totals:"):
+                        counted[0] = int(line.split()[1])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

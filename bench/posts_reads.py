@@ -33,12 +33,16 @@ import statistics
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any, cast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg
 import httpx
 import msgspec
 import nats
+from _harness import Callgrind
 from community_posts.app import create_app
 from community_shared.auth import issue_token
 from community_shared.pagination import encode_cursor
@@ -57,6 +61,9 @@ _DOMAIN_TEXT = (
 DOMAIN_WORDS = _DOMAIN_TEXT.split()
 VOCABULARY_SIZE = 2000
 SKEW = 2.2
+
+
+CALLGRIND = Callgrind()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -183,19 +190,21 @@ async def goals_responder(nc: Any, settings: Settings) -> Any:
 
 async def measure(
     client: httpx.AsyncClient, url: str, headers: dict[str, str] | None, requests: int
-) -> tuple[list[float], int]:
+) -> tuple[list[float], int, int]:
+    """Durations (ms), items on the page, instructions per request (under callgrind)."""
     durations: list[float] = []
     items = 0
     for _ in range(min(20, requests)):  # warm-up: plans, caches, pool
         await client.get(url, headers=headers)
-    for _ in range(requests):
-        started = time.perf_counter()
-        response = await client.get(url, headers=headers)
-        durations.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            raise RuntimeError(f"{url}: {response.status_code} {response.text}")
-        items = len(response.json().get("items", []))
-    return durations, items
+    with CALLGRIND.count() as counted:
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = await client.get(url, headers=headers)
+            durations.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"{url}: {response.status_code} {response.text}")
+            items = len(response.json().get("items", []))
+    return durations, items, counted[0] // requests
 
 
 async def main() -> None:
@@ -297,10 +306,12 @@ async def main() -> None:
                 ("floor: GET /health (no database)", "/health", None),
             ]
             transport = httpx.ASGITransport(app=cast(Any, app))  # ASGI typing differs
-            results: list[tuple[str, float, float, float, int]] = []
+            results: list[tuple[str, float, float, float, int, int]] = []
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 for label, url, headers in cases:
-                    durations, items = await measure(client, url, headers, args.requests)
+                    durations, items, instructions = await measure(
+                        client, url, headers, args.requests
+                    )
                     results.append(
                         (
                             label,
@@ -308,6 +319,7 @@ async def main() -> None:
                             percentile(durations, 99),
                             statistics.fmean(durations),
                             items,
+                            instructions,
                         )
                     )
     finally:
@@ -318,9 +330,15 @@ async def main() -> None:
     print()
     print(f"command: uv run python bench/{os.path.basename(__file__)} {' '.join(sys.argv[1:])}")
     print(f"{args.requests} sequential requests per row, in-process ASGI, times in ms")
+    if CALLGRIND.active:  # under callgrind the times are its, not the machine's
+        print("| request | instructions per request (this process) | items |")
+        print("|---|---|---|")
+        for label, *_, items, instructions in results:
+            print(f"| {label} | {instructions:,} | {items} |")
+        return
     print(f"| {'request':<44} | {'p50':>6} | {'p99':>6} | {'mean':>6} | items |")
     print(f"|{'-' * 46}|{'-' * 8}|{'-' * 8}|{'-' * 8}|-------|")
-    for label, p50, p99, mean, items in results:
+    for label, p50, p99, mean, items, _ in results:
         print(f"| {label:<44} | {p50:6.2f} | {p99:6.2f} | {mean:6.2f} | {items:5d} |")
 
 
