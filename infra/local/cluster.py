@@ -14,6 +14,9 @@ Ports (all shifted by `--port-offset`):
   `6321 + n` and monitoring on `8321 + n` (beside a NATS on 4222);
 - the load balancer listens on 8090: `ws://127.0.0.1:8090/ws`.
 
+The NATS stores and the HAProxy configuration are under `.run/`, or
+`.run/offset-N/` with `--port-offset N` (`state_dir`).
+
 Settings: `--nats-servers`, `--gateways`, `--instances` (or `CLUSTER_NATS_SERVERS`,
 `CLUSTER_GATEWAYS`, `CLUSTER_INSTANCES`); `NATS_STREAM_REPLICAS` (default: 3, or
 the number of servers if fewer); `NATS_URL` naming several servers uses that
@@ -241,6 +244,16 @@ def cluster_summary(
     if balancer_port is not None:
         lines.append(f"  {'load balancer':<14} ws://{host}:{balancer_port}/ws (HAProxy)")
     return "\n".join(lines)
+
+
+def state_dir(root: Path, port_offset: int) -> Path:
+    """Where a cluster keeps its NATS stores and HAProxy configuration.
+
+    A stack shifted by `--port-offset` gets a directory of its own: two
+    clusters side by side must not share a server's store (nor one cluster
+    inherit the other's streams).
+    """
+    return root / ".run" / (f"offset-{port_offset}" if port_offset else "")
 
 
 # --------------------------------------------------------------------------- I/O

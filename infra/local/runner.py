@@ -42,6 +42,8 @@ from infra.seed import ServiceUrls, seed, showcase_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Community Live is ready."
+BALANCER_READY_TIMEOUT = 15.0
+"""Seconds for HAProxy to pass `/ready` on to a gateway once every gateway is ready."""
 
 
 # --------------------------------------------------------------------------- the plan (pure)
@@ -365,7 +367,7 @@ async def start_nats_cluster(
         if binary is None:
             raise RuntimeError("nats-server is not installed (needed by --cluster)")
         servers = cluster.nats_servers(shape.nats_servers, port_offset)
-        store = ROOT / ".run" / "nats-cluster"
+        store = cluster.state_dir(ROOT, port_offset) / "nats-cluster"
         for server in servers:
             (store / server.name).mkdir(parents=True, exist_ok=True)
             argv = cluster.nats_argv(binary, server, servers, store)
@@ -385,13 +387,16 @@ async def start_balancer(
         say("HAProxy is not installed: no load balancer (clients use the gateways' own URLs)")
         return None
     port = cluster.BALANCER_PORT + port_offset
-    config = ROOT / ".run" / "haproxy.cfg"
+    config = cluster.state_dir(ROOT, port_offset) / "haproxy.cfg"
     config.parent.mkdir(parents=True, exist_ok=True)
     maxconn = cluster.balancer_maxconn(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     config.write_text(cluster.haproxy_config(f"127.0.0.1:{port}", ports, maxconn))
     child = await spawn("haproxy", [binary, "-W", "-db", "-f", str(config)], os.environ)
     stack.services.append(child)
     stack.watchers.append(asyncio.create_task(watch(child, stack, main)))
+    # "Ready" promises a balancer that takes connections and passes them on.
+    url = f"http://127.0.0.1:{port}/ready"
+    await wait_ready(url, "load balancer", time.monotonic() + BALANCER_READY_TIMEOUT, child)
     return port
 
 

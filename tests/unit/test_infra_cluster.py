@@ -120,3 +120,10 @@ def test_the_balancer_fits_the_file_limit() -> None:
     assert cluster.balancer_maxconn(20_000) == 9_950
     assert cluster.balancer_maxconn(1_048_576) == 10_000
     assert "maxconn 9950" in cluster.haproxy_config("127.0.0.1:8090", [], 9_950)
+
+
+def test_a_shifted_stack_keeps_its_stores_apart() -> None:
+    """Two clusters side by side (`--port-offset`) never share a NATS store."""
+    root = Path("/checkout")
+    assert cluster.state_dir(root, 0) == Path("/checkout/.run")
+    assert cluster.state_dir(root, 300) == Path("/checkout/.run/offset-300")

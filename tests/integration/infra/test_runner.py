@@ -6,7 +6,6 @@ Redis key prefix and ports, so it never touches another stack on this machine.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -15,17 +14,12 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
-import nats
 import pytest
-import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parents[3]
 READY = "Community Live is ready."
@@ -52,12 +46,15 @@ def seed_sections(output: str) -> dict[str, str]:
     return sections
 
 
-def free_port_offset() -> int:
-    """An offset whose component ports (and the demo page's) are all free."""
-    for offset in range(21_000, 40_000, 100):
-        ports = [p + offset for p in (*PORTS.values(), 8080)]
+def free_port_offset(
+    ports: Sequence[int] = (*PORTS.values(), 8080), offsets: range = range(21_000, 40_000, 100)
+) -> int:
+    """An offset at which every one of `ports` (by default the components' and the
+    demo page's) is free."""
+    for offset in offsets:
+        shifted = [p + offset for p in ports]
         try:
-            for port in ports:
+            for port in shifted:
                 with socket.socket() as probe:
                     probe.bind(("127.0.0.1", port))
         except OSError:
@@ -80,10 +77,10 @@ class RunningStack:
         return f"http://127.0.0.1:{port}{path}"
 
     def started(self) -> dict[str, int]:
-        """Component name -> pid, from the runner's "started <name> (pid N)" lines."""
+        """Process name -> pid, from the runner's "started <name> (pid N)" lines."""
         return {
             m[0]: int(m[1])
-            for m in re.findall(r"^started (\w+) \(pid (\d+)\)", self.output(), re.M)
+            for m in re.findall(r"^started ([\w-]+) \(pid (\d+)\)", self.output(), re.M)
         }
 
 
@@ -98,64 +95,32 @@ def alive(pid: int) -> bool:
     return True
 
 
-@pytest.fixture
-def isolation(infra: Any) -> Iterator[dict[str, str]]:
-    """The environment of a stack of its own; what it leaves behind is dropped after."""
-    run_id = uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{infra.admin_dsn}/cl_runner_{run_id}",
-        "NATS_URL": infra.nats_url,
-        "REDIS_URL": infra.redis_url,
-        "NATS_SUBJECT_PREFIX": f"r{run_id}.",
-        "REDIS_KEY_PREFIX": f"r{run_id}:",
-        "JWT_SECRET": "runner-test-secret-long-enough-for-hs256",
-        "LOG_LEVEL": "WARNING",
-        "OUTBOX_POLL_SECONDS": "0.5",
-    }
-    yield env
-    asyncio.run(_forget(env))
-
-
-async def _forget(env: dict[str, str]) -> None:
-    """Drop what a stack left: its database, streams and Redis keys."""
-    base, _, name = env["DATABASE_URL"].rpartition("/")
-    admin = await asyncpg.connect(f"{base}/postgres")
-    with contextlib.suppress(Exception):
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-    token = env["NATS_SUBJECT_PREFIX"].rstrip(".")
-    nc = await nats.connect(env["NATS_URL"])
-    js = nc.jetstream()
-    with contextlib.suppress(Exception):
-        for info in await js.streams_info():
-            if info.config.name and token in info.config.name:
-                await js.delete_stream(info.config.name)
-    await nc.drain()
-    client = aioredis.Redis.from_url(env["REDIS_URL"])
-    async for key in client.scan_iter(match=f"{env['REDIS_KEY_PREFIX']}*", count=1000):
-        await client.delete(key)
-    await client.aclose()
+RUNNER = (sys.executable, "-m", "infra.local.runner")
+"""`./run stack` without uv: the same module in this interpreter."""
 
 
 @contextlib.contextmanager
-def running_stack(env: dict[str, str], log: Path, offset: int) -> Iterator[RunningStack]:
-    """`./run stack` (the same module, without uv) as a subprocess; killed if still up at exit."""
+def running_stack(
+    env: dict[str, str], log: Path, offset: int, command: Sequence[str] = RUNNER
+) -> Iterator[RunningStack]:
+    """`command --port-offset N` as a subprocess in a process group of its own; that
+    group and every process the runner names are killed if still up at exit."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "infra.local.runner", "--port-offset", str(offset)],
+            [*command, "--port-offset", str(offset)],
             cwd=ROOT,
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     stack = RunningStack(process, log, offset)
     try:
         yield stack
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         for pid in stack.started().values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
