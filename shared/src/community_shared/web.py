@@ -649,6 +649,55 @@ def create_service_app(
     return app
 
 
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What a service is, declared once in its `app` module so that its app
+    factory and its `main` cannot disagree: the name (the settings' `service`,
+    the dependency its use cases are, the OpenAPI title), the default port,
+    the schema, the migrations and the routes."""
+
+    name: str
+    port: int
+    schema: str
+    migrations_dir: Path
+    route_handlers: Sequence[ControllerRouterHandler]
+
+    def settings(self) -> Settings:
+        """The settings from the environment, with this service's name and port."""
+        return Settings.from_env(self.name, self.port)
+
+    def app(
+        self,
+        settings: Settings | None,
+        *,
+        use_cases: Callable[[Runtime], Any],
+        uses_redis: bool = False,
+        on_nats_ready: Sequence[NatsHook] = (),
+        on_startup: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
+    ) -> Litestar:
+        """`create_service_app` for this service (`settings` None: from the
+        environment); `use_cases` builds the dependency named after it."""
+        return create_service_app(
+            settings or self.settings(),
+            schema=self.schema,
+            migrations_dir=self.migrations_dir,
+            route_handlers=self.route_handlers,
+            title=f"Community Live — {self.name}",
+            uses_redis=uses_redis,
+            on_nats_ready=on_nats_ready,
+            on_startup=on_startup,
+            services={self.name: use_cases},
+        )
+
+    def entry_point(self, app_factory: Callable[[Settings], Litestar]) -> Callable[[], None]:
+        """The module's `main`: `run` the app with the settings from the environment."""
+
+        def main() -> None:
+            run(app_factory, self.settings())
+
+        return main
+
+
 def _service_provider(name: str) -> Callable[[State], Any]:
     def provide(state: State) -> Any:
         return runtime_of(state).services[name]
