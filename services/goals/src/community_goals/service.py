@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from community_shared import rpc
 from community_shared.access import require_moderator, require_user
 from community_shared.auth import Identity
 from community_shared.errors import Conflict, InvalidInput, NotFound
@@ -425,6 +426,6 @@ class GoalsService:
 
     # ----------------------------------------------------------------------- rpc
 
-    async def rpc_profile(self, user_id: uuid.UUID) -> ev.ProfileReply | None:
+    async def rpc_profile(self, user_id: uuid.UUID) -> rpc.ProfileReply | None:
         row = await store.fetch_rpc_profile(self.db.pool, user_id)
         return None if row is None else views.rpc_profile(row)
