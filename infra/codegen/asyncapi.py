@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 from community_gateway import contract
-from community_goals import events as goals_events
+from community_shared import rpc
 
 from infra.codegen import yaml_text
 from infra.codegen.schemas import (
@@ -30,9 +30,9 @@ from infra.codegen.schemas import (
 )
 
 RPC: dict[str, tuple[type[msgspec.Struct], list[type[msgspec.Struct]], str]] = {
-    goals_events.RPC_PROFILE: (
-        goals_events.ProfileRequest,
-        [goals_events.ProfileReply, goals_events.RpcError],
+    rpc.RPC_GOALS_PROFILE: (
+        rpc.ProfileRequest,
+        [rpc.ProfileReply, rpc.RpcError],
         "A student's track, current goal and revenue, for other services (money as strings). "
         "The error is `not_found` (no goals profile), `bad_request` or `unavailable`.",
     ),

@@ -19,6 +19,7 @@ This module only moves data; which of it a client may see is decided by
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import uuid
 
@@ -49,15 +50,17 @@ DIRECT_READS = 16
 """History shorter than this is read message by message; longer, through a consumer."""
 
 
+@dataclasses.dataclass(eq=False)
 class ChannelStore:
     """Reads and writes of channel histories for one gateway instance."""
 
-    def __init__(self, js: JetStreamContext, settings: Settings, config: GatewayConfig) -> None:
-        self.js = js
-        self.settings = settings
-        self.config = config
-        self.channels_stream = settings.stream_name(CHANNELS_STREAM)
-        self.inbox_stream = settings.stream_name(INBOX_STREAM)
+    js: JetStreamContext
+    settings: Settings
+    config: GatewayConfig
+
+    def __post_init__(self) -> None:
+        self.channels_stream = self.settings.stream_name(CHANNELS_STREAM)
+        self.inbox_stream = self.settings.stream_name(INBOX_STREAM)
 
     # -- set-up -------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from community_shared.settings import Settings
-from community_shared.web import Runtime, create_service_app, run
+from community_shared.web import Runtime, ServiceDefinition
 from litestar import Litestar
 
 from community_goals import events as ev
@@ -14,6 +14,7 @@ from community_goals.routes import GoalsController
 from community_goals.service import SCHEMA, GoalsService
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+GOALS = ServiceDefinition("goals", 8003, SCHEMA, MIGRATIONS, route_handlers=[GoalsController])
 
 
 def goals_service(runtime: Runtime) -> GoalsService:
@@ -22,20 +23,10 @@ def goals_service(runtime: Runtime) -> GoalsService:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or Settings.from_env("goals", 8003)
-    return create_service_app(
-        settings,
-        schema=SCHEMA,
-        migrations_dir=MIGRATIONS,
-        route_handlers=[GoalsController],
-        title="Community Live — goals",
-        services={"goals": goals_service},
-        on_nats_ready=[profile_responder],
-    )
+    return GOALS.app(settings, use_cases=goals_service, on_nats_ready=[profile_responder])
 
 
-def main() -> None:
-    run(create_app, Settings.from_env("goals", 8003))
+main = GOALS.entry_point(create_app)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 
 import msgspec
+from community_shared import rpc
 from community_shared.metrics import DEPENDENCY_ERRORS
 from community_shared.web import Runtime
 from nats.aio.msg import Msg
 
-from community_goals import events as ev
 from community_goals.service import GoalsService
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 QUEUE_GROUP = "goals"
 
 _encoder = msgspec.json.Encoder()
-_request_decoder = msgspec.json.Decoder(ev.ProfileRequest)
+_request_decoder = msgspec.json.Decoder(rpc.ProfileRequest)
 
 
 async def answer_profile(service: GoalsService, payload: bytes) -> bytes:
@@ -33,15 +33,15 @@ async def answer_profile(service: GoalsService, payload: bytes) -> bytes:
     try:
         request = _request_decoder.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return _encoder.encode(ev.RpcError(error="bad_request"))
+        return _encoder.encode(rpc.RpcError(error="bad_request"))
     try:
         profile = await service.rpc_profile(request.user_id)
     except Exception:
         log.warning("rpc.goals.profile: database unavailable", exc_info=True)
         DEPENDENCY_ERRORS.labels(dependency="postgres", operation="rpc.goals.profile").inc()
-        return _encoder.encode(ev.RpcError(error="unavailable"))
+        return _encoder.encode(rpc.RpcError(error="unavailable"))
     if profile is None:
-        return _encoder.encode(ev.RpcError(error="not_found"))
+        return _encoder.encode(rpc.RpcError(error="not_found"))
     return _encoder.encode(profile)
 
 
@@ -56,7 +56,7 @@ async def profile_responder(runtime: Runtime) -> None:
             await msg.respond(reply)
 
     subscription = await runtime.nats.subscribe(
-        runtime.settings.subject(ev.RPC_PROFILE), queue=QUEUE_GROUP, cb=on_request
+        runtime.settings.subject(rpc.RPC_GOALS_PROFILE), queue=QUEUE_GROUP, cb=on_request
     )
 
     async def unsubscribe() -> None:

@@ -12,20 +12,17 @@ import datetime as dt
 import uuid
 
 import msgspec
+from community_shared.subjects import GOAL_ASSIGNED as GOAL_ASSIGNED
+from community_shared.subjects import GOAL_COMPLETED as GOAL_COMPLETED
+from community_shared.subjects import GOAL_REJECTED as GOAL_REJECTED
+from community_shared.subjects import GOAL_REQUESTED as GOAL_REQUESTED
+from community_shared.subjects import STORY_CREATED as STORY_CREATED
+from community_shared.subjects import STORY_PUBLISHED as STORY_PUBLISHED
+from community_shared.subjects import SUBMISSION_APPROVED as SUBMISSION_APPROVED
+from community_shared.subjects import SUBMISSION_CREATED as SUBMISSION_CREATED
+from community_shared.subjects import SUBMISSION_REJECTED as SUBMISSION_REJECTED
 
 SOURCE = "goals"
-
-GOAL_REQUESTED = "goals.goal.requested"
-GOAL_ASSIGNED = "goals.goal.assigned"
-GOAL_REJECTED = "goals.goal.rejected"
-GOAL_COMPLETED = "goals.goal.completed"
-SUBMISSION_CREATED = "goals.submission.created"
-SUBMISSION_APPROVED = "goals.submission.approved"
-SUBMISSION_REJECTED = "goals.submission.rejected"
-STORY_CREATED = "goals.story.created"
-STORY_PUBLISHED = "goals.story.published"
-
-RPC_PROFILE = "rpc.goals.profile"
 
 
 class GoalRequested(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,23 +125,6 @@ class StoryPublished(msgspec.Struct, frozen=True, kw_only=True):
     title: str
     published_at: dt.datetime
     anonymous: bool
-
-
-class ProfileRequest(msgspec.Struct, frozen=True, kw_only=True):
-    user_id: uuid.UUID
-
-
-class ProfileReply(msgspec.Struct, frozen=True, kw_only=True):
-    user_id: uuid.UUID
-    track: str | None
-    goal_slug: str | None
-    goal_name: str | None
-    total_revenue_earned: str
-    current_mrr: str
-
-
-class RpcError(msgspec.Struct, frozen=True, kw_only=True):
-    error: str
 
 
 CATALOGUE: dict[str, type[msgspec.Struct]] = {

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, parse_limit
-from community_shared.web import ANYONE, MODERATORS, STUDENTS, Caller, Idempotency, PathId, answers
+from community_shared.pagination import Page
+from community_shared.web import (
+    ANYONE,
+    MODERATORS,
+    STUDENTS,
+    Caller,
+    Idempotency,
+    PageQuery,
+    PathId,
+    answers,
+)
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -71,10 +80,9 @@ class GoalsController(Controller):
         self,
         identity: Caller,
         goals: Goals,
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
+        page: PageQuery,
     ) -> Page[SubmissionOut]:
-        return await goals.my_submissions(identity, cursor=cursor, limit=parse_limit(limit))
+        return await goals.my_submissions(identity, cursor=page.cursor, limit=page.limit)
 
     # ------------------------------------------------------------------- instructors
 
@@ -83,12 +91,12 @@ class GoalsController(Controller):
         self,
         identity: Caller,
         goals: Goals,
+        *,
         status: ReviewStatus = "pending",
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
+        page: PageQuery,
     ) -> Page[ReviewOut]:
         return await goals.list_reviews(
-            identity, status=status, cursor=cursor, limit=parse_limit(limit)
+            identity, status=status, cursor=page.cursor, limit=page.limit
         )
 
     @post(
@@ -139,12 +147,12 @@ class GoalsController(Controller):
         self,
         identity: Caller,
         goals: Goals,
+        *,
         status: Literal["published", "pending"] = "published",
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
+        page: PageQuery,
     ) -> Page[StoryPublicOut] | Page[StoryOut]:
         return await goals.stories(
-            identity, pending=status == "pending", cursor=cursor, limit=parse_limit(limit)
+            identity, pending=status == "pending", cursor=page.cursor, limit=page.limit
         )
 
     @post(

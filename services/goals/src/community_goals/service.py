@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from community_shared import rpc
 from community_shared.access import require_moderator, require_user
 from community_shared.auth import Identity
 from community_shared.errors import Conflict, InvalidInput, NotFound
@@ -73,7 +74,7 @@ async def _refuse_if_pending(conn: asyncpg.Connection, student_id: uuid.UUID) ->
         raise Conflict(f"a {what} is already waiting for review")
 
 
-async def _insert_review(conn: asyncpg.Connection, **values: Any) -> dt.datetime:
+async def _insert_review(conn: asyncpg.Connection, **values: Any) -> asyncpg.Record:
     try:
         return await store.insert_review(conn, **values)
     except asyncpg.UniqueViolationError as exc:  # the student lock makes this a backstop
@@ -161,7 +162,7 @@ class GoalsService:
             if student["current_goal_id"] == catalog.id_of(goal):
                 raise Conflict(f"{goal.slug} is already your goal")
             review_id = uuid.uuid4()
-            created_at = await _insert_review(
+            review = await _insert_review(
                 uow.conn,
                 review_id=review_id,
                 kind="goal_request",
@@ -175,7 +176,7 @@ class GoalsService:
                 track=goal.track,
                 goal_slug=goal.slug,
                 goal_name=goal.name,
-                created_at=created_at,
+                created_at=review["created_at"],
             )
             approvals.record(uow, ev.GOAL_REQUESTED, requested, student_id, student_id)
             profile = await self._profile(uow.conn, student_id)
@@ -200,7 +201,7 @@ class GoalsService:
                 raise Conflict("an active goal is required to submit revenue")
             goal = catalog.by_id(student["current_goal_id"])
             review_id = uuid.uuid4()
-            created_at = await _insert_review(
+            review = await _insert_review(
                 uow.conn,
                 review_id=review_id,
                 kind="revenue_submission",
@@ -219,20 +220,10 @@ class GoalsService:
                 amount=views.money(amount),
                 proof_url=proof_url,
                 note=note,
-                created_at=created_at,
+                created_at=review["created_at"],
             )
             approvals.record(uow, ev.SUBMISSION_CREATED, created, student_id, student_id)
-            submission = SubmissionOut(
-                id=review_id,
-                goal_slug=goal.slug,
-                amount=views.money(amount),
-                proof_url=proof_url,
-                note=note,
-                status="pending",
-                created_at=created_at,
-                reviewed_at=None,
-                rejection_reason=None,
-            )
+            submission = views.submission(catalog, review)
             await uow.remember(idempotency, submission)
         return submission
 
@@ -425,6 +416,6 @@ class GoalsService:
 
     # ----------------------------------------------------------------------- rpc
 
-    async def rpc_profile(self, user_id: uuid.UUID) -> ev.ProfileReply | None:
+    async def rpc_profile(self, user_id: uuid.UUID) -> rpc.ProfileReply | None:
         row = await store.fetch_rpc_profile(self.db.pool, user_id)
         return None if row is None else views.rpc_profile(row)

@@ -192,15 +192,16 @@ async def insert_review(
     amount: Decimal | None = None,
     proof_url: str | None = None,
     note: str | None = None,
-) -> dt.datetime:
-    """Insert a pending review; return its `created_at`.
+) -> Record:
+    """Insert a pending review; return it as a submission is answered (`views.submission`).
 
     Raises asyncpg.UniqueViolationError when the student already has one pending.
     """
-    created_at: dt.datetime = await conn.fetchval(
+    row: Record = await conn.fetchrow(
         """INSERT INTO goals.reviews (id, kind, student_id, goal_id, amount, proof_url, note)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
-           RETURNING created_at""",
+           RETURNING id, goal_id, amount, proof_url, note, status, created_at, reviewed_at,
+                     rejection_reason""",
         review_id,
         kind,
         student_id,
@@ -209,7 +210,7 @@ async def insert_review(
         proof_url,
         note,
     )
-    return created_at
+    return row
 
 
 async def fetch_review(conn: asyncpg.Connection, review_id: uuid.UUID) -> Record | None:

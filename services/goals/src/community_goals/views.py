@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import cast
 
 import asyncpg
+from community_shared import rpc
 from community_shared.money import format_money
 
 from community_goals import events as ev
@@ -210,8 +211,8 @@ def story(row: asyncpg.Record) -> StoryOut:
     )
 
 
-def rpc_profile(row: asyncpg.Record) -> ev.ProfileReply:
-    return ev.ProfileReply(
+def rpc_profile(row: asyncpg.Record) -> rpc.ProfileReply:
+    return rpc.ProfileReply(
         user_id=row["id"],
         track=row["track"],
         goal_slug=row["goal_slug"],

@@ -15,30 +15,30 @@ import datetime as dt
 import uuid
 
 import msgspec
+from community_shared.subjects import GOAL_ASSIGNED as GOAL_ASSIGNED
+from community_shared.subjects import GOAL_COMPLETED as GOAL_COMPLETED
+from community_shared.subjects import GOAL_REJECTED as GOAL_REJECTED
+from community_shared.subjects import GOAL_REQUESTED as GOAL_REQUESTED
+from community_shared.subjects import POST_CREATED as POST_CREATED
+from community_shared.subjects import POST_DELETED as POST_DELETED
+from community_shared.subjects import POST_LIKED as POST_LIKED
+from community_shared.subjects import POST_PINNED as POST_PINNED
+from community_shared.subjects import POST_UNLIKED as POST_UNLIKED
+from community_shared.subjects import POST_UNPINNED as POST_UNPINNED
+from community_shared.subjects import POST_UPDATED as POST_UPDATED
+from community_shared.subjects import REPLY_CREATED as REPLY_CREATED
+from community_shared.subjects import REPLY_DELETED as REPLY_DELETED
+from community_shared.subjects import REPLY_UPDATED as REPLY_UPDATED
+from community_shared.subjects import STORY_PUBLISHED as STORY_PUBLISHED
+from community_shared.subjects import SUBMISSION_APPROVED as SUBMISSION_APPROVED
+from community_shared.subjects import SUBMISSION_CREATED as SUBMISSION_CREATED
+from community_shared.subjects import SUBMISSION_REJECTED as SUBMISSION_REJECTED
 
 from community_leaderboard.schemas import BoardItem
 
 SOURCE = "leaderboard"
 
-# consumed
-POST_CREATED = "posts.post.created"
-POST_UPDATED = "posts.post.updated"
-POST_PINNED = "posts.post.pinned"
-POST_UNPINNED = "posts.post.unpinned"
-POST_DELETED = "posts.post.deleted"
-POST_LIKED = "posts.post.liked"
-POST_UNLIKED = "posts.post.unliked"
-REPLY_CREATED = "posts.reply.created"
-REPLY_UPDATED = "posts.reply.updated"
-REPLY_DELETED = "posts.reply.deleted"
-GOAL_REQUESTED = "goals.goal.requested"
-GOAL_ASSIGNED = "goals.goal.assigned"
-GOAL_REJECTED = "goals.goal.rejected"
-GOAL_COMPLETED = "goals.goal.completed"
-SUBMISSION_CREATED = "goals.submission.created"
-SUBMISSION_APPROVED = "goals.submission.approved"
-SUBMISSION_REJECTED = "goals.submission.rejected"
-STORY_PUBLISHED = "goals.story.published"
+# consumed (besides the posts and goals subjects above)
 VIDEO_WATCHED = "learning.video.watched"
 TASK_ASSIGNED = "learning.task.assigned"
 TASK_COMPLETED = "learning.task.completed"

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from community_shared.settings import Settings
-from community_shared.web import Runtime, create_service_app, run
+from community_shared.web import Runtime, ServiceDefinition
 from litestar import Litestar
 
 from community_notifications.config import NotificationsConfig
@@ -17,12 +17,14 @@ from community_notifications.webpush import PushSender
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 NAME = "notifications"
+NOTIFICATIONS = ServiceDefinition(
+    NAME, 8005, SCHEMA, MIGRATIONS, route_handlers=[NotificationsController]
+)
 
 
 def create_app(
     settings: Settings | None = None, config: NotificationsConfig | None = None
 ) -> Litestar:
-    settings = settings or Settings.from_env(NAME, 8005)
     config = config or NotificationsConfig.from_env()
 
     # NATS may answer before the start-up hook has loaded the key: intake waits for it.
@@ -48,21 +50,16 @@ def create_app(
         delivery: Delivery = runtime.services["delivery"]
         delivery.start_intake()
 
-    return create_service_app(
+    return NOTIFICATIONS.app(
         settings,
-        schema=SCHEMA,
-        migrations_dir=MIGRATIONS,
-        route_handlers=[NotificationsController],
-        title="Community Live — notifications",
+        use_cases=notifications_service,
         uses_redis=True,
-        services={NAME: notifications_service},
         on_startup=[start_sending],
         on_nats_ready=[start_intake],
     )
 
 
-def main() -> None:
-    run(create_app, Settings.from_env(NAME, 8005))
+main = NOTIFICATIONS.entry_point(create_app)
 
 
 if __name__ == "__main__":

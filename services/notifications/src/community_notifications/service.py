@@ -14,6 +14,7 @@ from community_shared.auth import Identity
 from community_shared.errors import InvalidInput, NotFound
 from community_shared.idempotency import IdempotencyKey
 from community_shared.pagination import TimeKey, decode_cursor, keyset_page
+from community_shared.rows import from_row
 from community_shared.unit_of_work import Database
 from community_shared.web import Runtime
 
@@ -61,16 +62,6 @@ async def load_signer(runtime: Runtime, config: NotificationsConfig) -> VapidSig
     return VapidSigner(key, config.vapid_subject)
 
 
-def _subscription_out(row: store.Row) -> SubscriptionOut:
-    return SubscriptionOut(
-        id=row["id"],
-        endpoint=row["endpoint"],
-        user_agent=row["user_agent"],
-        created_at=row["created_at"],
-        last_used_at=row["last_used_at"],
-    )
-
-
 class NotificationsService:
     def __init__(self, db: Database, config: NotificationsConfig) -> None:
         self.db = db
@@ -109,7 +100,7 @@ class NotificationsService:
                 auth=data.keys.auth,
                 user_agent=data.user_agent,
             )
-            out = _subscription_out(row)
+            out = from_row(SubscriptionOut, row)
             await uow.remember(idempotency, out, status_code=201 if created else 200)
         return out, created
 
@@ -121,7 +112,9 @@ class NotificationsService:
         async with self.db.connection() as conn:
             rows = await store.list_subscriptions(conn, user_id, after, limit + 1)
         kept, next_cursor = keyset_page(rows, limit, lambda r: TimeKey(r["created_at"], r["id"]))
-        return SubscriptionPage(items=[_subscription_out(r) for r in kept], next_cursor=next_cursor)
+        return SubscriptionPage(
+            items=[from_row(SubscriptionOut, r) for r in kept], next_cursor=next_cursor
+        )
 
     async def delete_subscription(self, identity: Identity, subscription_id: uuid.UUID) -> None:
         """Another user's subscription is 404 like a missing one: its existence does not leak."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from community_shared.settings import Settings
-from community_shared.web import Runtime, create_service_app, run
+from community_shared.web import Runtime, ServiceDefinition
 from litestar import Litestar
 
 from community_posts import events as ev
@@ -16,6 +16,9 @@ from community_posts.store import SCHEMA
 from community_posts.taglines import TaglineDirectory
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+POSTS = ServiceDefinition(
+    "posts", 8001, SCHEMA, MIGRATIONS, route_handlers=[PostsController, ReportsController]
+)
 
 
 def posts_service(runtime: Runtime) -> PostsService:
@@ -27,21 +30,15 @@ def posts_service(runtime: Runtime) -> PostsService:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or Settings.from_env("posts", 8001)
-    return create_service_app(
+    return POSTS.app(
         settings,
-        schema=SCHEMA,
-        migrations_dir=MIGRATIONS,
-        route_handlers=[PostsController, ReportsController],
-        title="Community Live — posts",
+        use_cases=posts_service,
         uses_redis=True,
-        services={"posts": posts_service},
         on_nats_ready=[tagline_evictions],
     )
 
 
-def main() -> None:
-    run(create_app, Settings.from_env("posts", 8001))
+main = POSTS.entry_point(create_app)
 
 
 if __name__ == "__main__":

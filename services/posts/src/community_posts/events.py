@@ -13,28 +13,26 @@ import uuid
 from typing import Final
 
 import msgspec
+from community_shared.subjects import GOAL_ASSIGNED, GOAL_COMPLETED
+from community_shared.subjects import POST_CREATED as POST_CREATED
+from community_shared.subjects import POST_DELETED as POST_DELETED
+from community_shared.subjects import POST_LIKED as POST_LIKED
+from community_shared.subjects import POST_PINNED as POST_PINNED
+from community_shared.subjects import POST_UNLIKED as POST_UNLIKED
+from community_shared.subjects import POST_UNPINNED as POST_UNPINNED
+from community_shared.subjects import POST_UPDATED as POST_UPDATED
+from community_shared.subjects import REPLY_CREATED as REPLY_CREATED
+from community_shared.subjects import REPLY_DELETED as REPLY_DELETED
+from community_shared.subjects import REPLY_UPDATED as REPLY_UPDATED
+from community_shared.subjects import REPORT_CREATED as REPORT_CREATED
+from community_shared.subjects import REPORT_RESOLVED as REPORT_RESOLVED
 
 from community_posts.rules import DeleteReason, ReportReason, ResolveAction, Role, Visibility
 
 SOURCE: Final = "posts"
 
-POST_CREATED: Final = "posts.post.created"
-POST_UPDATED: Final = "posts.post.updated"
-POST_DELETED: Final = "posts.post.deleted"
-POST_PINNED: Final = "posts.post.pinned"
-POST_UNPINNED: Final = "posts.post.unpinned"
-POST_LIKED: Final = "posts.post.liked"
-POST_UNLIKED: Final = "posts.post.unliked"
-REPLY_CREATED: Final = "posts.reply.created"
-REPLY_UPDATED: Final = "posts.reply.updated"
-REPLY_DELETED: Final = "posts.reply.deleted"
-REPORT_CREATED: Final = "posts.report.created"
-REPORT_RESOLVED: Final = "posts.report.resolved"
-
 # Goals events after which an author's tagline may have changed (cache eviction).
-GOALS_TAGLINE_CHANGES: Final = ("goals.goal.assigned", "goals.goal.completed")
-# Request/reply subject of the goals service's profile lookup.
-RPC_GOALS_PROFILE: Final = "rpc.goals.profile"
+GOALS_TAGLINE_CHANGES: Final = (GOAL_ASSIGNED, GOAL_COMPLETED)
 
 
 class AuthorRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,10 +128,6 @@ class GoalsStudentRef(msgspec.Struct, frozen=True):
     """The part of a goals event the tagline cache needs (whose goal changed)."""
 
     student_id: uuid.UUID
-
-
-class GoalsProfileRequest(msgspec.Struct, frozen=True):
-    user_id: uuid.UUID
 
 
 class GoalsProfileReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -113,9 +113,7 @@ class PostsService:
             row = await store.insert_post(
                 uow.conn,
                 post_id=uuid.uuid4(),
-                author_id=user_id,
-                author_name=viewer.name,
-                author_role=viewer.role,
+                author=store.Author(user_id, viewer.name, viewer.role),
                 content=text,
                 visibility=visibility,
             )
@@ -272,9 +270,7 @@ class PostsService:
                 reply_id=uuid.uuid4(),
                 post_id=post_id,
                 reply_to_id=reply_to_id,
-                author_id=user_id,
-                author_name=viewer.name,
-                author_role=viewer.role,
+                author=store.Author(user_id, viewer.name, viewer.role),
                 content=text,
             )
             count = await store.add_to_replies_count(uow.conn, post_id, +1)

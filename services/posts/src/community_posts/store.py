@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Final
+from typing import Final, NamedTuple
 
 import asyncpg
 import msgspec
@@ -30,6 +30,14 @@ _REPLY = (
 )
 
 
+class Author(NamedTuple):
+    """Who writes a post or a reply, kept with it as of writing (name and role)."""
+
+    id: uuid.UUID
+    name: str
+    role: str
+
+
 class FeedKey(msgspec.Struct, frozen=True, array_like=True):
     """Where a feed page ends: the sort key of its last post (the cursor)."""
 
@@ -45,9 +53,7 @@ async def insert_post(
     conn: asyncpg.Connection,
     *,
     post_id: uuid.UUID,
-    author_id: uuid.UUID,
-    author_name: str,
-    author_role: str,
+    author: Author,
     content: str,
     visibility: str,
 ) -> asyncpg.Record:
@@ -56,9 +62,9 @@ async def insert_post(
             VALUES ($1, $2, $3, $4, $5, $6)
             RETURNING {_POST}""",
         post_id,
-        author_id,
-        author_name,
-        author_role,
+        author.id,
+        author.name,
+        author.role,
         content,
         visibility,
     )
@@ -255,9 +261,7 @@ async def insert_reply(
     reply_id: uuid.UUID,
     post_id: uuid.UUID,
     reply_to_id: uuid.UUID | None,
-    author_id: uuid.UUID,
-    author_name: str,
-    author_role: str,
+    author: Author,
     content: str,
 ) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
@@ -268,9 +272,9 @@ async def insert_reply(
         reply_id,
         post_id,
         reply_to_id,
-        author_id,
-        author_name,
-        author_role,
+        author.id,
+        author.name,
+        author.role,
         content,
     )
     return row

@@ -29,10 +29,11 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 from community_shared.metrics import DEPENDENCY_ERRORS
+from community_shared.rpc import RPC_GOALS_PROFILE, ProfileRequest
 from community_shared.settings import Settings
 from nats.aio.client import Client as NATS
 
-from community_posts.events import RPC_GOALS_PROFILE, GoalsProfileReply, GoalsProfileRequest
+from community_posts.events import GoalsProfileReply
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class TaglineDirectory:
         evictions = self._evictions
         try:
             msg = await nc.request(
-                self._subject, _encode(GoalsProfileRequest(user_id=user_id)), timeout=self._timeout
+                self._subject, _encode(ProfileRequest(user_id=user_id)), timeout=self._timeout
             )
             reply = _decode_reply(msg.data)
         except Exception as exc:  # timeout, no responders, bad reply: show no tagline

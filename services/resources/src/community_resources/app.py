@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from community_shared.settings import Settings
-from community_shared.web import Runtime, create_service_app, run
+from community_shared.web import Runtime, ServiceDefinition
 from litestar import Litestar
 
 from community_resources import events, service
@@ -23,6 +23,9 @@ from community_resources.routes import ResourceController
 SCHEMA = service.SCHEMA
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 DEFAULT_PORT = 8002
+RESOURCES = ServiceDefinition(
+    "resources", DEFAULT_PORT, SCHEMA, MIGRATIONS, route_handlers=[ResourceController]
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +63,12 @@ def resources_service(runtime: Runtime) -> service.ResourcesService:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or Settings.from_env("resources", DEFAULT_PORT)
-    return create_service_app(
-        settings,
-        schema=SCHEMA,
-        migrations_dir=MIGRATIONS,
-        route_handlers=[ResourceController],
-        title="Community Live — resources",
-        services={"resources": resources_service},
-        on_startup=[start_popularity_window],
+    return RESOURCES.app(
+        settings, use_cases=resources_service, on_startup=[start_popularity_window]
     )
 
 
-def main() -> None:
-    run(create_app, Settings.from_env("resources", DEFAULT_PORT))
+main = RESOURCES.entry_point(create_app)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from community_shared.auth import Identity
 from community_shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from community_shared.events import utcnow
 from community_shared.idempotency import IdempotencyKey
+from community_shared.rows import from_row
 from community_shared.unit_of_work import Database, UnitOfWork
 from msgspec import UNSET
 from prometheus_client import Counter
@@ -101,7 +102,6 @@ class ResourcesService:
         idempotency: IdempotencyKey | None = None,
     ) -> ResourceOut:
         author_id = require_moderator(identity)
-        values = msgspec.structs.asdict(body)
         resource_id = uuid.uuid4()
         async with self.db.unit_of_work() as uow:
             await uow.claim(idempotency)
@@ -109,8 +109,7 @@ class ResourcesService:
                 uow.conn,
                 resource_id=resource_id,
                 created_by=author_id,
-                values=values,
-                publish=body.publish,
+                values=msgspec.structs.asdict(body),
             )
             threshold = await popularity_threshold(uow.conn)
             now = utcnow()
@@ -226,16 +225,12 @@ class ResourcesService:
                 uow.conn,
                 link_id=uuid.uuid4(),
                 resource_id=resource_id,
-                entity_type=body.entity_type,
-                entity_id=body.entity_id,
-                timestamp_seconds=body.timestamp_seconds,
-                label=body.label,
-                display_order=body.display_order,
                 created_by=moderator_id,
+                values=msgspec.structs.asdict(body),
             )
             if row is None:
                 raise Conflict("the resource is already linked to this entity")
-            link = views.link_created(row)
+            link = from_row(LinkCreated, row)
             await uow.remember(idempotency, link)
         return link
 

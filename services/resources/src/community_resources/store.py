@@ -66,8 +66,9 @@ async def insert_resource(
     resource_id: uuid.UUID,
     created_by: uuid.UUID,
     values: dict[str, Any],
-    publish: bool,
 ) -> asyncpg.Record:
+    """A new resource from the fields of its `CreateResource` (`values`), published
+    now if `values["publish"]`."""
     row: asyncpg.Record = await conn.fetchrow(
         f"""
         INSERT INTO resources.resources AS r (
@@ -96,7 +97,7 @@ async def insert_resource(
         values["source_id"],
         values["is_featured"],
         created_by,
-        publish,
+        values["publish"],
     )
     return row
 
@@ -319,14 +320,11 @@ async def insert_link(
     *,
     link_id: uuid.UUID,
     resource_id: uuid.UUID,
-    entity_type: str,
-    entity_id: uuid.UUID,
-    timestamp_seconds: int | None,
-    label: str | None,
-    display_order: int,
     created_by: uuid.UUID,
+    values: dict[str, Any],
 ) -> asyncpg.Record | None:
-    """The new link, or None when the resource is already linked to that entity."""
+    """The new link, from the fields of its `CreateLink` (`values`), or None when
+    the resource is already linked to that entity."""
     row: asyncpg.Record | None = await conn.fetchrow(
         """
         INSERT INTO resources.links (id, resource_id, entity_type, entity_id, timestamp_seconds,
@@ -338,11 +336,11 @@ async def insert_link(
         """,
         link_id,
         resource_id,
-        entity_type,
-        entity_id,
-        timestamp_seconds,
-        label,
-        display_order,
+        values["entity_type"],
+        values["entity_id"],
+        values["timestamp_seconds"],
+        values["label"],
+        values["display_order"],
         created_by,
     )
     return row

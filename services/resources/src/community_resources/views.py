@@ -13,7 +13,6 @@ import asyncpg
 
 from community_resources import rules
 from community_resources.schemas import (
-    LinkCreated,
     LinkedResource,
     LinkOut,
     PublicResource,
@@ -70,19 +69,6 @@ def linked_view(row: asyncpg.Record, now: dt.datetime, threshold: int | None) ->
             label=row["link_label"],
             display_order=row["link_display_order"],
         ),
-    )
-
-
-def link_created(row: asyncpg.Record) -> LinkCreated:
-    return LinkCreated(
-        id=row["id"],
-        resource_id=row["resource_id"],
-        entity_type=row["entity_type"],
-        entity_id=row["entity_id"],
-        timestamp_seconds=row["timestamp_seconds"],
-        label=row["label"],
-        display_order=row["display_order"],
-        created_at=row["created_at"],
     )
 
 
