@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import nats  # noqa: E402
 from _harness import free_port, process, python, summary, wait_ready  # noqa: E402
-from community_gateway.channels import ChannelEvent, encode_channel_message, format_ts  # noqa: E402
 from community_gateway.config import GatewayConfig  # noqa: E402
 from community_gateway.store import ChannelStore  # noqa: E402
 from community_notifications.webpush import (  # noqa: E402
@@ -46,6 +45,11 @@ from community_notifications.webpush import (  # noqa: E402
     public_key_b64,
 )
 from community_shared.auth import issue_token  # noqa: E402
+from community_shared.channelstreams import (  # noqa: E402
+    ChannelEvent,
+    encode_channel_message,
+    format_ts,
+)
 from community_shared.migrations import ensure_database  # noqa: E402
 from community_shared.settings import DEFAULT_JWT_SECRET, Settings  # noqa: E402
 

@@ -33,7 +33,7 @@ import asyncpg
 import httpx
 import nats
 import pytest
-from community_gateway.store import CHANNELS_STREAM
+from community_shared.channelstreams import CHANNELS_STREAM
 
 from tests.faults.delivery import fault_line
 from tests.faults.feed import open_clients, tally, wait_for_all

@@ -6,20 +6,17 @@ import uuid
 from typing import Any
 
 import pytest
-from community_gateway.channels import (
+from community_gateway.channels import MalformedEvent, can_subscribe, parse_channel, route
+from community_shared.auth import GUEST, Identity
+from community_shared.channelstreams import (
     ChannelEvent,
-    MalformedEvent,
-    can_subscribe,
     channel_of_subject,
     channel_subject,
     decode_channel_message,
     encode_channel_message,
     may_receive,
-    parse_channel,
-    route,
     user_channel,
 )
-from community_shared.auth import GUEST, Identity
 from community_shared.events import make_event
 
 

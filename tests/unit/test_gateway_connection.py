@@ -28,7 +28,6 @@ from community_gateway.actions import (
     TokenExpiry,
     Unlisten,
 )
-from community_gateway.channels import user_channel
 from community_gateway.config import GatewayConfig
 from community_gateway.protocol import (
     CLOSE_TOKEN_EXPIRED,
@@ -37,6 +36,7 @@ from community_gateway.protocol import (
     StoredEvent,
 )
 from community_shared.auth import GUEST, Identity, InvalidToken
+from community_shared.channelstreams import user_channel
 
 NOW = 1_000.0
 EXP = 2_000_000_000

@@ -150,8 +150,9 @@ def test_queue_invariants(bound: int, script: list[Push | str]) -> None:
 def test_a_stalled_client_gets_only_the_latest_first_page_of_each_board() -> None:
     """`top.changed` from the router's stored form to a stalled client's queue: once
     the client falls behind, the superseded first pages of a board are merged away."""
-    from community_gateway.channels import encode_channel_message, route
+    from community_gateway.channels import route
     from community_gateway.protocol import StoredEvent
+    from community_shared.channelstreams import encode_channel_message
     from community_shared.events import make_event
 
     def top_changed(board: str, version: int) -> Outgoing:

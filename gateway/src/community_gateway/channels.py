@@ -1,76 +1,60 @@
-"""Channels: their names, who may subscribe, and which events reach them. No I/O.
+"""Channels: who may subscribe, and which events reach them. No I/O.
 
 A domain event (the envelope of SPEC §8) becomes zero or more *channel events*
 through `route`, the gateway mapping table of the contract. Each channel event
 carries an *audience* that says who may see it even among a channel's
 subscribers: members-only posts (and everything about them) are for members
-only, whatever the channel. `can_subscribe` and `may_receive` are the only two
-authorization questions the gateway asks.
+only, whatever the channel. `can_subscribe` (here) and `may_receive` are the
+only two authorization questions the gateway asks.
 
-Channel names are canonical strings: `feed`, `leaderboard`, `activity`,
-`resources`, `reviews` and `user:<uuid>` (lower-case, hyphenated UUID).
-
-A little over 500 lines on purpose: the whole routing table (every event type
-and the channels it reaches) stays in one file, read as one contract.
+Channel names, their streams and subjects, the stored form of a channel event
+and `may_receive` make up the format of the channel streams, which the
+notifications service reads too: they live in `community_shared.channelstreams`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 from community_shared.auth import Identity
+from community_shared.channelstreams import (
+    ACTIVITY,
+    FEED,
+    LEADERBOARD,
+    RESOURCES,
+    REVIEWS,
+    SHARED_CHANNELS,
+    USER_PREFIX,
+    Audience,
+    ChannelEvent,
+    channel_user_id,
+    parse_user_channel,
+    user_channel,
+)
 from community_shared.events import Envelope
 
 from community_gateway import payloads
 
 Data = dict[str, Any]
 """An envelope's `data` as decoded JSON."""
-Audience = Literal["public", "members", "moderators"]
-AUDIENCES: Final = frozenset({"public", "members", "moderators"})
 
-FEED: Final = "feed"
-LEADERBOARD: Final = "leaderboard"
-ACTIVITY: Final = "activity"
-RESOURCES: Final = "resources"
-REVIEWS: Final = "reviews"
 PRESENCE: Final = "presence"
 """Carries `presence` frames (presence.py), not channel events: no history, no seq."""
 PUBLIC_CHANNELS: Final = frozenset({FEED, LEADERBOARD, ACTIVITY, RESOURCES})
-SHARED_CHANNELS: Final = PUBLIC_CHANNELS | {REVIEWS}
-USER_PREFIX: Final = "user:"
 
 UNKNOWN_CHANNEL: Final = "unknown_channel"
 FORBIDDEN: Final = "forbidden"
-
-SHARED_SUBJECT_PREFIX: Final = "ch."
-INBOX_SUBJECT_PREFIX: Final = "inbox."
 
 
 class MalformedEvent(ValueError):
     """An envelope whose `data` lacks what its type promises; it is dropped, never routed."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ChannelEvent:
-    """One event on one channel, as the router publishes it to the channel's history."""
-
-    channel: str
-    type: str
-    data: Mapping[str, Any]
-    audience: Audience = "public"
-    coalesce_key: str | None = None
-
-
 # --------------------------------------------------------------------------- names
-
-
-def user_channel(user_id: uuid.UUID) -> str:
-    return f"{USER_PREFIX}{user_id}"
 
 
 def parse_channel(name: str) -> str | None:
@@ -80,22 +64,7 @@ def parse_channel(name: str) -> str | None:
     """
     if name in SHARED_CHANNELS or name == PRESENCE:
         return name
-    if name.startswith(USER_PREFIX):
-        raw = name[len(USER_PREFIX) :]
-        if not 32 <= len(raw) <= 36:
-            return None
-        try:
-            return user_channel(uuid.UUID(raw))
-        except ValueError:
-            return None
-    return None
-
-
-def channel_user_id(channel: str) -> uuid.UUID | None:
-    """The user whose inbox `channel` is (canonical names only), else None."""
-    if channel.startswith(USER_PREFIX):
-        return uuid.UUID(channel[len(USER_PREFIX) :])
-    return None
+    return parse_user_channel(name)
 
 
 def is_priority(channel: str) -> bool:
@@ -106,25 +75,6 @@ def is_priority(channel: str) -> bool:
 def is_sheddable(channel: str) -> bool:
     """Events a slow client may lose before being disconnected (the live ticker)."""
     return channel == ACTIVITY
-
-
-def channel_subject(channel: str) -> str:
-    """The unprefixed NATS subject holding a channel's history (`ch.feed`, `inbox.<id>`)."""
-    user_id = channel_user_id(channel)
-    if user_id is not None:
-        return f"{INBOX_SUBJECT_PREFIX}{user_id}"
-    return f"{SHARED_SUBJECT_PREFIX}{channel}"
-
-
-def channel_of_subject(subject: str) -> str | None:
-    """Inverse of `channel_subject` (unprefixed subject); None for anything else."""
-    if subject.startswith(SHARED_SUBJECT_PREFIX):
-        name = subject[len(SHARED_SUBJECT_PREFIX) :]
-        return name if name in SHARED_CHANNELS else None
-    if subject.startswith(INBOX_SUBJECT_PREFIX):
-        channel = parse_channel(USER_PREFIX + subject[len(INBOX_SUBJECT_PREFIX) :])
-        return channel
-    return None
 
 
 # --------------------------------------------------------------------------- authorization
@@ -149,19 +99,6 @@ def can_subscribe(identity: Identity, channel_name: str) -> str | None:
     if identity.user_id is None or owner != identity.user_id:
         return FORBIDDEN
     return None
-
-
-def may_receive(identity: Identity, audience: str) -> bool:
-    """Whether an event of this audience may be shown to `identity`.
-
-    Guests and students without membership never receive `members` events,
-    live or from history. An unknown audience is treated as the strictest one.
-    """
-    if audience == "public":
-        return True
-    if audience == "members":
-        return identity.is_member
-    return identity.is_moderator
 
 
 # --------------------------------------------------------------------------- routing
@@ -460,49 +397,3 @@ def route(envelope: Envelope) -> list[ChannelEvent]:
     except msgspec.ValidationError as exc:
         raise MalformedEvent(str(exc)) from None
     return entry.rule(envelope, view, data)
-
-
-# --------------------------------------------------------------------------- stored form
-
-
-class ChannelMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A channel event as kept in the channel's JetStream history.
-
-    The stream sequence number of the message is the event's `seq`; `ts` is
-    the domain event's `occurred_at`; `key` is the coalesce key, stored so
-    that fan-out never has to decode `data`.
-    """
-
-    type: str
-    data: msgspec.Raw
-    ts: str
-    audience: str = "public"
-    key: str | None = None
-
-
-_message_encoder = msgspec.json.Encoder()
-_message_decoder = msgspec.json.Decoder(ChannelMessage)
-
-
-def format_ts(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with a `Z` (a naive datetime is taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def encode_channel_message(event: ChannelEvent, ts: str) -> bytes:
-    return _message_encoder.encode(
-        ChannelMessage(
-            type=event.type,
-            data=msgspec.Raw(_message_encoder.encode(event.data)),
-            ts=ts,
-            audience=event.audience,
-            key=event.coalesce_key,
-        )
-    )
-
-
-def decode_channel_message(payload: bytes) -> ChannelMessage:
-    """Raises `msgspec.DecodeError`/`ValidationError` for anything that is not a channel message."""
-    return _message_decoder.decode(payload)

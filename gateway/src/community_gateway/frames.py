@@ -18,9 +18,10 @@ from typing import Any, Final, Literal
 
 import msgspec
 from community_shared.auth import Identity
+from community_shared.channelstreams import decode_channel_message
 from community_shared.jsonin import NestingTooDeep, decode_json
 
-from community_gateway.channels import decode_channel_message, is_sheddable
+from community_gateway.channels import is_sheddable
 from community_gateway.config import SOFT_FRAME_BYTES
 from community_gateway.sendqueue import Outgoing
 

@@ -1,20 +1,8 @@
 """Presence state in Redis, shared by every gateway instance. Only moves data.
 
-Keys (under the deployment's `REDIS_KEY_PREFIX`; the `{pres}` hash tag keeps
-them in one slot, so the scripts also run on a Redis Cluster):
-
-| key | type | holds |
-|---|---|---|
-| `gw:{pres}:hb:<instance>` | string, expiring | the instance is alive (refreshed often) |
-| `gw:{pres}:instances` | set | instances that registered connections |
-| `gw:{pres}:conns:<instance>` | hash | user id → its connections there; `~guests` → guests' |
-| `gw:{pres}:count` | hash | user id → open connections on live instances (absent when 0) |
-| `gw:{pres}:guests` | string | open guest connections on live instances |
-| `gw:{pres}:leaving` | sorted set | user id → when the grace ends (ms, Redis clock) |
-| `gw:{pres}:online` | hash | user id → profile, for every visible online user |
-| `gw:{pres}:changes` | stream | `u` user, `k` `j`/`l` (joined/left `online`), `p` profile; capped |
-| `gw:{pres}:hidden:<user>` | string, 30 days | the user chose `visible: false` |
-| `gw:{pres}:fg:<instance>` | hash | user id → their `foreground` connections there (or absent) |
+Its keys, and what each holds, are laid out in `community_shared.presencekeys`
+(`PresenceKeys`): the notifications service reads the foreground counts under
+the same names.
 
 Every change is one Lua script, so the state is always consistent: a user is
 in `online` exactly when `presence_rules.is_online` holds (connections counted
@@ -24,9 +12,7 @@ come from the Redis clock (`TIME`), so instances with skewed clocks agree.
 
 The `fg:<instance>` hashes say who is looking at a page right now: the
 notifications service pushes only to users with no foreground connection
-(SPEC §12). They count only while the instance's heartbeat lives
-(`foreground_connections`), so a dead instance's users stop counting as
-foreground without anyone cleaning up after it.
+(SPEC §12, `community_shared.presencekeys.foreground_connections`).
 """
 
 from __future__ import annotations
@@ -35,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
+from community_shared.presencekeys import PresenceKeys
 from community_shared.settings import Settings
 from redis.commands.core import AsyncScript
 
@@ -224,16 +211,7 @@ class PresenceStore:
         self.grace_ms = str(int(grace_seconds * 1000))
         self.heartbeat_ms = str(max(1, int(heartbeat_seconds * 1000)))
 
-        def key(name: str) -> str:
-            return settings.redis_key(f"gw:{{pres}}:{name}")
-
-        self._key = key
-        self.instances = key("instances")
-        self.count = key("count")
-        self.guests = key("guests")
-        self.leaving = key("leaving")
-        self.online = key("online")
-        self.changes = key("changes")
+        self.keys = PresenceKeys(settings)
         self._open = redis.register_script(_LIB + _OPEN)
         self._close = redis.register_script(_LIB + _CLOSE)
         self._expire = redis.register_script(_LIB + _EXPIRE)
@@ -243,65 +221,53 @@ class PresenceStore:
         self._beat = redis.register_script(_LIB + _BEAT)
         self._resync = redis.register_script(_LIB + _RESYNC)
 
-    def heartbeat_key(self, instance: str) -> str:
-        return self._key(f"hb:{instance}")
-
-    def conns_key(self, instance: str) -> str:
-        return self._key(f"conns:{instance}")
-
-    def hidden_key(self, user_id: str) -> str:
-        return self._key(f"hidden:{user_id}")
-
-    def foreground_key(self, instance: str) -> str:
-        return self._key(f"fg:{instance}")
-
     # -- connections (batched by the caller into one pipeline) -----------------
 
     async def apply_connection_changes(self, changes: Iterable[tuple[bool, Member | None]]) -> None:
         """(opened?, profile or None for a guest) in order, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        mine = self.conns_key(self.instance)
+        mine = self.keys.conns(self.instance)
         for opened, member in changes:
             user = "" if member is None else member.user_id
             if opened:
-                hidden = self.hidden_key(user or "-")
+                hidden = self.keys.hidden(user or "-")
                 profile = b"" if member is None else member.encode()
-                keys = [mine, self.count, self.online, self.leaving, self.changes, hidden]
-                keys += [self.guests, self.instances]
+                keys = [mine, self.keys.count, self.keys.online, self.keys.leaving]
+                keys += [self.keys.changes, hidden, self.keys.guests, self.keys.instances]
                 args = [self.instance, user, profile, CHANGES_MAXLEN]
                 await self._call(self._open, keys, args, pipe)
             else:
-                keys = [mine, self.count, self.leaving, self.guests]
+                keys = [mine, self.keys.count, self.keys.leaving, self.keys.guests]
                 await self._call(self._close, keys, [user, self.grace_ms], pipe)
         await pipe.execute()
 
     async def resync(self, users: Mapping[str, tuple[int, Member]], guests: int) -> None:
         """Register exactly these connections for this instance and refresh its heartbeat."""
         keys = [
-            self.heartbeat_key(self.instance),
-            self.instances,
-            self.conns_key(self.instance),
-            self.count,
-            self.leaving,
-            self.online,
-            self.changes,
-            self.guests,
+            self.keys.heartbeat(self.instance),
+            self.keys.instances,
+            self.keys.conns(self.instance),
+            self.keys.count,
+            self.keys.leaving,
+            self.keys.online,
+            self.keys.changes,
+            self.keys.guests,
         ]
         args: list[Any] = [self.instance, self.heartbeat_ms, self.grace_ms, CHANGES_MAXLEN, guests]
         for user_id, (count, member) in users.items():
-            keys.append(self.hidden_key(user_id))
+            keys.append(self.keys.hidden(user_id))
             args += [user_id, count, member.encode()]
         await self._resync(keys=keys, args=args)
 
     async def beat(self) -> bool:
         """Refresh this instance's heartbeat; False if it had lapsed (then `resync`)."""
-        keys = [self.heartbeat_key(self.instance), self.instances]
+        keys = [self.keys.heartbeat(self.instance), self.keys.instances]
         return bool(await self._beat(keys=keys, args=[self.instance, self.heartbeat_ms]))
 
     async def reap_dead(self) -> int:
         """Drop the connections of every instance whose heartbeat expired; how many were reaped."""
         reaped = 0
-        for raw in await self.redis.smembers(self.instances):
+        for raw in await self.redis.smembers(self.keys.instances):
             instance = _text(raw)
             if instance != self.instance and await self._reap_one(instance, force=False):
                 reaped += 1
@@ -310,7 +276,7 @@ class PresenceStore:
     async def retire(self) -> None:
         """This instance stops: its connections are dropped (their users' grace starts)."""
         await self._reap_one(self.instance, force=True)
-        await self.redis.delete(self.foreground_key(self.instance))
+        await self.redis.delete(self.keys.foreground(self.instance))
 
     # -- foreground connections -------------------------------------------------
 
@@ -319,7 +285,7 @@ class PresenceStore:
 
         `replace`: these are all of them (after a resynchronisation), drop any other.
         """
-        key = self.foreground_key(self.instance)
+        key = self.keys.foreground(self.instance)
         pipe = self.redis.pipeline(transaction=True)
         if replace:
             pipe.delete(key)
@@ -333,30 +299,31 @@ class PresenceStore:
 
     async def _reap_one(self, instance: str, *, force: bool) -> bool:
         keys = [
-            self.heartbeat_key(instance),
-            self.conns_key(instance),
-            self.count,
-            self.leaving,
-            self.guests,
-            self.instances,
+            self.keys.heartbeat(instance),
+            self.keys.conns(instance),
+            self.keys.count,
+            self.keys.leaving,
+            self.keys.guests,
+            self.keys.instances,
         ]
         args = [instance, self.grace_ms, "1" if force else "0"]
         return bool(await self._reap(keys=keys, args=args))
 
     async def expire_leaves(self, batch: int = 1000) -> int:
         """Users whose grace ran out leave `online`; how many graces ended."""
-        keys = [self.leaving, self.count, self.online, self.changes]
+        keys = [self.keys.leaving, self.keys.count, self.keys.online, self.keys.changes]
         return int(await self._expire(keys=keys, args=[CHANGES_MAXLEN, batch]))
 
     # -- visibility -------------------------------------------------------------
 
     async def set_visible(self, member: Member, visible: bool) -> None:
-        hidden = self.hidden_key(member.user_id)
+        hidden = self.keys.hidden(member.user_id)
         if visible:
-            keys = [hidden, self.online, self.changes, self.count, self.leaving]
+            keys = [hidden, self.keys.online, self.keys.changes]
+            keys += [self.keys.count, self.keys.leaving]
             await self._show(keys=keys, args=[member.user_id, member.encode(), CHANGES_MAXLEN])
         else:
-            keys = [hidden, self.online, self.changes]
+            keys = [hidden, self.keys.online, self.keys.changes]
             await self._hide(keys=keys, args=[member.user_id, HIDDEN_SECONDS, CHANGES_MAXLEN])
 
     # -- reads --------------------------------------------------------------------
@@ -364,9 +331,9 @@ class PresenceStore:
     async def snapshot(self) -> tuple[dict[str, Member], str, int]:
         """(visible online users, the change stream's last id, guests), read atomically."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hgetall(self.online)
-        pipe.xrevrange(self.changes, count=1)
-        pipe.get(self.guests)
+        pipe.hgetall(self.keys.online)
+        pipe.xrevrange(self.keys.changes, count=1)
+        pipe.get(self.keys.guests)
         online, last, guests = await pipe.execute()
         members = {_text(u): Member.decode(_text(u), p) for u, p in online.items()}
         last_id = _text(last[0][0]) if last else "0-0"
@@ -376,7 +343,7 @@ class PresenceStore:
         self, after: str, *, count: int = 1000
     ) -> tuple[list[tuple[str, Member | None]], str]:
         """Changes after stream id `after` (at most `count`, never waiting), and the last id."""
-        answer: Any = await self.redis.xread({self.changes: after}, count=count)
+        answer: Any = await self.redis.xread({self.keys.changes: after}, count=count)
         changes: list[tuple[str, Member | None]] = []
         for _, entries in answer or []:
             for entry_id, fields in entries:
@@ -390,41 +357,8 @@ class PresenceStore:
         return changes, after
 
     async def guest_count(self) -> int:
-        return int(await self.redis.get(self.guests) or 0)
+        return int(await self.redis.get(self.keys.guests) or 0)
 
     @staticmethod
     async def _call(script: AsyncScript, keys: list[str], args: list[Any], pipe: Any) -> None:
         await script(keys=keys, args=args, client=pipe)
-
-
-async def foreground_connections(
-    redis: aioredis.Redis, settings: Settings, user_ids: Iterable[str]
-) -> dict[str, int]:
-    """Each user's `foreground` connections on the live gateway instances (two round trips).
-
-    An instance whose heartbeat expired counts for nobody (it died; its hash is left
-    for its successor under the same id or for `retire`).
-    """
-    users = list(user_ids)
-    totals = dict.fromkeys(users, 0)
-    if not users:
-        return totals
-
-    def key(name: str) -> str:
-        return settings.redis_key(f"gw:{{pres}}:{name}")
-
-    instances = [_text(raw) for raw in await redis.smembers(key("instances"))]
-    if not instances:
-        return totals
-    pipe = redis.pipeline(transaction=False)
-    for instance in instances:
-        pipe.exists(key(f"hb:{instance}"))
-        pipe.hmget(key(f"fg:{instance}"), users)
-    answers = await pipe.execute()
-    for alive, counts in zip(answers[::2], answers[1::2], strict=True):
-        if not alive:
-            continue
-        for user, count in zip(users, counts, strict=True):
-            if count is not None:
-                totals[user] += int(count)
-    return totals

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Final
 
 from community_shared.auth import Identity, InvalidToken
+from community_shared.channelstreams import user_channel
 
 from community_gateway.actions import (
     Action,
@@ -53,7 +54,7 @@ from community_gateway.actions import (
     TokenExpiry,
     Unlisten,
 )
-from community_gateway.channels import FORBIDDEN, PRESENCE, user_channel
+from community_gateway.channels import FORBIDDEN, PRESENCE
 from community_gateway.config import GatewayConfig
 from community_gateway.frames import (
     BAD_REQUEST,

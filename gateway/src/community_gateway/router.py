@@ -40,6 +40,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from community_shared.channelstreams import (
+    ChannelEvent,
+    channel_subject,
+    encode_channel_message,
+    format_ts,
+)
 from community_shared.events import decode_envelope
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
@@ -50,14 +56,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 
 from community_gateway import metrics
-from community_gateway.channels import (
-    ChannelEvent,
-    MalformedEvent,
-    channel_subject,
-    encode_channel_message,
-    format_ts,
-    route,
-)
+from community_gateway.channels import MalformedEvent, route
 from community_gateway.coalesce import Coalescer
 from community_gateway.config import GatewayConfig
 from community_gateway.lease import STREAM_NOT_FOUND, Lease

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 from community_shared.auth import GUEST, Identity, InvalidToken, decode_token
+from community_shared.channelstreams import channel_of_subject
 from community_shared.connections import connect_nats, create_redis
 from community_shared.settings import Settings
 from community_shared.tasks import stop_tasks
@@ -47,7 +48,6 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from community_gateway import metrics
-from community_gateway.channels import channel_of_subject
 from community_gateway.client import Client, Timers
 from community_gateway.config import MAX_FRAME_BYTES, GatewayConfig
 from community_gateway.cursors import ReadCursors

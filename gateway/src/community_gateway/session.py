@@ -42,14 +42,13 @@ import time
 from typing import NamedTuple
 
 from community_shared.auth import Identity
+from community_shared.channelstreams import channel_user_id, may_receive
 
 from community_gateway.channels import (
     FORBIDDEN,
     UNKNOWN_CHANNEL,
     can_subscribe,
-    channel_user_id,
     is_priority,
-    may_receive,
     parse_channel,
 )
 from community_gateway.frames import (

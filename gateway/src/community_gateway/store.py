@@ -7,6 +7,10 @@ Two streams hold every channel event the router published:
 - `INBOX` (subjects `inbox.<user id>`), the notification inboxes, 30 days and
   at most 1,000 events per user.
 
+Their names, subjects and message format are `community_shared.channelstreams`
+(the notifications service reads these streams too); their limits are the
+gateway's configuration.
+
 A message's stream sequence number is the event's `seq`: it is assigned once,
 by the stream, so every gateway instance reports the same `seq` for the same
 event, and it increases along each channel (with gaps, since the other
@@ -23,6 +27,15 @@ import dataclasses
 import logging
 import uuid
 
+from community_shared.channelstreams import (
+    CHANNELS_STREAM,
+    INBOX_STREAM,
+    INBOX_SUBJECT_PREFIX,
+    SHARED_SUBJECT_PREFIX,
+    channel_subject,
+    channel_user_id,
+    user_channel,
+)
 from community_shared.settings import Settings
 from community_shared.streams import ensure_stream
 from nats.js import JetStreamContext
@@ -37,14 +50,11 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from community_gateway.channels import channel_subject, channel_user_id, user_channel
 from community_gateway.config import GatewayConfig
 from community_gateway.protocol import StoredEvent, history_reaches_back
 
 log = logging.getLogger(__name__)
 
-CHANNELS_STREAM = "CHANNELS"
-INBOX_STREAM = "INBOX"
 DUPLICATE_WINDOW_SECONDS = 10 * 60
 DIRECT_READS = 16
 """History shorter than this is read message by message; longer, through a consumer."""
@@ -75,14 +85,14 @@ class ChannelStore:
         return [
             StreamConfig(
                 name=self.channels_stream,
-                subjects=[self.settings.subject("ch.>")],
+                subjects=[self.settings.subject(f"{SHARED_SUBJECT_PREFIX}>")],
                 max_age=self.config.channel_max_age_seconds,
                 max_msgs_per_subject=self.config.channel_max_msgs,
                 **common,  # type: ignore[arg-type]
             ),
             StreamConfig(
                 name=self.inbox_stream,
-                subjects=[self.settings.subject("inbox.>")],
+                subjects=[self.settings.subject(f"{INBOX_SUBJECT_PREFIX}>")],
                 max_age=self.config.inbox_max_age_seconds,
                 max_msgs_per_subject=self.config.inbox_max_msgs,
                 **common,  # type: ignore[arg-type]

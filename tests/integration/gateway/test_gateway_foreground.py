@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from community_gateway.config import GatewayConfig
-from community_gateway.presence_store import foreground_connections
+from community_shared.presencekeys import foreground_connections
 
 from tests.conftest import RUN_ID, make_user, open_ws
 

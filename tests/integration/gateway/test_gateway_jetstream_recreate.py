@@ -13,7 +13,7 @@ from typing import Any
 from community_gateway.config import GatewayConfig
 from community_gateway.lease import LEASE_STREAM
 from community_gateway.router import ROUTER_DURABLE
-from community_gateway.store import CHANNELS_STREAM
+from community_shared.channelstreams import CHANNELS_STREAM
 from community_shared.events import encode_envelope, make_event
 from nats.js.api import StorageType, StreamConfig
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from community_gateway.channels import ChannelEvent, encode_channel_message, format_ts
+from community_shared.channelstreams import ChannelEvent, encode_channel_message, format_ts
 from community_shared.settings import Settings
 
 from tests.conftest import User

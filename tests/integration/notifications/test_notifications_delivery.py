@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from community_gateway.presence_store import foreground_connections
+from community_shared.presencekeys import foreground_connections
 
 from tests.conftest import User, make_user
 from tests.integration.goals.conftest import GoalsApi

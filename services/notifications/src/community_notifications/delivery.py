@@ -4,15 +4,15 @@ Two parts, joined by the `deliveries` table:
 
 - **intake** — durable JetStream consumers on the gateway's own channel streams:
   `ch.reviews` in `CHANNELS` and `inbox.>` in `INBOX`. What reaches a channel is
-  decided once, by the gateway's router (`community_gateway.channels.route`);
-  reading its output keeps one routing table and gives each push the event's
-  channel `seq`. For each channel event worth a push (`rules.recipients_of`),
-  the recipients' subscriptions are looked up, narrowed by preference, by the
-  event's audience (a members-only event to members) and by presence (no
-  foreground connection on any gateway instance), and one `pending` row per
-  (event id, subscription) is inserted — `ON CONFLICT DO NOTHING`, then the
-  message is acknowledged. A redelivered event (a crash before the ack, two
-  instances) adds nothing.
+  decided once, by the gateway's router; reading its output (in the format of
+  `community_shared.channelstreams`) keeps one routing table and gives each
+  push the event's channel `seq`. For each channel event worth a push
+  (`rules.recipients_of`), the recipients' subscriptions are looked up,
+  narrowed by preference, by the event's audience (a members-only event to
+  members) and by presence (no foreground connection on any gateway
+  instance), and one `pending` row per (event id, subscription) is inserted
+  — `ON CONFLICT DO NOTHING`, then the message is acknowledged. A redelivered
+  event (a crash before the ack, two instances) adds nothing.
 - **sender** — claims due rows (`FOR UPDATE SKIP LOCKED`, so instances share
   the work and never send a row twice), POSTs each (webpush.py) and records the
   answer: sent; 404/410 delete the subscription; 429/5xx/no answer back to
@@ -36,14 +36,18 @@ import msgspec
 import nats.errors
 import nats.js.errors
 import redis.asyncio as aioredis
-from community_gateway.channels import (
+from community_shared.auth import Identity
+from community_shared.channelstreams import (
+    CHANNELS_STREAM,
+    INBOX_STREAM,
+    INBOX_SUBJECT_PREFIX,
+    REVIEWS,
     channel_of_subject,
+    channel_subject,
     decode_channel_message,
     may_receive,
 )
-from community_gateway.presence_store import foreground_connections
-from community_gateway.store import CHANNELS_STREAM, INBOX_STREAM
-from community_shared.auth import Identity
+from community_shared.presencekeys import foreground_connections
 from community_shared.tasks import stop_tasks, wait_set
 from community_shared.web import Runtime
 from nats.aio.msg import Msg
@@ -67,8 +71,8 @@ consumer recreated from scratch could see an event again."""
 
 SOURCES = (
     # (stream, unprefixed filter subject, durable name)
-    (CHANNELS_STREAM, "ch.reviews", "notifications_reviews"),
-    (INBOX_STREAM, "inbox.>", "notifications_inbox"),
+    (CHANNELS_STREAM, channel_subject(REVIEWS), "notifications_reviews"),
+    (INBOX_STREAM, f"{INBOX_SUBJECT_PREFIX}>", "notifications_inbox"),
 )
 
 
