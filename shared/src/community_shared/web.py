@@ -691,6 +691,8 @@ class ServiceDefinition:
         uses_redis: bool = False,
         on_nats_ready: Sequence[NatsHook] = (),
         on_startup: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
+        pipelined_relay: bool = False,
+        relay_batch_size: int = 200,
     ) -> Litestar:
         """`create_service_app` for this service (`settings` None: from the
         environment); `use_cases` builds the dependency named after it."""
@@ -704,6 +706,8 @@ class ServiceDefinition:
             on_nats_ready=on_nats_ready,
             on_startup=on_startup,
             services={self.name: use_cases},
+            pipelined_relay=pipelined_relay,
+            relay_batch_size=relay_batch_size,
         )
 
     def entry_point(self, app_factory: Callable[[Settings], Litestar]) -> Callable[[], None]:

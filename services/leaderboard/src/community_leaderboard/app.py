@@ -15,7 +15,7 @@ from pathlib import Path
 
 from community_shared.dependencies import unavailable_dependency
 from community_shared.settings import Settings
-from community_shared.web import Runtime, create_service_app, run
+from community_shared.web import Runtime, ServiceDefinition
 from litestar import Litestar
 
 from community_leaderboard.config import LeaderboardConfig
@@ -31,6 +31,9 @@ from community_leaderboard.store import SCHEMA
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+LEADERBOARD = ServiceDefinition(
+    "leaderboard", 8004, SCHEMA, MIGRATIONS, route_handlers=[LeaderboardController]
+)
 
 
 class LeaderboardParts:
@@ -48,7 +51,7 @@ class LeaderboardParts:
 def create_app(
     settings: Settings | None = None, config: LeaderboardConfig | None = None
 ) -> Litestar:
-    settings = settings or Settings.from_env("leaderboard", 8004)
+    settings = settings or LEADERBOARD.settings()
     config = config or LeaderboardConfig.from_env()
     parts = LeaderboardParts()
 
@@ -97,16 +100,12 @@ def create_app(
         await parts.consumers.start()
         runtime.closers.append(parts.consumers.close)
 
-    app = create_service_app(
+    app = LEADERBOARD.app(
         settings,
-        schema=SCHEMA,
-        migrations_dir=MIGRATIONS,
-        route_handlers=[LeaderboardController],
-        title="Community Live — leaderboard",
+        use_cases=build,
         uses_redis=True,
         on_startup=[start],
         on_nats_ready=[consume],
-        services={"leaderboard": build},
         pipelined_relay=True,
         relay_batch_size=RELAY_BATCH_SIZE,
     )
@@ -114,8 +113,7 @@ def create_app(
     return app
 
 
-def main() -> None:
-    run(create_app, Settings.from_env("leaderboard", 8004))
+main = LEADERBOARD.entry_point(create_app)
 
 
 if __name__ == "__main__":
