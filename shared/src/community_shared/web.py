@@ -152,8 +152,8 @@ def runtime_of(state: State) -> Runtime:
     return runtime
 
 
-async def provide_runtime(state: State) -> Runtime:
-    return runtime_of(state)
+async def provide_runtime(request: Request[Any, Any, Any]) -> Runtime:
+    return runtime_of(request.app.state)
 
 
 _IDENTITY: Final = "community.identity"
@@ -719,9 +719,11 @@ class ServiceDefinition:
         return main
 
 
-def _service_provider(name: str) -> Callable[[State], Any]:
-    def provide(state: State) -> Any:
-        return runtime_of(state).services[name]
+def _service_provider(name: str) -> Callable[[Request[Any, Any, Any]], Any]:
+    # From the request, not a `state` parameter: Litestar would build a new
+    # `State` (with its lock) on every request for that.
+    def provide(request: Request[Any, Any, Any]) -> Any:
+        return runtime_of(request.app.state).services[name]
 
     return provide
 
