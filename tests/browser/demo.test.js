@@ -49,6 +49,16 @@ async function openIn(context, url) {
   return page;
 }
 
+/** A queue item leaves after a moderator's action; if it stays, the failure says what the item shows (its error). */
+async function gone(item) {
+  try {
+    await item.waitFor({ state: "detached", timeout: UPDATE_MS });
+  } catch (error) {
+    const shown = await item.innerText().catch(() => "(unreadable)");
+    throw new Error(`still listed after ${UPDATE_MS} ms, showing: ${JSON.stringify(shown)}`, { cause: error });
+  }
+}
+
 function shot(page, name) {
   return page.screenshot({ path: path.join(env.screenshots, `${name}.png`), fullPage: false });
 }
@@ -458,16 +468,16 @@ test("the moderators' queues: a report dismissed, a post removed, a story publis
 
   const harmless = page.locator(".report", { hasText: `Harmless ${stamp}` });
   await harmless.getByRole("button", { name: "Dismiss" }).click();
-  await harmless.waitFor({ state: "detached", timeout: UPDATE_MS });
+  await gone(harmless);
   const bad = page.locator(".report", { hasText: `Buy followers ${stamp}` });
   await bad.getByRole("button", { name: "Remove post" }).click();
-  await bad.waitFor({ state: "detached", timeout: UPDATE_MS });
+  await gone(bad);
   await page.locator("article.post", { hasText: `Buy followers ${stamp}` }).waitFor({ state: "detached", timeout: UPDATE_MS });
   await seen(page, "article.post", `Harmless ${stamp}`);
 
   const story = page.locator(".story", { hasText: `First client ${stamp}` });
   await story.getByRole("button", { name: "Publish" }).click();
-  await story.waitFor({ state: "detached", timeout: UPDATE_MS });
+  await gone(story);
   const published = await call("goals", "GET", "/goals/stories", admin.jwt);
   assert.ok(published.items.some((s) => s.title === `First client ${stamp}`));
   noConsoleErrors(page);

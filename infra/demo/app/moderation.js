@@ -13,6 +13,8 @@ const reviews = new Map();     // review id -> review (pending only)
 const context = new Map();     // student id -> Promise of their profile and history
 let unseen = 0;
 let audio = null;
+let reportLoads = 0;           // the newest load of each queue renders, not a slower older one
+let storyLoads = 0;
 
 // ---------------------------------------------------------------- the alert
 
@@ -180,34 +182,68 @@ export function applyReviews(type, data, live = true) {
 // ---------------------------------------------------------------- reports and stories
 
 export async function loadReports() {
+  const load = ++reportLoads;
   const page = await api("posts", "/reports?status=open&limit=50");
+  if (load !== reportLoads) return;
   $("reports-count").textContent = page.items.length ? `${page.items.length} open` : "";
-  fill($("reports"), page.items.map((report) => el("article", { class: "report" },
-    el("div", { class: "meta" }, el("b", {}, report.reporter.name), `reported · ${report.reason}`, `· ${ago(report.created_at)}`),
-    el("div", { class: "content" }, `${report.post.author.name}: ${report.post.content}`),
-    report.details ? el("div", { class: "meta" }, `“${report.details}”`) : null,
-    el("div", { class: "actions" },
-      el("button", { type: "button", onclick: () => resolveReport(report.id, "dismiss") }, "Dismiss"),
-      el("button", { type: "button", class: "bad", onclick: () => resolveReport(report.id, "remove") }, "Remove post")))),
-  "No open reports.");
+  fill($("reports"), page.items.map((report) => {
+    const node = el("article", { class: "report", "data-report": report.id },
+      el("div", { class: "meta" }, el("b", {}, report.reporter.name), `reported · ${report.reason}`, `· ${ago(report.created_at)}`),
+      el("div", { class: "content" }, `${report.post.author.name}: ${report.post.content}`),
+      report.details ? el("div", { class: "meta" }, `“${report.details}”`) : null,
+      el("div", { class: "actions" },
+        el("button", { type: "button", onclick: () => resolveReport(report.id, "dismiss", node) }, "Dismiss"),
+        el("button", { type: "button", class: "bad", onclick: () => resolveReport(report.id, "remove", node) }, "Remove post")),
+      el("div", { class: "error", role: "alert" }));
+    return node;
+  }), "No open reports.");
 }
 
-async function resolveReport(reportId, action) {
-  await api("posts", `/reports/${reportId}/resolve`, { method: "POST", body: { action } }).catch(() => {});
-  await loadReports();
+/**
+ * Resolve a report: it leaves the queue as soon as the service accepted it
+ * (or another moderator resolved it first: 409); a refusal is shown on it.
+ * The queue is then loaded again (removing a post resolves its other reports).
+ */
+async function resolveReport(reportId, action, node) {
+  await settle(node, () => api("posts", `/reports/${reportId}/resolve`, { method: "POST", body: { action } }));
+  await loadReports().catch((error) => console.warn(`posts: ${error.message}`));
+}
+
+/** A moderator's action on a queue item: on success (or 409) the item goes, otherwise it says why. */
+async function settle(node, action) {
+  const error = node.querySelector(".error");
+  error.textContent = "";
+  for (const button of node.querySelectorAll("button")) button.disabled = true;
+  try {
+    await action();
+  } catch (failure) {
+    if (failure.status !== 409) {
+      error.textContent = failure.message;
+      for (const button of node.querySelectorAll("button")) button.disabled = false;
+      return false;
+    }
+  }
+  node.remove();
+  return true;
 }
 
 export async function loadStories() {
+  const load = ++storyLoads;
   const page = await api("goals", "/goals/stories?status=pending&limit=50");
-  fill($("stories"), page.items.map((story) => el("article", { class: "story" },
-    el("b", {}, story.title), el("div", { class: "meta" },
-      story.author_name, story.earnings_amount ? `· ${money(story.earnings_amount)}` : null,
-      story.anonymous ? "· anonymous" : null),
-    el("div", { class: "content" }, story.story),
-    el("div", { class: "actions" }, el("button", { type: "button", class: "good", onclick: async () => {
-      await api("goals", `/goals/stories/${story.id}/publish`, { method: "POST", body: {} }).catch(() => {});
-      await loadStories();
-    } }, "Publish")))), "No story waits for verification.");
+  if (load !== storyLoads) return;
+  fill($("stories"), page.items.map((story) => {
+    const node = el("article", { class: "story", "data-story": story.id },
+      el("b", {}, story.title), el("div", { class: "meta" },
+        story.author_name, story.earnings_amount ? `· ${money(story.earnings_amount)}` : null,
+        story.anonymous ? "· anonymous" : null),
+      el("div", { class: "content" }, story.story),
+      el("div", { class: "actions" }, el("button", { type: "button", class: "good", onclick: async () => {
+        await settle(node, () => api("goals", `/goals/stories/${story.id}/publish`, { method: "POST", body: {} }));
+        await loadStories().catch((error) => console.warn(`goals: ${error.message}`));
+      } }, "Publish")),
+      el("div", { class: "error", role: "alert" }));
+    return node;
+  }), "No story waits for verification.");
 }
 
 export function setUpModeration() {
