@@ -17,6 +17,7 @@ import msgspec
 from community_shared import text
 from community_shared.errors import InvalidInput
 from community_shared.money import InvalidMoney, parse_money
+from community_shared.people import PersonRef
 
 MAX_AMOUNT = Decimal("10000000")
 MAX_PROOF_URL = 2048
@@ -172,9 +173,8 @@ class SubmissionOut(msgspec.Struct, kw_only=True):
     rejection_reason: str | None
 
 
-class StudentRef(msgspec.Struct, kw_only=True):
-    id: uuid.UUID
-    name: str
+class StudentRef(PersonRef, kw_only=True):
+    """The student a review or a story is about."""
 
 
 class ReviewOut(msgspec.Struct, kw_only=True):

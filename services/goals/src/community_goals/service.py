@@ -92,11 +92,9 @@ async def _lock_student(conn: asyncpg.Connection, identity: Identity) -> asyncpg
 
 async def _lock_review_student(conn: asyncpg.Connection, review_id: uuid.UUID) -> asyncpg.Record:
     """Lock the student of a review (404 for an unknown review)."""
-    student_id = await store.fetch_review_student(conn, review_id)
-    if student_id is None:
+    row = await store.lock_student_of_review(conn, review_id)
+    if row is None:
         raise NotFound("no such review")
-    row = await store.fetch_student(conn, student_id, for_update=True)
-    assert row is not None
     return row
 
 

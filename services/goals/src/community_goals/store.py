@@ -48,15 +48,27 @@ async def upsert_student(conn: asyncpg.Connection, student_id: uuid.UUID, name: 
     )
 
 
+_STUDENT_COLUMNS = """s.id, s.name, s.current_goal_id, s.goal_status, s.goal_started_at,
+    s.total_revenue_earned, s.current_mrr, s.last_verified_amount, s.pseudonym_no"""
+
+
 async def fetch_student(
     conn: asyncpg.Connection, student_id: uuid.UUID, *, for_update: bool = False
 ) -> Record | None:
     lock = " FOR UPDATE" if for_update else ""
     row: Record | None = await conn.fetchrow(
-        f"""SELECT id, name, current_goal_id, goal_status, goal_started_at,
-                   total_revenue_earned, current_mrr, last_verified_amount, pseudonym_no
-            FROM goals.students WHERE id = $1{lock}""",
-        student_id,
+        f"SELECT {_STUDENT_COLUMNS} FROM goals.students s WHERE s.id = $1{lock}", student_id
+    )
+    return row
+
+
+async def lock_student_of_review(conn: asyncpg.Connection, review_id: uuid.UUID) -> Record | None:
+    """The student who asked for a review, locked (None: no such review). Primary keys both ways."""
+    row: Record | None = await conn.fetchrow(
+        f"""SELECT {_STUDENT_COLUMNS}
+            FROM goals.reviews r JOIN goals.students s ON s.id = r.student_id
+            WHERE r.id = $1 FOR UPDATE OF s""",
+        review_id,
     )
     return row
 
@@ -221,13 +233,6 @@ async def fetch_review(conn: asyncpg.Connection, review_id: uuid.UUID) -> Record
         review_id,
     )
     return row
-
-
-async def fetch_review_student(conn: asyncpg.Connection, review_id: uuid.UUID) -> uuid.UUID | None:
-    student_id: uuid.UUID | None = await conn.fetchval(
-        "SELECT student_id FROM goals.reviews WHERE id = $1", review_id
-    )
-    return student_id
 
 
 async def decide_review(

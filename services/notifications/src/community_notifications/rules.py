@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
+from community_shared.channelstreams import REVIEWS, channel_user_id, parse_user_channel
+
 Role = Literal["student", "instructor", "admin"]
 
 REVIEW_REQUESTED: Final = "review.requested"
@@ -98,13 +100,11 @@ def recipients_of(channel: str, event_type: str) -> Audience | None:
     other instructors what they no longer need to do: nobody is woken for it); every event of
     a `user:<id>` channel is pushed to that user.
     """
-    if channel == "reviews":
+    if channel == REVIEWS:
         return Audience(moderators=True) if event_type == REVIEW_REQUESTED else None
-    if channel.startswith("user:") and event_type in USER_EVENT_TYPES:
-        try:
-            return Audience(user_id=uuid.UUID(channel[len("user:") :]))
-        except ValueError:
-            return None
+    user = parse_user_channel(channel)
+    if user is not None and event_type in USER_EVENT_TYPES:
+        return Audience(user_id=channel_user_id(user))
     return None
 
 

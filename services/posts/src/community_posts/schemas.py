@@ -12,6 +12,7 @@ import uuid
 
 import msgspec
 from community_shared.pagination import Page
+from community_shared.people import PersonRef
 
 from community_posts.rules import ReportReason, ResolveAction, Visibility
 
@@ -94,9 +95,8 @@ class LikeState(msgspec.Struct, kw_only=True):
     likes_count: int
 
 
-class Reporter(msgspec.Struct, kw_only=True):
-    id: uuid.UUID
-    name: str
+class Reporter(PersonRef, kw_only=True):
+    """Who reported a post."""
 
 
 class ReportedPost(msgspec.Struct, kw_only=True):

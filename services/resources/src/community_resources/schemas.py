@@ -14,6 +14,7 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
+from community_shared import text
 from community_shared.pagination import Page
 from msgspec import UNSET, Meta, UnsetType
 
@@ -24,16 +25,6 @@ FileSize = Annotated[int, Meta(ge=0, le=rules.MAX_FILE_SIZE)]
 TimestampSeconds = Annotated[int, Meta(ge=0, le=rules.MAX_TIMESTAMP_SECONDS)]
 DisplayOrder = Annotated[int, Meta(ge=-rules.MAX_DISPLAY_ORDER, le=rules.MAX_DISPLAY_ORDER)]
 Rating = Annotated[int, Meta(ge=1, le=5)]
-
-
-def _optional(value: str | None, field: str, max_length: int) -> str | None:
-    return None if value is None else rules.clean_text(value, field, max_length=max_length)
-
-
-def _required(value: str, field: str, max_length: int) -> str:
-    text = rules.clean_text(value, field, max_length=max_length, required=True)
-    assert text is not None
-    return text
 
 
 # --------------------------------------------------------------------------- requests
@@ -59,16 +50,22 @@ class CreateResource(msgspec.Struct, kw_only=True):
     publish: bool = True
 
     def __post_init__(self) -> None:
-        self.title = _required(self.title, "title", rules.MAX_TITLE)
+        self.title = text.required_text(self.title, "title", max_length=rules.MAX_TITLE)
         self.file_url = rules.check_https_url(self.file_url)
-        self.description = _optional(self.description, "description", rules.MAX_DESCRIPTION)
-        self.format = _optional(self.format, "format", rules.MAX_FORMAT)
+        self.description = text.clean_text(
+            self.description, "description", max_length=rules.MAX_DESCRIPTION
+        )
+        self.format = text.clean_text(self.format, "format", max_length=rules.MAX_FORMAT)
         self.mime_type = (
             None if self.mime_type is None else rules.normalize_mime_type(self.mime_type)
         )
         self.tags = rules.normalize_tags(self.tags)
-        self.source_type = _optional(self.source_type, "source_type", rules.MAX_SOURCE_TYPE)
-        self.source_id = _optional(self.source_id, "source_id", rules.MAX_SOURCE_ID)
+        self.source_type = text.clean_text(
+            self.source_type, "source_type", max_length=rules.MAX_SOURCE_TYPE
+        )
+        self.source_id = text.clean_text(
+            self.source_id, "source_id", max_length=rules.MAX_SOURCE_ID
+        )
 
 
 class UpdateResource(msgspec.Struct, kw_only=True):
@@ -97,21 +94,27 @@ class UpdateResource(msgspec.Struct, kw_only=True):
 
     def __post_init__(self) -> None:
         if isinstance(self.title, str):
-            self.title = _required(self.title, "title", rules.MAX_TITLE)
+            self.title = text.required_text(self.title, "title", max_length=rules.MAX_TITLE)
         if isinstance(self.file_url, str):
             self.file_url = rules.check_https_url(self.file_url)
         if isinstance(self.description, str):
-            self.description = _optional(self.description, "description", rules.MAX_DESCRIPTION)
+            self.description = text.clean_text(
+                self.description, "description", max_length=rules.MAX_DESCRIPTION
+            )
         if isinstance(self.format, str):
-            self.format = _optional(self.format, "format", rules.MAX_FORMAT)
+            self.format = text.clean_text(self.format, "format", max_length=rules.MAX_FORMAT)
         if isinstance(self.mime_type, str):
             self.mime_type = rules.normalize_mime_type(self.mime_type)
         if isinstance(self.tags, list):
             self.tags = rules.normalize_tags(self.tags)
         if isinstance(self.source_type, str):
-            self.source_type = _optional(self.source_type, "source_type", rules.MAX_SOURCE_TYPE)
+            self.source_type = text.clean_text(
+                self.source_type, "source_type", max_length=rules.MAX_SOURCE_TYPE
+            )
         if isinstance(self.source_id, str):
-            self.source_id = _optional(self.source_id, "source_id", rules.MAX_SOURCE_ID)
+            self.source_id = text.clean_text(
+                self.source_id, "source_id", max_length=rules.MAX_SOURCE_ID
+            )
 
     def column_changes(self) -> dict[str, Any]:
         """The stored columns this request sets (everything present except `publish`)."""
@@ -132,7 +135,7 @@ class CreateLink(msgspec.Struct, kw_only=True):
     display_order: DisplayOrder = 0
 
     def __post_init__(self) -> None:
-        self.label = _optional(self.label, "label", rules.MAX_LABEL)
+        self.label = text.clean_text(self.label, "label", max_length=rules.MAX_LABEL)
 
 
 class DownloadRequest(msgspec.Struct, kw_only=True):
@@ -157,7 +160,7 @@ class RateResource(msgspec.Struct, kw_only=True):
 
     def __post_init__(self) -> None:
         if isinstance(self.review, str):
-            self.review = _optional(self.review, "review", rules.MAX_REVIEW)
+            self.review = text.clean_text(self.review, "review", max_length=rules.MAX_REVIEW)
 
 
 # --------------------------------------------------------------------------- responses
