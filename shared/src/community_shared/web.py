@@ -12,7 +12,7 @@ handler, which turns domain errors (`errors`) and every other failure into the
 JSON error of SPEC §3 and never a client's mistake into a 500; CORS; and the
 OpenAPI document, in which each route states what it answers with `answers`.
 
-Longer than most modules (~690 lines) on purpose: it is the one app factory
+Longer than most modules (~760 lines) on purpose: it is the one app factory
 every service is built with, and splitting its lifespan, dependencies and
 error handling would give a reader several places to look for one request's
 path.

@@ -96,6 +96,10 @@ def clean_slug(value: str) -> str:
 # --------------------------------------------------------------------------- out
 
 
+class StudentRef(PersonRef, kw_only=True):
+    """The student a review or a story is about."""
+
+
 class GoalOut(msgspec.Struct, kw_only=True):
     slug: str
     name: str
@@ -171,10 +175,6 @@ class SubmissionOut(msgspec.Struct, kw_only=True):
     created_at: dt.datetime
     reviewed_at: dt.datetime | None
     rejection_reason: str | None
-
-
-class StudentRef(PersonRef, kw_only=True):
-    """The student a review or a story is about."""
 
 
 class ReviewOut(msgspec.Struct, kw_only=True):

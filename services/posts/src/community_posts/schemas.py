@@ -49,11 +49,15 @@ class Resolution(msgspec.Struct, kw_only=True):
 # --------------------------------------------------------------------------- responses
 
 
-class Author(msgspec.Struct, kw_only=True):
-    id: uuid.UUID
-    name: str
+class Author(PersonRef, kw_only=True):
+    """Who wrote a post or a reply (`id`, `name` first, as in every person named)."""
+
     role: str
     goal: str | None  # the author's current goal, the tagline under the name
+
+
+class Reporter(PersonRef, kw_only=True):
+    """Who reported a post."""
 
 
 class Post(msgspec.Struct, kw_only=True):
@@ -93,10 +97,6 @@ class PostPage(Page[Post]):
 class LikeState(msgspec.Struct, kw_only=True):
     liked: bool
     likes_count: int
-
-
-class Reporter(PersonRef, kw_only=True):
-    """Who reported a post."""
 
 
 class ReportedPost(msgspec.Struct, kw_only=True):
