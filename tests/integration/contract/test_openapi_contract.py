@@ -14,6 +14,7 @@ For each service:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -155,15 +156,37 @@ async def test_what_the_code_answers_is_declared(clients: dict[str, Any], servic
     assert await provoked_statuses(client, document, probes_for(document, callers)) == []
 
 
-@pytest.mark.parametrize("service", SERVICES)
-async def test_schemathesis_finds_nothing_undeclared(
+SCHEMATHESIS_AT_ONCE = 2
+"""Services fuzzed at the same time: each schemathesis run is a process of its own
+and waits on its service about half the time, so two at once take about half as long."""
+
+
+@pytest.fixture(scope="module")
+async def schemathesis_runs(
     infra: Infra,
     settings_for: Callable[..., Settings],
     nats_client: Any,  # its teardown removes the session's streams, these runs' too,
     redis_client: Any,  # and this one the session's keys
-    service: str,
+) -> dict[str, tuple[int, str] | BaseException]:
+    """Every service fuzzed, each alone in its data, two at a time: service → (status,
+    output), or what went wrong around the run (raised again by that service's test)."""
+    slots = asyncio.Semaphore(SCHEMATHESIS_AT_ONCE)
+
+    async def fuzz(service: str) -> tuple[int, str]:
+        callers = [None, make_user("student"), make_user("instructor")]
+        async with slots, served_alone(service, infra, settings_for) as target:
+            return await run_schemathesis(target, callers)
+
+    results = await asyncio.gather(*(fuzz(service) for service in SERVICES), return_exceptions=True)
+    return dict(zip(SERVICES, results, strict=True))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_schemathesis_finds_nothing_undeclared(
+    schemathesis_runs: dict[str, tuple[int, str] | BaseException], service: str
 ) -> None:
-    callers = [None, make_user("student"), make_user("instructor")]
-    async with served_alone(service, infra, settings_for) as target:
-        status, output = await run_schemathesis(target, callers)
+    result = schemathesis_runs[service]
+    if isinstance(result, BaseException):
+        raise result
+    status, output = result
     assert status == 0, output
