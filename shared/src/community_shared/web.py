@@ -5,7 +5,7 @@ common: the lifespan that opens the Postgres pool, applies migrations,
 connects NATS in the background (a service accepts writes while NATS is down;
 the outbox keeps the events), runs the outbox relay, and closes everything on
 shutdown; `/health`, `/ready` and `/metrics`; the identity (decoded once per
-request), idempotency-key and list-page dependencies; the service's use cases as a
+request) and idempotency-key dependencies; the service's use cases as a
 dependency (`services=`, built once at start-up); request bodies decoded
 strictly into the handler's `data` type; request ids; the one exception
 handler, which turns domain errors (`errors`) and every other failure into the
@@ -95,7 +95,6 @@ from community_shared.openapi import (
     openapi_config,
 )
 from community_shared.outbox import OutboxRelay, jetstream_publisher, one_by_one, pipelined
-from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, parse_limit
 from community_shared.ratelimit import SlidingWindowLimiter
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
@@ -220,26 +219,11 @@ async def provide_idempotency(
     )
 
 
-@dataclass(frozen=True)
-class PageRequest:
-    """The page a list route is asked for: its query's `cursor` and `limit`."""
-
-    cursor: str | None
-    limit: int
-
-
-async def provide_page(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> PageRequest:
-    """The `page` dependency: its two query parameters are the route's, in this order."""
-    return PageRequest(cursor, parse_limit(limit))
-
-
 # What a handler declares to receive (the same names in every service).
 Caller = NamedDependency[Identity]
 """The caller's identity (verified once per request; the guest without a token)."""
 Idempotency = NamedDependency[IdempotencyKey | None]
 """The request's `Idempotency-Key`, on routes that create something."""
-PageQuery = NamedDependency[PageRequest]
-"""The page a list route is asked for (`limit`, then `cursor`, in its query)."""
 PathId = FromPath[uuid.UUID]
 """A UUID path parameter (`/{post_id:uuid}`)."""
 
@@ -638,7 +622,6 @@ def create_service_app(
         "identity": Provide(provide_identity),
         "runtime": Provide(provide_runtime),
         "idempotency": Provide(provide_idempotency),
-        "page": Provide(provide_page),
     }
     for name in services or {}:
         deps[name] = Provide(_service_provider(name), sync_to_thread=False)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from community_shared.pagination import Page
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from community_shared.web import (
     ANYONE,
     MODERATORS,
     STUDENTS,
     Caller,
     Idempotency,
-    PageQuery,
     PathId,
     answers,
 )
@@ -80,9 +79,10 @@ class GoalsController(Controller):
         self,
         identity: Caller,
         goals: Goals,
-        page: PageQuery,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> Page[SubmissionOut]:
-        return await goals.my_submissions(identity, cursor=page.cursor, limit=page.limit)
+        return await goals.my_submissions(identity, cursor=cursor, limit=limit)
 
     # ------------------------------------------------------------------- instructors
 
@@ -93,11 +93,10 @@ class GoalsController(Controller):
         goals: Goals,
         *,
         status: ReviewStatus = "pending",
-        page: PageQuery,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> Page[ReviewOut]:
-        return await goals.list_reviews(
-            identity, status=status, cursor=page.cursor, limit=page.limit
-        )
+        return await goals.list_reviews(identity, status=status, cursor=cursor, limit=limit)
 
     @post(
         "/reviews/{review_id:uuid}/approve",
@@ -149,10 +148,11 @@ class GoalsController(Controller):
         goals: Goals,
         *,
         status: Literal["published", "pending"] = "published",
-        page: PageQuery,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> Page[StoryPublicOut] | Page[StoryOut]:
         return await goals.stories(
-            identity, pending=status == "pending", cursor=page.cursor, limit=page.limit
+            identity, pending=status == "pending", cursor=cursor, limit=limit
         )
 
     @post(

@@ -26,7 +26,7 @@ from community_shared.auth import Identity
 from community_shared.errors import Conflict, InvalidInput, NotFound
 from community_shared.events import utcnow
 from community_shared.idempotency import IdempotencyKey
-from community_shared.pagination import Page, TimeKey, decode_cursor, keyset_page
+from community_shared.pagination import Page, TimeKey, decode_cursor, keyset_page, parse_limit
 from community_shared.unit_of_work import Database
 
 from community_goals import approvals, store, views
@@ -88,6 +88,11 @@ async def _lock_student(conn: asyncpg.Connection, identity: Identity) -> asyncpg
     row = await store.fetch_student(conn, student_id, for_update=True)
     assert row is not None
     return row
+
+
+def _by_created(row: asyncpg.Record) -> TimeKey:
+    """The keyset position of a row listed by creation time."""
+    return TimeKey(row["created_at"], row["id"])
 
 
 async def _lock_review_student(conn: asyncpg.Connection, review_id: uuid.UUID) -> asyncpg.Record:
@@ -226,27 +231,31 @@ class GoalsService:
         return submission
 
     async def my_submissions(
-        self, identity: Identity, *, cursor: str | None, limit: int
+        self, identity: Identity, *, cursor: str | None, limit: int | None
     ) -> Page[SubmissionOut]:
         student_id = require_user(identity)
+        page_size = parse_limit(limit)
         before = _after(cursor)
         catalog = await self.catalog()
         rows = await store.list_submissions(
-            self.db.pool, student_id, before=before, limit=limit + 1
+            self.db.pool, student_id, before=before, limit=page_size + 1
         )
-        page, next_cursor = keyset_page(rows, limit, lambda r: TimeKey(r["created_at"], r["id"]))
+        page, next_cursor = keyset_page(rows, page_size, _by_created)
         return Page(items=[views.submission(catalog, r) for r in page], next_cursor=next_cursor)
 
     # ----------------------------------------------------------------------- reviews
 
     async def list_reviews(
-        self, identity: Identity, *, status: str, cursor: str | None, limit: int
+        self, identity: Identity, *, status: str, cursor: str | None, limit: int | None
     ) -> Page[ReviewOut]:
         require_moderator(identity)
+        page_size = parse_limit(limit)
         after = _after(cursor)
         catalog = await self.catalog()
-        rows = await store.list_reviews(self.db.pool, status=status, after=after, limit=limit + 1)
-        page, next_cursor = keyset_page(rows, limit, lambda r: TimeKey(r["created_at"], r["id"]))
+        rows = await store.list_reviews(
+            self.db.pool, status=status, after=after, limit=page_size + 1
+        )
+        page, next_cursor = keyset_page(rows, page_size, _by_created)
         return Page(items=[views.review(catalog, r) for r in page], next_cursor=next_cursor)
 
     async def approve_review(self, identity: Identity, review_id: uuid.UUID) -> ReviewOut:
@@ -391,14 +400,14 @@ class GoalsService:
         return views.story(row)
 
     async def stories(
-        self, identity: Identity, *, pending: bool, cursor: str | None, limit: int
+        self, identity: Identity, *, pending: bool, cursor: str | None, limit: int | None
     ) -> Page[StoryPublicOut] | Page[StoryOut]:
         """Published stories, newest first; or (`pending`, instructors and admins only)
         the verification queue, oldest first."""
         if pending:
             require_moderator(identity)
-            return await self.pending_stories(cursor=cursor, limit=limit)
-        return await self.published_stories(cursor=cursor, limit=limit)
+            return await self.pending_stories(cursor=cursor, limit=parse_limit(limit))
+        return await self.published_stories(cursor=cursor, limit=parse_limit(limit))
 
     async def published_stories(self, *, cursor: str | None, limit: int) -> Page[StoryPublicOut]:
         before = _after(cursor)
@@ -409,7 +418,7 @@ class GoalsService:
     async def pending_stories(self, *, cursor: str | None, limit: int) -> Page[StoryOut]:
         after = _after(cursor)
         rows = await store.list_pending_stories(self.db.pool, after=after, limit=limit + 1)
-        page, next_cursor = keyset_page(rows, limit, lambda r: TimeKey(r["created_at"], r["id"]))
+        page, next_cursor = keyset_page(rows, limit, _by_created)
         return Page(items=[views.story(r) for r in page], next_cursor=next_cursor)
 
     # ----------------------------------------------------------------------- rpc

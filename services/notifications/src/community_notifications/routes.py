@@ -10,7 +10,8 @@ import uuid
 
 from community_shared.auth import Identity
 from community_shared.idempotency import IdempotencyKey
-from community_shared.web import ANYONE, SIGNED_IN, PageQuery, answers
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
+from community_shared.web import ANYONE, SIGNED_IN, answers
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
@@ -67,10 +68,11 @@ class NotificationsController(Controller):
         self,
         identity: Caller,
         notifications: Notifications,
-        page: PageQuery,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> SubscriptionPage:
         """The caller's push subscriptions, oldest first."""
-        return await notifications.my_subscriptions(identity, cursor=page.cursor, limit=page.limit)
+        return await notifications.my_subscriptions(identity, cursor=cursor, limit=limit)
 
     @delete("/push-subscriptions/{subscription_id:uuid}", **answers(SIGNED_IN, 404))
     async def delete_subscription(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from community_shared.web import (
     ANYONE,
     MEMBERS,
@@ -18,7 +19,6 @@ from community_shared.web import (
     SIGNED_IN,
     Caller,
     Idempotency,
-    PageQuery,
     PathId,
     answers,
 )
@@ -78,15 +78,13 @@ class PostsController(Controller):
         self,
         identity: Caller,
         posts: Posts,
-        *,
         filter: FeedFilterParam = "all",
         q: SearchParam = None,
-        page: PageQuery,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> PostPage:
         """The feed: pinned first, then newest. Guests see public posts only."""
-        return await posts.list_posts(
-            identity, feed_filter=filter, q=q, cursor=page.cursor, limit=page.limit
-        )
+        return await posts.list_posts(identity, feed_filter=filter, q=q, cursor=cursor, limit=limit)
 
     @get("/{post_id:uuid}", **answers(ANYONE, 404))
     async def get_post(
@@ -222,14 +220,12 @@ class ReportsController(Controller):
         self,
         identity: Caller,
         posts: Posts,
-        *,
         status: ReportStatusParam = "open",
-        page: PageQuery,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> ReportPage:
         """The moderation queue: open reports oldest first, or resolved ones newest first."""
-        return await posts.list_reports(
-            identity, status=status, cursor=page.cursor, limit=page.limit
-        )
+        return await posts.list_reports(identity, status=status, cursor=cursor, limit=limit)
 
     @post("/{report_id:uuid}/resolve", status_code=200, **answers(MODERATORS, 404, 409))
     async def resolve(

@@ -15,15 +15,8 @@ import uuid
 from typing import Annotated, Literal
 
 from community_shared.errors import InvalidInput
-from community_shared.web import (
-    ANYONE,
-    MODERATORS,
-    SIGNED_IN,
-    Caller,
-    Idempotency,
-    PageQuery,
-    answers,
-)
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
+from community_shared.web import ANYONE, MODERATORS, SIGNED_IN, Caller, Idempotency, answers
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
@@ -92,7 +85,6 @@ class ResourceController(Controller):
         self,
         identity: Caller,
         resources: Resources,
-        *,
         category: FromQuery[Category | None] = None,
         resource_type: Annotated[ResourceType | None, QueryParameter(name="type")] = None,
         access: FromQuery[Access | None] = None,
@@ -102,7 +94,8 @@ class ResourceController(Controller):
         featured: FromQuery[bool | None] = None,
         sort: FromQuery[Sort] = "newest",
         status: FromQuery[Literal["published", "draft"]] = "published",
-        page: PageQuery,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> ResourcePage:
         """Published resources, filtered and sorted; moderators list drafts with `status=draft`
         (403 for anyone else)."""
@@ -120,8 +113,8 @@ class ResourceController(Controller):
             filters=filters,
             sort=sort,
             drafts=status == "draft",
-            cursor=page.cursor,
-            limit=page.limit,
+            cursor=cursor,
+            limit=limit,
         )
 
     @get("/linked/{entity_type:str}/{entity_id:str}", **answers(ANYONE))

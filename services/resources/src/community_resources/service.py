@@ -24,6 +24,7 @@ from community_shared.auth import Identity
 from community_shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from community_shared.events import utcnow
 from community_shared.idempotency import IdempotencyKey
+from community_shared.pagination import parse_limit
 from community_shared.rows import from_row
 from community_shared.unit_of_work import Database, UnitOfWork
 from msgspec import UNSET
@@ -176,9 +177,10 @@ class ResourcesService:
         sort: str,
         drafts: bool,
         cursor: str | None,
-        limit: int,
+        limit: int | None,
     ) -> ResourcePage:
         """A page of published resources (or of drafts, for moderators, newest first)."""
+        page_size = parse_limit(limit)
         if drafts:
             require_moderator(identity)
         filters = dataclasses.replace(
@@ -196,11 +198,11 @@ class ResourcesService:
                 filters=filters,
                 sort=key_sort,
                 after=after,
-                limit=limit + 1,
+                limit=page_size + 1,
                 viewer_id=identity.user_id,
             )
             threshold = await popularity_threshold(conn)
-        page, more = rows[:limit], len(rows) > limit
+        page, more = rows[:page_size], len(rows) > page_size
         now = utcnow()
         return ResourcePage(
             items=[views.caller_view(row, now, threshold) for row in page],

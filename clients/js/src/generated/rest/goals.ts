@@ -476,10 +476,10 @@ export interface operations {
         parameters: {
             query?: {
                 status?: "published" | "pending";
-                /** @description page size, 1..100 */
-                limit?: number;
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;
+                /** @description page size, 1..100 */
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -641,10 +641,10 @@ export interface operations {
         parameters: {
             query?: {
                 status?: "pending" | "approved" | "rejected";
-                /** @description page size, 1..100 */
-                limit?: number;
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;
+                /** @description page size, 1..100 */
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -771,10 +771,10 @@ export interface operations {
     GoalsMeSubmissionsMySubmissions: {
         parameters: {
             query?: {
-                /** @description page size, 1..100 */
-                limit?: number;
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;
+                /** @description page size, 1..100 */
+                limit?: number;
             };
             header?: never;
             path?: never;

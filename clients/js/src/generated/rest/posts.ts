@@ -375,10 +375,10 @@ export interface operations {
                 filter?: "all" | "instructors" | "mine";
                 /** @description full-text search, at most 200 characters once trimmed */
                 q?: string | null;
-                /** @description page size, 1..100 */
-                limit?: number;
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;
+                /** @description page size, 1..100 */
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -1497,10 +1497,10 @@ export interface operations {
             query?: {
                 /** @description open | resolved */
                 status?: "open" | "resolved";
-                /** @description page size, 1..100 */
-                limit?: number;
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;
+                /** @description page size, 1..100 */
+                limit?: number;
             };
             header?: never;
             path?: never;

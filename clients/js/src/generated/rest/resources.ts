@@ -469,10 +469,10 @@ export interface operations {
                 featured?: boolean | null;
                 sort?: "newest" | "popular" | "rating" | "downloads";
                 status?: "published" | "draft";
-                /** @description page size, 1..100 */
-                limit?: number;
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;
+                /** @description page size, 1..100 */
+                limit?: number;
             };
             header?: never;
             path?: never;
