@@ -17,7 +17,6 @@ import msgspec
 from community_shared import text
 from community_shared.errors import InvalidInput
 from community_shared.money import InvalidMoney, parse_money
-from community_shared.people import PersonRef
 
 MAX_AMOUNT = Decimal("10000000")
 MAX_PROOF_URL = 2048
@@ -96,8 +95,11 @@ def clean_slug(value: str) -> str:
 # --------------------------------------------------------------------------- out
 
 
-class StudentRef(PersonRef, kw_only=True):
+class StudentRef(msgspec.Struct, kw_only=True):
     """The student a review or a story is about."""
+
+    id: uuid.UUID
+    name: str
 
 
 class GoalOut(msgspec.Struct, kw_only=True):

@@ -12,7 +12,6 @@ import uuid
 
 import msgspec
 from community_shared.pagination import Page
-from community_shared.people import PersonRef
 
 from community_posts.rules import ReportReason, ResolveAction, Visibility
 
@@ -49,15 +48,11 @@ class Resolution(msgspec.Struct, kw_only=True):
 # --------------------------------------------------------------------------- responses
 
 
-class Author(PersonRef, kw_only=True):
-    """Who wrote a post or a reply (`id`, `name` first, as in every person named)."""
-
+class Author(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
     role: str
     goal: str | None  # the author's current goal, the tagline under the name
-
-
-class Reporter(PersonRef, kw_only=True):
-    """Who reported a post."""
 
 
 class Post(msgspec.Struct, kw_only=True):
@@ -97,6 +92,11 @@ class PostPage(Page[Post]):
 class LikeState(msgspec.Struct, kw_only=True):
     liked: bool
     likes_count: int
+
+
+class Reporter(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
 
 
 class ReportedPost(msgspec.Struct, kw_only=True):
