@@ -179,6 +179,40 @@ def test_a_resubscribed_inbox_is_not_released_by_the_old_hold() -> None:
     assert conn.session.is_recovering(inbox)
 
 
+def test_the_inbox_history_names_the_seq_hello_counted_so_later_events_read_as_new() -> None:
+    """`hello` counted the unread events up to seq 3; events 4 and 5 came before the
+    client's `subscribe … since` was answered: `subscribed` names 3, and 4 and 5
+    follow it as the live events do (the client counts them on top of `unread`)."""
+    me = user()
+    assert me.user_id is not None
+    inbox = user_channel(me.user_id)
+    conn = greeted(me, latest=3, unread=1)
+    conn.receive(op(op="subscribe", channel="feed", since=0, id="f"), NOW)
+    feed = conn.history_read(ReadHistory("feed", 0, "f"), latest=9, history=[], recovered=True)
+    assert frames(feed)[0]["seq"] == 9, "another channel names its latest"
+    conn.receive(op(op="subscribe", channel=inbox, since=0, id="s"), NOW)
+    history = [event(inbox, seq) for seq in range(1, 6)]
+    actions = conn.history_read(
+        ReadHistory(inbox, 0, "s"), latest=5, history=history, recovered=True
+    )
+    assert frames(actions)[0] == {
+        "op": "subscribed",
+        "channel": inbox,
+        "seq": 3,
+        "recovered": True,
+        "id": "s",
+    }
+    assert [f["seq"] for f in frames(actions)[1:]] == [1, 2, 3, 4, 5]
+    conn.session.offer(event(inbox, 5))  # its live copy, buffered meanwhile
+    assert frames(conn.go_live(inbox)) == [], "sent once"
+    # Any later history of the inbox names the channel's latest seq.
+    conn.receive(op(op="subscribe", channel=inbox, since=5, id="t"), NOW)
+    again = conn.history_read(
+        ReadHistory(inbox, 5, "t"), latest=6, history=[event(inbox, 6)], recovered=True
+    )
+    assert [(f["op"], f["seq"]) for f in frames(again)] == [("subscribed", 6), ("event", 6)]
+
+
 # --------------------------------------------------------------------------- subscribe
 
 

@@ -6,8 +6,11 @@
 // position itself, so the inbox infers the position from the count: after
 // every (re)connection it loads the channel's history, and the read position
 // is the seq that leaves `hello.unread` events (plus those that arrived after
-// `hello`) above it. `markRead(seq)` then moves it, and events that arrive
-// above it count as unread.
+// `hello`) above it. The events that arrived after `hello` are those above
+// the seq the inbox's `subscribed` names: the gateway names there the seq its
+// count covered, so an event routed between the count and the history read
+// follows `subscribed` as a live one does. `markRead(seq)` then moves the
+// position, and events that arrive above it count as unread.
 
 /**
  * @template [T=unknown]

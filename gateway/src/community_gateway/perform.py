@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 PRESENCE_SYNC_WAIT = 5.0
 """How long a `presence` subscription waits for a starting instance's first snapshot."""
+GREETING_READS = 3
+"""How many times a greeting counts the unread inbox events until no event came in
+between the count and the inbox's latest seq (an inbox takes a few events an hour)."""
 
 
 class ActionPerformer:
@@ -135,9 +138,15 @@ class ActionPerformer:
     async def _read_inbox(self, protocol: ConnectionProtocol, action: ReadInbox) -> list[Action]:
         try:
             store = self._require_store()
-            latest = await store.latest_seq(action.channel)
             cursor = await self._cursors.get(action.user_id) if self._cursors else None
-            unread = await store.unread(action.user_id, cursor) if cursor is not None else 0
+            latest = await store.latest_seq(action.channel)
+            unread = 0
+            if cursor is not None:
+                for _ in range(GREETING_READS):
+                    unread = await store.unread(action.user_id, cursor)
+                    counted, latest = latest, await store.latest_seq(action.channel)
+                    if latest == counted:
+                        break  # nothing came in between: `unread` counts (cursor, latest]
         except Exception as exc:
             log.warning("cannot greet %s: %s", action.user_id, exc)
             return protocol.greet_failed()

@@ -196,6 +196,8 @@ class ConnectionProtocol:
         self._decode_token = decode_token
         self._handling = False
         self._deferred: InboxHold | None = None
+        # The inbox seq `hello`'s unread count covers, until the inbox's first history.
+        self._hello_latest: int | None = None
 
     @property
     def identity(self) -> Identity:
@@ -232,6 +234,7 @@ class ConnectionProtocol:
         assert user_id is not None
         channel = user_channel(user_id)
         session.replay(channel, latest=latest, since=None, history=[], recovered=False)
+        self._hello_latest = latest
         hold = InboxHold(channel, session.subscription_token(channel))
         self._deferred = hold
         return [self._hello(unread), Schedule(hold, self._inbox_hold_seconds)]
@@ -336,7 +339,16 @@ class ConnectionProtocol:
         history: list[StoredEvent],
         recovered: bool,
     ) -> list[Action]:
-        """`subscribed` and the history (paced), then the live events buffered meanwhile."""
+        """`subscribed` and the history (paced), then the live events buffered meanwhile.
+
+        The first history of the user's own inbox is announced at the seq
+        `hello`'s unread count covers, not at `latest`: the inbox events that
+        came after `hello` then follow `subscribed` as the live ones do, and a
+        client counts them as unread on top of `hello.unread` (SPEC §9 and
+        §13: the unread count and the history agree even for an event
+        routed between the two reads).
+        """
+        announced = self._announced(op, latest)
         frames = self.session.replay(
             op.channel,
             latest=latest,
@@ -344,8 +356,21 @@ class ConnectionProtocol:
             history=history,
             recovered=recovered,
             op_id=op.op_id,
+            announced=announced,
         )
         return [Send(frames, paced=True), GoLive(op.channel)]
+
+    def _announced(self, op: ReadHistory, latest: int) -> int:
+        """The seq of `subscribed` for this history: `latest`, or for the inbox's first
+        history after `hello` the inbox seq `hello` covered (when `since` is below it)."""
+        hello_latest = self._hello_latest
+        user_id = self.session.identity.user_id
+        if hello_latest is None or user_id is None or op.channel != user_channel(user_id):
+            return latest
+        self._hello_latest = None
+        if op.since is None or op.since > hello_latest:
+            return latest
+        return min(latest, hello_latest)
 
     def history_unavailable(self, op: ReadHistory) -> list[Action]:
         self.session.abort_subscribe(op.channel)

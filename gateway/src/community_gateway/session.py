@@ -257,6 +257,7 @@ class Session:
         history: list[StoredEvent],
         recovered: bool,
         op_id: OpId = None,
+        announced: int | None = None,
     ) -> list[Outgoing]:
         """The `subscribed` frame, then the history frames this client may see.
 
@@ -269,7 +270,9 @@ class Session:
         did send cannot be sent any more without breaking the order: then
         `recovered` is false and the client refetches. Without `since` no
         history is sent. The channel keeps buffering live events: call
-        `finish_subscribe` once these frames are queued.
+        `finish_subscribe` once these frames are queued. `announced` (at most
+        `latest`) is the seq the `subscribed` frame names when it is not
+        `latest`: the history events above it then read as live ones.
         """
         sub = self._subs[channel]
         sent = self._sent.setdefault(channel, _Sent())
@@ -297,7 +300,8 @@ class Session:
         elif latest > sent.seq:
             sent.covered_from = latest  # live from `latest`: what lies before was not sent
         sub.last_seq = max(latest, sent.seq)
-        frames.insert(0, control(subscribed_frame(channel, latest, recovered, op_id)))
+        seq = latest if announced is None else min(announced, latest)
+        frames.insert(0, control(subscribed_frame(channel, seq, recovered, op_id)))
         return frames
 
     def finish_subscribe(self, channel: str) -> list[Outgoing]:

@@ -56,6 +56,18 @@ test("events after hello count as unread on top of hello.unread", () => {
   assert.equal(inbox.readSeq, 4);
 });
 
+test("history events above the seq named by subscribed came after hello: unread", () => {
+  // hello counted 2 unread up to seq 6; seq 9 reached the inbox before the history
+  // was read, so the gateway names 6 in `subscribed` and 9 follows it.
+  const inbox = new InboxState();
+  inbox.beginSync(2);
+  inbox.historyAnswered(6);
+  for (const seq of [1, 4, 6, 9]) inbox.add(event(seq));
+  inbox.endSync();
+  assert.equal(inbox.readSeq, 1);
+  assert.equal(inbox.unread, 3);
+});
+
 test("a reconnect keeps the items and never moves the read position back", () => {
   const inbox = new InboxState();
   inbox.beginSync(0);
