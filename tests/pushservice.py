@@ -114,6 +114,11 @@ class PushService:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away mid-body (a killed process): an HTTP
+                    # server has no request to answer, and a push service delivers nothing.
+                    self.close_connection = True
+                    return
                 status, headers = service._receive(self.path, dict(self.headers.items()), body)
                 self.send_response(status)
                 for name, value in headers.items():
