@@ -2,7 +2,9 @@
 
 Frames reach a client in order through one of two ways: written at once when
 the client keeps up (as `websockets.broadcast` does), else through its
-bounded `SendQueue` and its writer task. What overflows, and what a client
+bounded `SendQueue` and a writer task, started by the first frame queued and
+ended when the queue is empty (an idle connection holds no task and no event:
+memory per connection is what capacity is counted in). What overflows, and what a client
 that stopped reading gets, is decided by `sendqueue.py` (the drop policy,
 the byte bound, the stall clock); this module measures and closes (4008).
 The `websockets` internals it needs are behind `wsadapter.Link`.
@@ -14,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from community_shared.tasks import stop_tasks
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -33,6 +36,23 @@ from community_gateway.wsadapter import Link
 class Client:
     """One websocket connection: its protocol, its outbound queue and its writer."""
 
+    __slots__ = (
+        "_close_task",
+        "_close_timeout",
+        "_handed",
+        "_low_water",
+        "_room",
+        "_stall",
+        "_writer",
+        "close_code",
+        "closing",
+        "link",
+        "protocol",
+        "queue",
+        "session",
+        "ws",
+    )
+
     def __init__(
         self, ws: ServerConnection, protocol: ConnectionProtocol, config: GatewayConfig
     ) -> None:
@@ -48,12 +68,16 @@ class Client:
         """The code the server decided to close with (what the metrics record)."""
         self._stall = StallClock(config.stall_seconds)
         self._handed = 0  # payload bytes handed to websockets
-        self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None  # while the queue is drained
+        self._room: asyncio.Future[None] | None = None  # a paced push waiting for room
         self._low_water = max(1, config.queue_bound // 2)
         self._close_task: asyncio.Task[None] | None = None
         self._close_timeout = config.close_timeout
-        self._writer_idle = False
+
+    @property
+    def writing(self) -> bool:
+        """Whether a writer task is at work (one that keeps up never has one)."""
+        return self._writer is not None
 
     @staticmethod
     def _dropped(reason: str) -> None:
@@ -69,13 +93,13 @@ class Client:
     def _write_now(self, item: Outgoing) -> bool:
         """Write the frame at once if this client keeps up; False if it must be queued.
 
-        A client that keeps up (nothing queued, its writer idle, the socket
+        A client that keeps up (nothing queued, no writer at work, the socket
         buffer below websockets' high-water mark) gets the frame written
         directly, as `websockets.broadcast` would: no task switch per frame.
         Any other client's frames go through its queue and writer task, so the
         order is the same either way.
         """
-        if self.closing or not self._writer_idle or self.queue or not self.link.can_write_now():
+        if self.closing or self._writer is not None or self.queue or not self.link.can_write_now():
             return False
         try:
             self.link.write_now(item.payload)
@@ -90,15 +114,23 @@ class Client:
         if not self.queue.push(item, held=self.link.buffered()):
             self.close(CLOSE_TOO_SLOW, "client too slow")
             return False
-        self._wakeup.set()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
         return True
 
     async def push_paced(self, item: Outgoing) -> bool:
         """Queue a frame, first waiting until the queue is below its bound (history replay)."""
         while not self.closing and len(self.queue) >= self.queue.bound:
-            self._room.clear()
-            await self._room.wait()
+            if self._room is None:
+                self._room = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._room)
         return self.push(item)
+
+    def _make_room(self) -> None:
+        """Wake a paced push waiting for room in the queue."""
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
 
     def deliver(self, event: StoredEvent) -> bool:
         """Offer a live channel event (fan-out; never blocks). True if written at once.
@@ -144,8 +176,7 @@ class Client:
         self.closing = True
         self.close_code = code
         self.queue.clear()
-        self._wakeup.set()
-        self._room.set()
+        self._make_room()
         self._close_task = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
@@ -158,28 +189,32 @@ class Client:
         except TimeoutError:
             self.link.abort()
 
-    async def write_loop(self) -> None:
+    async def _drain(self) -> None:
+        """Write the queued frames in order, then end (the next queued frame starts another)."""
         try:
             while not self.closing:
                 item = self.queue.pop()
                 if item is None:
-                    self._room.set()
-                    self._wakeup.clear()
-                    self._writer_idle = True
-                    try:
-                        await self._wakeup.wait()
-                    finally:
-                        self._writer_idle = False
-                    continue
+                    return
                 if len(self.queue) < self._low_water:
-                    self._room.set()
+                    self._make_room()
                 # Written to the transport at once, then waits while the
                 # socket buffer is above the high-water mark.
                 self._handed += len(item.payload)
                 await self.ws.send(item.payload, text=True)
                 metrics.FRAMES_SENT.inc()
         except ConnectionClosed:
-            pass
+            # Nothing queued can get through any more; the reader sees the close.
+            self.queue.clear()
+        finally:
+            self._writer = None
+            self._make_room()
+
+    async def stop(self) -> None:
+        """End the writer, if one is at work (the connection is over)."""
+        self.closing = True
+        self._make_room()
+        await stop_tasks(self._writer)
 
 
 class Timers:
@@ -190,9 +225,11 @@ class Timers:
     loop is free for a delay of 0.
     """
 
+    __slots__ = ("_expiry", "_fire", "_handles")
+
     def __init__(self, fire: Callable[[Timer], None]) -> None:
         self._fire = fire
-        self._handles: set[asyncio.Handle] = set()
+        self._handles: set[asyncio.Handle] | None = None  # made by the first one
         self._expiry: asyncio.TimerHandle | None = None
 
     def schedule(self, timer: Timer, delay: float) -> None:
@@ -207,11 +244,13 @@ class Timers:
             handle = loop.call_soon(self._fire, timer)
         else:
             handle = loop.call_later(delay, self._fire, timer)
+        if self._handles is None:
+            self._handles = set()
         self._handles.add(handle)
 
     def cancel(self) -> None:
-        for handle in self._handles:
+        for handle in self._handles or ():
             handle.cancel()
-        self._handles.clear()
+        self._handles = None
         if self._expiry is not None:
             self._expiry.cancel()

@@ -176,6 +176,15 @@ class ConnectionProtocol:
     thread-safe; driven by one connection's tasks on one event loop.
     """
 
+    __slots__ = (
+        "_decode_token",
+        "_deferred",
+        "_handling",
+        "_hello_latest",
+        "_inbox_hold_seconds",
+        "session",
+    )
+
     def __init__(
         self,
         identity: Identity,

@@ -62,6 +62,20 @@ class SendQueue:
     what it still holds can be popped but the caller is expected to close.
     """
 
+    __slots__ = (
+        "_behind",
+        "_bytes",
+        "_entries",
+        "_latest",
+        "_on_drop",
+        "_sheddable",
+        "_size",
+        "_stale",
+        "bound",
+        "byte_bound",
+        "overflowed",
+    )
+
     def __init__(
         self,
         bound: int,
@@ -219,6 +233,8 @@ class StallClock:
     mark growing for `timeout` seconds. It does not say why (a client that
     stopped reading, or a dead network path); either way it gets 4008.
     """
+
+    __slots__ = ("_mark", "_since", "timeout")
 
     def __init__(self, timeout: float) -> None:
         if timeout <= 0:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -93,6 +94,8 @@ class GatewayServer(ActionPerformer):
         self.settings = settings or Settings.from_env("gateway", 8000)
         self.config = config or GatewayConfig.from_env()
         self.instance_id = uuid.uuid4().hex[:12]
+        # A `refresh` op's check, one callable for every connection.
+        self._decode_token = functools.partial(decode_token, secret=self.settings.jwt_secret)
         self._server: Server | None = None
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
@@ -346,10 +349,7 @@ class GatewayServer(ActionPerformer):
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
         identity = self._identities.pop(ws, GUEST)
-        secret = self.settings.jwt_secret
-        protocol = ConnectionProtocol(
-            identity, self.config, lambda token: decode_token(token, secret)
-        )
+        protocol = ConnectionProtocol(identity, self.config, self._decode_token)
         client = Client(ws, protocol, self.config)
         timers = Timers(lambda timer: self._timer_due(client, timers, timer))
         self._clients.add(client)
@@ -359,16 +359,14 @@ class GatewayServer(ActionPerformer):
             client.close(CLOSE_RESTART, "server restart")
         metrics.CONNECTIONS.inc()
         metrics.CONNECTIONS_OPENED.inc()
-        writer = asyncio.create_task(client.write_loop())
         try:
             if not client.closing:
                 await self._perform(client, timers, protocol.start())
-            if not client.closing:
-                async for message in ws:
-                    await self._perform(client, timers, protocol.receive(message, time.monotonic()))
-                    await self._perform(client, timers, protocol.op_done())
-                    if client.closing:
-                        break
+            while not client.closing:
+                # `recv()` rather than `async for`: no async generator per connection.
+                message = await ws.recv()
+                await self._perform(client, timers, protocol.receive(message, time.monotonic()))
+                await self._perform(client, timers, protocol.op_done())
         except ConnectionClosed:
             pass
         except Exception:
@@ -384,8 +382,7 @@ class GatewayServer(ActionPerformer):
             timers.cancel()
             if not client.closing and client.link.is_open():
                 client.close(1000, "")
-            client.closing = True
-            await stop_tasks(writer)
+            await client.stop()
             await ws.wait_closed()
             metrics.CONNECTIONS.dec()
             # What the server decided, even when its close frame could not get

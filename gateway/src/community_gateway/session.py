@@ -128,6 +128,8 @@ class RecoveryBufferFull(Exception):
 class TokenBucket:
     """`rate` tokens per second, at most `burst` saved up; one op costs one token."""
 
+    __slots__ = ("_tokens", "_updated", "burst", "rate")
+
     def __init__(self, rate: float, burst: int, now: float) -> None:
         self.rate = rate
         self.burst = float(burst)
@@ -173,6 +175,17 @@ class Session:
     Not thread-safe; meant to be driven by one connection's tasks on one event
     loop. Methods never block and never do I/O.
     """
+
+    __slots__ = (
+        "_bucket",
+        "_opened",
+        "_sent",
+        "_subs",
+        "buffer_bound",
+        "identity",
+        "max_subscriptions",
+        "mode",
+    )
 
     def __init__(
         self,
