@@ -686,7 +686,12 @@ async def fanout_gateway(args: argparse.Namespace, count: int, events: int) -> d
     nc = await nats.connect(run.nats_url)
     js = nc.jetstream()
     try:
-        with gateway(run) as (proc, port):
+        with contextlib.ExitStack() as stack:
+            if args.routed_elsewhere:
+                # Started first, this instance holds the router lease: the
+                # measured one only fans out, as the other instances of a cluster do.
+                stack.enter_context(gateway(run))
+            proc, port = stack.enter_context(gateway(run))
             clients = Clients(f"ws://127.0.0.1:{port}/ws", count, args.client_procs, SUBSCRIBE)
             try:
                 payloads = [post_created(i, MARKER.decode()) for i in range(events)]
@@ -951,6 +956,11 @@ async def main() -> None:
     )
     parser.add_argument("--frames", type=int, default=None, help="frames per fan-out row")
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument(
+        "--routed-elsewhere",
+        action="store_true",
+        help="fan-out: another gateway process routes, the measured one only fans out",
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="events/s for the latency part")
     parser.add_argument("--duration", type=float, default=None, help="seconds for the latency part")
     parser.add_argument("--memory", default=None, help="connection counts for the memory part")

@@ -1,4 +1,4 @@
-"""One websocket connection's I/O besides reading: its outbound path and its timers.
+"""One websocket connection's I/O besides reading: its outbound path, its keepalive, its timers.
 
 Frames reach a client in order through one of two ways: written at once when
 the client keeps up (as `websockets.broadcast` does), else through its
@@ -7,14 +7,16 @@ ended when the queue is empty (an idle connection holds no task and no event:
 memory per connection is what capacity is counted in). What overflows, and what a client
 that stopped reading gets, is decided by `sendqueue.py` (the drop policy,
 the byte bound, the stall clock); this module measures and closes (4008).
-The `websockets` internals it needs are behind `wsadapter.Link`.
+The keepalive pings from the server's watch loop (`keepalive.PingClock`
+decides when), not from a task per connection. The `websockets` internals it
+needs are behind `wsadapter.Link`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from community_shared.tasks import stop_tasks
 from websockets.asyncio.server import ServerConnection
@@ -23,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from community_gateway import metrics
 from community_gateway.actions import Timer, TokenExpiry
 from community_gateway.config import GatewayConfig
+from community_gateway.keepalive import PingClock
 from community_gateway.protocol import (
     CLOSE_TOO_SLOW,
     ConnectionProtocol,
@@ -41,6 +44,8 @@ class Client:
         "_close_timeout",
         "_handed",
         "_low_water",
+        "_ping",
+        "_pong",
         "_room",
         "_stall",
         "_writer",
@@ -73,6 +78,8 @@ class Client:
         self._low_water = max(1, config.queue_bound // 2)
         self._close_task: asyncio.Task[None] | None = None
         self._close_timeout = config.close_timeout
+        self._ping = PingClock(time.monotonic(), config.ping_interval, config.ping_timeout)
+        self._pong: asyncio.Future[float] | None = None  # while a ping is out
 
     @property
     def writing(self) -> bool:
@@ -99,14 +106,22 @@ class Client:
         Any other client's frames go through its queue and writer task, so the
         order is the same either way.
         """
-        if self.closing or self._writer is not None or self.queue or not self.link.can_write_now():
+        if not self._keeps_up():
             return False
         try:
-            self.link.write_now(item.payload)
+            self.link.write_now(item)
         except Exception:  # the connection is going away: queue it, the reader will notice
             return False
         self._handed += len(item.payload)
         return True
+
+    def _keeps_up(self) -> bool:
+        return (
+            not self.closing
+            and self._writer is None
+            and not self.queue
+            and self.link.can_write_now()
+        )
 
     def _enqueue(self, item: Outgoing) -> bool:
         if self.closing:
@@ -132,25 +147,42 @@ class Client:
         if room is not None and not room.done():
             room.set_result(None)
 
-    def deliver(self, event: StoredEvent) -> bool:
-        """Offer a live channel event (fan-out; never blocks). True if written at once.
+    def deliver(self, events: Sequence[StoredEvent]) -> int:
+        """Offer live channel events, in order (fan-out; never blocks).
 
-        Frames written at once are left for the caller to count, so that
-        fan-out updates the metrics once per event rather than once per frame.
+        The frames due are written at once, in one write, to a client that
+        keeps up, and their number returned (left for the caller to count, so
+        that fan-out updates the metrics once, not once per frame); to any
+        other client they are queued (0).
         """
         if self.closing:
-            return False
+            return 0
+        items: list[Outgoing] = []
+        size = 0
+        offer = self.session.offer
         try:
-            item = self.session.offer(event)
+            for event in events:
+                item = offer(event)
+                if item is not None:
+                    items.append(item)
+                    size += len(item.payload)
         except RecoveryBufferFull:
             self.close(CLOSE_TOO_SLOW, "client too slow")
-            return False
-        if item is None:
-            return False
-        if self._write_now(item):
-            return True
-        self._enqueue(item)
-        return False
+            return 0
+        if not items:
+            return 0
+        if self._keeps_up():
+            try:
+                self.link.write_all(items)
+            except Exception:  # the connection is going away: queue them, the reader will notice
+                pass
+            else:
+                self._handed += size
+                return len(items)
+        for item in items:
+            if not self._enqueue(item):
+                break
+        return 0
 
     def check_outbound(self, now: float) -> None:
         """Close with 4008 a client whose whole backlog is over the bound or stopped draining.
@@ -168,6 +200,26 @@ class Client:
         pending = bool(self.queue) or held > 0
         if self._stall.observe(now, pending=pending, mark=self._handed - held):
             self.close(CLOSE_TOO_SLOW, "client stopped reading")
+
+    def check_alive(self, now: float) -> None:
+        """Ping when one is due; close (1011) a client that answered no ping within the timeout."""
+        if self.closing:
+            return
+        pong = self._pong
+        answered = pong is None or pong.done()
+        if answered:
+            self._pong = None
+        step = self._ping.observe(now, answered=answered)
+        if step == "ping":
+            try:
+                pong = self.link.ping()
+            except Exception:  # the connection is going away: the reader will notice
+                return
+            if pong is not None:
+                pong.add_done_callback(_retrieve)
+            self._pong = pong
+        elif step == "give up":
+            self.close(CLOSE_NO_PONG, "keepalive ping timeout")
 
     def close(self, code: int, reason: str) -> None:
         """Start closing (idempotent); queued frames are discarded."""
@@ -215,6 +267,17 @@ class Client:
         self.closing = True
         self._make_room()
         await stop_tasks(self._writer)
+
+
+CLOSE_NO_PONG = 1011
+"""What websockets' own keepalive closes with when a ping goes unanswered."""
+
+
+def _retrieve(pong: asyncio.Future[float]) -> None:
+    # A ping still out when the connection closes fails with ConnectionClosed;
+    # nobody awaits it, so take the exception here (asyncio would log it).
+    if not pong.cancelled():
+        pong.exception()
 
 
 class Timers:

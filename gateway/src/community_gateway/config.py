@@ -86,6 +86,8 @@ class GatewayConfig:
             raise ValueError("max_subscriptions must be at least 1")
         if self.coalesce_seconds < 0:
             raise ValueError("coalesce_seconds must not be negative")
+        if self.ping_interval <= 0 or self.ping_timeout <= 0:
+            raise ValueError("ping_interval and ping_timeout must be positive")
         if self.router_lease_seconds <= 0:
             raise ValueError("router_lease_seconds must be positive")
         if self.outbound_bytes < 1 or self.stall_seconds <= 0:

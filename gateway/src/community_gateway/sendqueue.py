@@ -39,13 +39,19 @@ MERGED: Final = "merged"
 SHED: Final = "shed"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Outgoing:
-    """One frame ready to send (`payload` is the UTF-8 JSON text, encoded once)."""
+    """One frame ready to send (`payload` is the UTF-8 JSON text, encoded once).
+
+    `wire` is the whole websocket frame, made by the first direct write
+    (`wsadapter.Link.write_now`) and reused for every other client the same
+    frame goes to: an event is framed once, not once per subscriber.
+    """
 
     payload: bytes
     coalesce_key: str | None = None
     sheddable: bool = False
+    wire: bytes | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(slots=True, eq=False)

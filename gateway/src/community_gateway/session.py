@@ -407,12 +407,16 @@ class Session:
         subscription's `last_seq` and the connection's `sent_seq`, which then
         move up to it.
         """
-        if event.seq <= sub.last_seq or event.seq <= self.sent_seq(event.channel):
+        seq = event.seq
+        sent = self._sent.get(event.channel)
+        if seq <= sub.last_seq or (sent is not None and seq <= sent.seq):
             return None
-        sub.last_seq = event.seq
+        sub.last_seq = seq
         if not self._deliverable(event):
             return None
-        self._sent.setdefault(event.channel, _Sent()).seq = event.seq
+        if sent is None:
+            sent = self._sent[event.channel] = _Sent()
+        sent.seq = seq
         return event.outgoing()
 
     def _deliverable(self, event: StoredEvent) -> bool:

@@ -147,3 +147,19 @@ async def test_a_client_that_answers_no_ping_is_closed(gateway_factory: Any) -> 
     await eventually(connected)
     await eventually(dropped, timeout=5)
     writer.close()
+
+
+async def test_a_client_that_answers_pings_stays_and_no_connection_has_a_keepalive_task(
+    gateway_factory: Any, ws_connect: Any
+) -> None:
+    """Keepalive pings come from the gateway's one watch loop: connections that answer
+    stay open over many ping intervals, and none has a keepalive task of its own."""
+    server = await gateway_factory(config=GatewayConfig(ping_interval=0.1, ping_timeout=0.3))
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(ws_connect(server)) for _ in range(10)]
+        await asyncio.sleep(1.5)  # ~15 ping intervals, several timeouts
+        assert server.connection_count == 10
+        for ws in clients:
+            assert (await ws.request({"op": "ping"}))["op"] == "pong"
+        # websockets would start one per connection (`ping_interval` given to it).
+        assert [c.ws.keepalive_task for c in server._clients] == [None] * 10
