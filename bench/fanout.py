@@ -17,7 +17,9 @@ Parts, each in one run against its floor where there is one:
   rate (pipelined). Then the same clients on a bare server that
   `websockets.broadcast`s each message of a core NATS subject (the same
   payload size). Delivered frames/s, CPU µs per frame of the serving
-  process, frames lost, ratios.
+  process, frames lost, ratios. The measured gateway also routes, unless
+  `--routed-elsewhere` starts another gateway process first to hold the
+  router lease (as in a cluster, where one instance routes for all).
 - **latency**: publish → frame p50/p99 at 1,000 clients and 50 events/s,
   gateway (through `EVENTS`) and bare (through a core subject).
 - **memory**: resident memory per idle connection (subscribed to `feed`) at
