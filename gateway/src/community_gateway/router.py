@@ -28,6 +28,11 @@ server that lost its store, a stream deleted by hand).
 `resource.stats` is coalesced per resource: at most one event per interval
 (300 ms by default), the newest one always published; the envelopes it stands
 for are acknowledged after that publish.
+
+Longer than most modules (~550 lines) on purpose: the lease-driven loop, the
+batch publisher and the re-creation of missing streams share one consumer's
+state and its exactly-once argument; split, that argument would be spread
+over several files.
 """
 
 from __future__ import annotations
@@ -50,10 +55,12 @@ from community_shared.events import decode_envelope
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
 from community_shared.tasks import stop_tasks, wait_set
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
-from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from community_gateway import metrics
 from community_gateway.channels import MalformedEvent, route
@@ -71,6 +78,10 @@ CONSUMER_CHECK_SECONDS = 5.0
 (a pull from a consumer that is gone looks exactly like a pull with nothing to deliver)."""
 WARN_EVERY_SECONDS = 5.0
 RECLAIM_LIMIT = 100_000
+PUBLISH_TIMEOUT_SECONDS = 5.0
+"""How long the router waits for JetStream to confirm the publishes of a batch."""
+NO_RESPONDERS_STATUS = "503"
+NO_STREAM = "no stream holds the subject"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +93,114 @@ class _Pending:
     ts: str
 
 
+class _Batch:
+    """The publishes of one routed batch and their confirmations by JetStream."""
+
+    __slots__ = ("confirmed", "done", "failure", "reply", "sent")
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.sent = 0
+        self.confirmed = 0
+        self.failure: str | None = None
+        self.done = asyncio.Event()
+
+    def settle(self) -> None:
+        if self.confirmed >= self.sent or self.failure is not None:
+            self.done.set()
+
+
+class BatchPublisher:
+    """Publishes to JetStream without waiting for each confirmation, and counts them per batch.
+
+    Every publish of a batch carries the batch's own reply subject; JetStream
+    answers each on it (a `PubAck`, an error, or a 503 status when no stream
+    holds the subject). The batch is confirmed once as many answers as
+    publishes arrived and none was a failure. This costs one core NATS
+    publish per message and one small reply, instead of a request per message
+    with its own inbox, future and timer.
+    """
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self._prefix = f"{nc.new_inbox()}."
+        self._batches: dict[str, _Batch] = {}
+        self._subscription: Subscription | None = None
+        self._count = 0
+
+    async def start(self) -> None:
+        self._subscription = await self.nc.subscribe(f"{self._prefix}*", cb=self._on_reply)
+
+    async def stop(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    def batch(self) -> _Batch:
+        self._count += 1
+        token = str(self._count)
+        batch = _Batch(f"{self._prefix}{token}")
+        self._batches[token] = batch
+        return batch
+
+    async def publish(self, batch: _Batch, subject: str, payload: bytes, msg_id: str) -> None:
+        batch.sent += 1
+        await self.nc.publish(subject, payload, reply=batch.reply, headers={"Nats-Msg-Id": msg_id})
+
+    async def confirm(self, batch: _Batch) -> str | None:
+        """None once JetStream confirmed every publish of `batch`; else what went wrong.
+
+        Waits at most `PUBLISH_TIMEOUT_SECONDS`.
+        """
+        try:
+            batch.settle()
+            if not batch.done.is_set():
+                await asyncio.wait_for(batch.done.wait(), PUBLISH_TIMEOUT_SECONDS)
+        except TimeoutError:
+            missing = batch.sent - batch.confirmed
+            batch.failure = f"{missing} publishes unconfirmed after {PUBLISH_TIMEOUT_SECONDS} s"
+        finally:
+            self.forget(batch)
+        return batch.failure
+
+    def forget(self, batch: _Batch) -> None:
+        """Stop counting the answers for `batch` (it is given up)."""
+        self._batches.pop(batch.reply[len(self._prefix) :], None)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        batch = self._batches.get(msg.subject[len(self._prefix) :])
+        if batch is None:
+            return
+        headers = msg.headers
+        if headers and headers.get("Status") == NO_RESPONDERS_STATUS:
+            batch.failure = NO_STREAM
+        elif b'"error"' in msg.data:
+            batch.failure = msg.data.decode(errors="replace")
+        else:
+            batch.confirmed += 1
+        batch.settle()
+
+
 class Router:
     """Routes domain events while holding the lease; stands by otherwise."""
 
-    def __init__(self, js: JetStreamContext, settings: Settings, config: GatewayConfig) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        settings: Settings,
+        config: GatewayConfig,
+        lease_js: JetStreamContext | None = None,
+    ) -> None:
+        """`lease_js`: a JetStream context on a NATS connection of its own for the lease,
+        so that a renewal never waits behind the routing's publishes (defaults to `js`)."""
         self.js = js
         self.settings = settings
         self.config = config
         self.instance_id = uuid.uuid4().hex
         self.events_stream = settings.stream_name("EVENTS")
         self.durable = settings.stream_name(ROUTER_DURABLE)
-        self.lease = Lease(js, settings, config.router_lease_seconds, self.instance_id)
+        self.lease = Lease(lease_js or js, settings, config.router_lease_seconds, self.instance_id)
         self._channel_streams = ChannelStore(js, settings, config)
         self._lease_task: asyncio.Task[None] | None = None
         self._route_task: asyncio.Task[None] | None = None
@@ -101,6 +209,7 @@ class Router:
         self._stopping = False
         self._coalescer: Coalescer[_Pending, Msg] = Coalescer(config.coalesce_seconds)
         self._held = asyncio.Event()
+        self._publisher: BatchPublisher | None = None
         self._consumer_seen_at: dt.datetime | None = None
         self._warned_at: dict[str, float] = {}
 
@@ -192,7 +301,7 @@ class Router:
                 # Bounded, and never the end of the loop: a lease loop that
                 # stopped would leave this instance routing on a lease that
                 # another instance has taken (the route loop fences itself
-                # too, see `_route_loop`).
+                # too, see `_route_until_stopped`).
                 async with asyncio.timeout(max(2 * self.lease.ttl, 5.0)):
                     await self._tend_lease()
             except asyncio.CancelledError:
@@ -254,6 +363,14 @@ class Router:
             await self._publish_and_ack(flush.item, flush.handles)
 
     async def _route_loop(self) -> None:
+        try:
+            await self._route_until_stopped()
+        finally:
+            publisher, self._publisher = self._publisher, None
+            if publisher is not None:
+                await publisher.stop()
+
+    async def _route_until_stopped(self) -> None:
         subscription = None
         reclaimed = False
         quiet_since = time.monotonic()
@@ -270,6 +387,10 @@ class Router:
                 if not reclaimed:
                     await self._reclaim_abandoned()
                     reclaimed = True
+                if self._publisher is None:
+                    publisher = BatchPublisher(self.js._nc)
+                    await publisher.start()
+                    self._publisher = publisher
                 if subscription is None:
                     subscription = await self.js.pull_subscribe_bind(
                         durable=self.durable, stream=self.events_stream
@@ -326,48 +447,91 @@ class Router:
         )
 
     async def _route_batch(self, batch: list[Msg]) -> None:
-        for index, message in enumerate(batch):
-            try:
-                await self._route_one(message)
-            except Exception as exc:
-                # Keep the order: this one and everything after it come back.
-                log.warning("router: publishing failed (%s); redelivering", exc)
-                metrics.ROUTED.labels("retried").inc()
-                if isinstance(exc, NoStreamResponseError):
-                    await self._ensure_channel_streams()
-                for later in batch[index:]:
-                    with contextlib.suppress(Exception):
-                        await later.nak(delay=0.5)
-                await asyncio.sleep(0.5)
-                return
+        """Route a fetched batch: every publish sent at once, then every acknowledgement.
 
-    async def _route_one(self, message: Msg) -> None:
-        try:
-            envelope = decode_envelope(message.data)
-            events = route(envelope)
-        except (ValueError, MalformedEvent) as exc:
-            log.warning("dropping malformed event on %s: %s", message.subject, exc)
-            metrics.ROUTED.labels("malformed").inc()
-            await message.term()
+        Each envelope is decoded and routed once, in order; its channel events
+        are published without waiting for each confirmation (they leave on
+        the one connection in this order, and each stream stores them in that
+        order). Once JetStream has confirmed every publish of the batch, the
+        envelopes are acknowledged. If any publish fails (a stream missing,
+        an error, no confirmation in `PUBLISH_TIMEOUT_SECONDS`), every
+        envelope of the batch comes back (negative acknowledgement), in
+        order; the publishes that did land are dropped as duplicates when they
+        come again, so only the failed ones are stored anew, after the others.
+        """
+        publisher = self._publisher
+        if publisher is None:
+            raise RuntimeError("the router is not routing")
+        sent = publisher.batch()
+        acks: list[Msg] = []
+        counts: dict[str, int] = {}
+        published: dict[str, int] = {}
+        failure: str | None = None
+        for message in batch:
+            try:
+                envelope = decode_envelope(message.data)
+                events = route(envelope)
+            except (ValueError, MalformedEvent) as exc:
+                log.warning("dropping malformed event on %s: %s", message.subject, exc)
+                counts["malformed"] = counts.get("malformed", 0) + 1
+                await message.term()
+                continue
+            if not events:
+                counts["ignored"] = counts.get("ignored", 0) + 1
+                acks.append(message)
+                continue
+            ts = format_ts(envelope.occurred_at)
+            held = False
+            event_id = str(envelope.id)
+            for event in events:
+                if event.type == "resource.stats" and event.coalesce_key is not None:
+                    pending = _Pending(event, envelope.id, ts)
+                    if not self._coalescer.offer(
+                        event.coalesce_key, pending, message, time.monotonic()
+                    ):
+                        held = True
+                        self._held.set()
+                        continue
+                try:
+                    await publisher.publish(
+                        sent,
+                        self.settings.subject(channel_subject(event.channel)),
+                        encode_channel_message(event, ts),
+                        f"{event_id}:{event.channel}:{event.type}",
+                    )
+                except Exception as exc:
+                    failure = str(exc) or type(exc).__name__
+                    break
+                label = "user" if event.channel.startswith("user:") else event.channel
+                published[label] = published.get(label, 0) + 1
+            if failure is not None:
+                break
+            if held:
+                counts["held"] = counts.get("held", 0) + 1
+            else:
+                counts["routed"] = counts.get("routed", 0) + 1
+                acks.append(message)
+        if failure is None:
+            failure = await publisher.confirm(sent)
+        else:
+            publisher.forget(sent)
+        if failure is not None:
+            # Keep the order: the whole batch comes back.
+            log.warning("router: publishing failed (%s); redelivering", failure)
+            metrics.ROUTED.labels("retried").inc()
+            if failure == NO_STREAM:
+                await self._ensure_channel_streams()
+            for message in batch:
+                with contextlib.suppress(Exception):
+                    await message.nak(delay=0.5)
+            await asyncio.sleep(0.5)
             return
-        if not events:
-            metrics.ROUTED.labels("ignored").inc()
+        for message in acks:
             await message.ack()
-            return
-        ts = format_ts(envelope.occurred_at)
-        held = False
-        for event in events:
-            pending = _Pending(event, envelope.id, ts)
-            if event.type == "resource.stats" and event.coalesce_key is not None:
-                now = time.monotonic()
-                if not self._coalescer.offer(event.coalesce_key, pending, message, now):
-                    held = True
-                    self._held.set()
-                    continue
-            await self._publish(pending)
-        metrics.ROUTED.labels("held" if held else "routed").inc()
-        if not held:
-            await message.ack()
+        for outcome, count in counts.items():
+            metrics.ROUTED.labels(outcome).inc(count)
+        for label, count in published.items():
+            metrics.CHANNEL_PUBLISHED.labels(label).inc(count)
 
     async def _publish(self, pending: _Pending) -> None:
         event = pending.event

@@ -97,6 +97,7 @@ class GatewayServer(ActionPerformer):
         self._decode_token = functools.partial(decode_token, secret=self.settings.jwt_secret)
         self._server: Server | None = None
         self._nc: NATS | None = None
+        self._lease_nc: NATS | None = None
         self._js: JetStreamContext | None = None
         self._store: ChannelStore | None = None
         self._router: Router | None = None
@@ -186,7 +187,10 @@ class GatewayServer(ActionPerformer):
         js = self._nc.jetstream()
         self._js = js
         self._store = ChannelStore(js, self.settings, self.config)
-        self._router = Router(js, self.settings, self.config)
+        # The lease on a connection of its own: a renewal never queues behind
+        # the routing's publishes or the fan-out's deliveries (see router.py).
+        self._lease_nc = await connect_nats(self.settings, name=f"gateway-{self.instance_id}-lease")
+        self._router = Router(js, self.settings, self.config, self._lease_nc.jetstream())
         while True:
             try:
                 await self._store.ensure_streams()
@@ -245,10 +249,11 @@ class GatewayServer(ActionPerformer):
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
         self._fanout.clear()
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await self._nc.drain()
-            self._nc = None
+        for nc in (self._nc, self._lease_nc):
+            if nc is not None:
+                with contextlib.suppress(Exception):
+                    await nc.drain()
+        self._nc = self._lease_nc = None
         if self._redis is not None:
             self._cursors = None
             with contextlib.suppress(Exception):

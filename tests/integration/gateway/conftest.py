@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,6 +12,41 @@ from community_shared.events import Envelope, encode_envelope, make_event
 from community_shared.settings import Settings
 
 Publish = Callable[..., Awaitable[Envelope]]
+
+
+def own_prefix(tag: str = "rc") -> str:
+    """A deployment prefix of a test's own: streams, consumer and lease no other test shares."""
+    from tests.conftest import RUN_ID
+
+    return f"{RUN_ID}.{tag}{uuid.uuid4().hex[:6]}."
+
+
+def stream(prefix: str, name: str) -> str:
+    """The name of stream (or durable) `name` under deployment `prefix`."""
+    return prefix.replace(".", "_") + name
+
+
+@dataclass
+class OwnDeployment:
+    """A deployment prefix of a test's own, the test's JetStream context, and a way to
+    start gateways on that prefix (`await deployment.gateway(config)`)."""
+
+    prefix: str
+    js: Any
+    gateway: Callable[[Any], Awaitable[Any]]
+
+    def stream(self, name: str) -> str:
+        return stream(self.prefix, name)
+
+
+@pytest.fixture
+def own_deployment(gateway_factory: Any, nats_client: Any) -> OwnDeployment:
+    prefix = own_prefix("rb")
+
+    async def start(config: Any) -> Any:
+        return await gateway_factory(config=config, nats_subject_prefix=prefix)
+
+    return OwnDeployment(prefix, nats_client.jetstream(), start)
 
 
 @pytest.fixture(scope="session")

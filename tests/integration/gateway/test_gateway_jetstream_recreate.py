@@ -7,7 +7,6 @@ its JetStream state behind its back, and checks that events are routed again.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from community_gateway.config import GatewayConfig
@@ -17,18 +16,10 @@ from community_shared.channelstreams import CHANNELS_STREAM
 from community_shared.events import encode_envelope, make_event
 from nats.js.api import StorageType, StreamConfig
 
-from tests.conftest import RUN_ID, eventually
-from tests.integration.gateway.conftest import is_event, post_data
+from tests.conftest import eventually
+from tests.integration.gateway.conftest import is_event, own_prefix, post_data, stream
 
 CONFIG = GatewayConfig(router_lease_seconds=1.0)
-
-
-def own_prefix() -> str:
-    return f"{RUN_ID}.rc{uuid.uuid4().hex[:6]}."
-
-
-def stream(prefix: str, name: str) -> str:
-    return prefix.replace(".", "_") + name
 
 
 async def publish_post(js: Any, prefix: str) -> str:
