@@ -7,7 +7,7 @@ calling an instructor route gets 403 (and a guest 401) whatever the body holds.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from community_shared.web import (
@@ -21,7 +21,7 @@ from community_shared.web import (
 )
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 
 from community_goals.schemas import (
     GoalRequestIn,
@@ -38,6 +38,12 @@ from community_goals.schemas import (
     TracksOut,
 )
 from community_goals.service import GoalsService
+
+ReviewFilter = Annotated[ReviewStatus, Parameter(description="which reviews: pending by default")]
+StoryFilter = Annotated[
+    Literal["published", "pending"],
+    Parameter(description="published stories, or the verification queue (instructors only)"),
+]
 
 Goals = NamedDependency[GoalsService]
 
@@ -92,7 +98,7 @@ class GoalsController(Controller):
         identity: Caller,
         goals: Goals,
         *,
-        status: ReviewStatus = "pending",
+        status: ReviewFilter = "pending",
         cursor: Cursor = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[ReviewOut]:
@@ -147,7 +153,7 @@ class GoalsController(Controller):
         identity: Caller,
         goals: Goals,
         *,
-        status: Literal["published", "pending"] = "published",
+        status: StoryFilter = "published",
         cursor: Cursor = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[StoryPublicOut] | Page[StoryOut]:
