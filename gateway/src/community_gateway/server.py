@@ -448,7 +448,7 @@ class GatewayServer(ActionPerformer):
         channel = events[0].channel
         if all(event.channel == channel for event in events):
             for client in tuple(by_channel.get(channel, ())):
-                written += client.deliver(events)
+                written += _deliver(client, events)
         else:  # each client gets the events of its channels, still in arrival order
             mine: dict[Client, list[StoredEvent]] = {}
             for event in events:
@@ -459,9 +459,20 @@ class GatewayServer(ActionPerformer):
                     else:
                         theirs.append(event)
             for client, theirs in mine.items():
-                written += client.deliver(theirs)
+                written += _deliver(client, theirs)
         if written:
             metrics.FRAMES_SENT.inc(written)
+
+
+def _deliver(client: Client, events: list[StoredEvent]) -> int:
+    """`client.deliver(events)`; a failure closes that client alone (1011, it reconnects and
+    recovers with `since`) instead of ending the fan-out of these events to everyone else."""
+    try:
+        return client.deliver(events)
+    except Exception:
+        log.exception("fan-out to a client failed")
+        client.close(1011, "internal error")
+        return 0
 
 
 async def run_until_stopped(settings: Settings, config: GatewayConfig, stop: asyncio.Event) -> None:

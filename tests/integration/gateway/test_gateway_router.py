@@ -11,8 +11,10 @@ import json
 import time
 from typing import Any
 
+import pytest
 from community_gateway.config import GatewayConfig
 from community_gateway.router import ROUTER_DURABLE
+from community_gateway.session import Session
 from community_shared.channelstreams import CHANNELS_STREAM
 from community_shared.events import encode_envelope, make_event
 
@@ -117,3 +119,31 @@ async def test_the_lease_is_renewed_while_the_routing_connection_is_stuck(
         finally:
             routing.resume_reading()
         await ws.recv_until(is_event("feed", "post.created", {second}), timeout=10)
+
+
+async def test_a_client_whose_fan_out_fails_is_closed_and_the_others_get_the_event(
+    own_deployment: OwnDeployment, ws_connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await own_deployment.gateway(CONFIG)
+    js, prefix = own_deployment.js, own_deployment.prefix
+    async with ws_connect(server) as first, ws_connect(server) as second:
+        await first.subscribe("feed")
+        await second.subscribe("feed")
+        broken = next(iter(server._by_channel["feed"])).session
+        offer = Session.offer
+
+        def offer_or_fail(session: Session, event: Any) -> Any:
+            if session is broken:
+                raise RuntimeError("a defect in one session")
+            return offer(session, event)
+
+        monkeypatch.setattr(Session, "offer", offer_or_fail)
+        [post_id] = await publish_posts(js, prefix, 1)
+        outcomes = []
+        for ws in (first, second):
+            try:
+                await ws.recv_until(is_event("feed", "post.created", {post_id}), timeout=10)
+                outcomes.append("event")
+            except Exception:  # the connection closed under the read
+                outcomes.append(ws.connection.protocol.close_rcvd.code)
+        assert sorted(outcomes, key=str) == sorted([1011, "event"], key=str)
