@@ -14,6 +14,7 @@ from community_leaderboard.schemas import Privacy
 from community_leaderboard.service import MAX_OFFSET, LeaderboardService
 from community_shared.auth import GUEST, Identity
 from community_shared.errors import Forbidden, InvalidInput, Unauthenticated
+from community_shared.pagination import PageRequest
 from community_shared.settings import Settings
 
 
@@ -56,7 +57,7 @@ async def test_a_bad_board_query_is_invalid_input(
 
 async def test_a_malformed_activity_cursor_is_invalid_input(service: LeaderboardService) -> None:
     with pytest.raises(InvalidInput, match="malformed cursor"):
-        await service.activity(limit=20, cursor="not-a-cursor")
+        await service.activity(PageRequest(cursor="not-a-cursor", limit=20))
 
 
 async def test_only_students_have_a_standing_and_privacy(service: LeaderboardService) -> None:

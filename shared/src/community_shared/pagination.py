@@ -18,6 +18,7 @@ import binascii
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
@@ -40,6 +41,14 @@ Cursor = Annotated[
     str | None, Parameter(description="the `next_cursor` of the previous page (opaque)")
 ]
 """The `cursor` query parameter of a list route: `cursor: Cursor = None`."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """The page a list route is asked for: its query's `cursor` and `limit` (checked)."""
+
+    cursor: str | None
+    limit: int
 
 
 class Page(msgspec.Struct, Generic[T]):

@@ -5,7 +5,7 @@ common: the lifespan that opens the Postgres pool, applies migrations,
 connects NATS in the background (a service accepts writes while NATS is down;
 the outbox keeps the events), runs the outbox relay, and closes everything on
 shutdown; `/health`, `/ready` and `/metrics`; the identity (decoded once per
-request) and idempotency-key dependencies; the service's use cases as a
+request), idempotency-key and list-page dependencies; the service's use cases as a
 dependency (`services=`, built once at start-up); request bodies decoded
 strictly into the handler's `data` type; request ids; the one exception
 handler, which turns domain errors (`errors`) and every other failure into the
@@ -95,6 +95,7 @@ from community_shared.openapi import (
     openapi_config,
 )
 from community_shared.outbox import OutboxRelay, jetstream_publisher, one_by_one, pipelined
+from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, PageRequest, parse_limit
 from community_shared.ratelimit import SlidingWindowLimiter
 from community_shared.settings import Settings
 from community_shared.streams import ensure_event_stream
@@ -219,6 +220,20 @@ async def provide_idempotency(
     )
 
 
+def provide_page(
+    identity: NamedDependency[Identity], cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+) -> PageRequest:
+    """The `page` dependency: a list route's `cursor` and `limit` query parameters.
+
+    It takes `identity` (and ignores it) to be resolved after the identity and
+    the use cases, on its own: Litestar resolves the dependencies that depend
+    on nothing together, each in a task of its own, and one more such task
+    cost the feed's pages ~3% more instructions (docs/benchmarks.md, "One way
+    to page"); a dependency resolved on its own is awaited directly.
+    """
+    return PageRequest(cursor, parse_limit(limit))
+
+
 # What a handler declares to receive (the same names in every service).
 Caller = NamedDependency[Identity]
 """The caller's identity (verified once per request; the guest without a token)."""
@@ -226,6 +241,8 @@ Idempotency = NamedDependency[IdempotencyKey | None]
 """The request's `Idempotency-Key`, on routes that create something."""
 PathId = FromPath[uuid.UUID]
 """A UUID path parameter (`/{post_id:uuid}`)."""
+PageQuery = NamedDependency[PageRequest]
+"""The page a list route is asked for (`cursor` and `limit` in its query)."""
 
 
 # Route guards: they refuse before the request body is even read, so a caller
@@ -622,6 +639,7 @@ def create_service_app(
         "identity": Provide(provide_identity),
         "runtime": Provide(provide_runtime),
         "idempotency": Provide(provide_idempotency),
+        "page": Provide(provide_page, sync_to_thread=False),
     }
     for name in services or {}:
         deps[name] = Provide(_service_provider(name), sync_to_thread=False)

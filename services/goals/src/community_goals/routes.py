@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from community_shared.pagination import Page
 from community_shared.web import (
     ANYONE,
     MODERATORS,
     STUDENTS,
     Caller,
     Idempotency,
+    PageQuery,
     PathId,
     answers,
 )
@@ -82,13 +83,9 @@ class GoalsController(Controller):
 
     @get("/me/submissions", summary="The caller's submissions", **answers(STUDENTS))
     async def my_submissions(
-        self,
-        identity: Caller,
-        goals: Goals,
-        cursor: Cursor = None,
-        limit: Limit = DEFAULT_LIMIT,
+        self, identity: Caller, goals: Goals, page: PageQuery
     ) -> Page[SubmissionOut]:
-        return await goals.my_submissions(identity, cursor=cursor, limit=limit)
+        return await goals.my_submissions(identity, page)
 
     # ------------------------------------------------------------------- instructors
 
@@ -99,10 +96,9 @@ class GoalsController(Controller):
         goals: Goals,
         *,
         status: ReviewFilter = "pending",
-        cursor: Cursor = None,
-        limit: Limit = DEFAULT_LIMIT,
+        page: PageQuery,
     ) -> Page[ReviewOut]:
-        return await goals.list_reviews(identity, status=status, cursor=cursor, limit=limit)
+        return await goals.list_reviews(identity, page, status=status)
 
     @post(
         "/reviews/{review_id:uuid}/approve",
@@ -154,12 +150,9 @@ class GoalsController(Controller):
         goals: Goals,
         *,
         status: StoryFilter = "published",
-        cursor: Cursor = None,
-        limit: Limit = DEFAULT_LIMIT,
+        page: PageQuery,
     ) -> Page[StoryPublicOut] | Page[StoryOut]:
-        return await goals.stories(
-            identity, pending=status == "pending", cursor=cursor, limit=limit
-        )
+        return await goals.stories(identity, page, pending=status == "pending")
 
     @post(
         "/stories/{story_id:uuid}/publish",

@@ -26,7 +26,7 @@ from community_shared.auth import Identity
 from community_shared.errors import Conflict, InvalidInput, NotFound
 from community_shared.events import utcnow
 from community_shared.idempotency import IdempotencyKey
-from community_shared.pagination import Page, TimeKey, decode_cursor, keyset_page, parse_limit
+from community_shared.pagination import Page, PageRequest, TimeKey, decode_cursor, keyset_page
 from community_shared.unit_of_work import Database
 
 from community_goals import approvals, store, views
@@ -230,33 +230,29 @@ class GoalsService:
             await uow.remember(idempotency, submission)
         return submission
 
-    async def my_submissions(
-        self, identity: Identity, *, cursor: str | None, limit: int | None
-    ) -> Page[SubmissionOut]:
+    async def my_submissions(self, identity: Identity, page: PageRequest) -> Page[SubmissionOut]:
         student_id = require_user(identity)
-        page_size = parse_limit(limit)
-        before = _after(cursor)
+        before = _after(page.cursor)
         catalog = await self.catalog()
         rows = await store.list_submissions(
-            self.db.pool, student_id, before=before, limit=page_size + 1
+            self.db.pool, student_id, before=before, limit=page.limit + 1
         )
-        page, next_cursor = keyset_page(rows, page_size, _by_created)
-        return Page(items=[views.submission(catalog, r) for r in page], next_cursor=next_cursor)
+        kept, next_cursor = keyset_page(rows, page.limit, _by_created)
+        return Page(items=[views.submission(catalog, r) for r in kept], next_cursor=next_cursor)
 
     # ----------------------------------------------------------------------- reviews
 
     async def list_reviews(
-        self, identity: Identity, *, status: str, cursor: str | None, limit: int | None
+        self, identity: Identity, page: PageRequest, *, status: str
     ) -> Page[ReviewOut]:
         require_moderator(identity)
-        page_size = parse_limit(limit)
-        after = _after(cursor)
+        after = _after(page.cursor)
         catalog = await self.catalog()
         rows = await store.list_reviews(
-            self.db.pool, status=status, after=after, limit=page_size + 1
+            self.db.pool, status=status, after=after, limit=page.limit + 1
         )
-        page, next_cursor = keyset_page(rows, page_size, _by_created)
-        return Page(items=[views.review(catalog, r) for r in page], next_cursor=next_cursor)
+        kept, next_cursor = keyset_page(rows, page.limit, _by_created)
+        return Page(items=[views.review(catalog, r) for r in kept], next_cursor=next_cursor)
 
     async def approve_review(self, identity: Identity, review_id: uuid.UUID) -> ReviewOut:
         reviewer = require_moderator(identity)
@@ -400,26 +396,28 @@ class GoalsService:
         return views.story(row)
 
     async def stories(
-        self, identity: Identity, *, pending: bool, cursor: str | None, limit: int | None
+        self, identity: Identity, page: PageRequest, *, pending: bool
     ) -> Page[StoryPublicOut] | Page[StoryOut]:
         """Published stories, newest first; or (`pending`, instructors and admins only)
         the verification queue, oldest first."""
         if pending:
             require_moderator(identity)
-            return await self.pending_stories(cursor=cursor, limit=parse_limit(limit))
-        return await self.published_stories(cursor=cursor, limit=parse_limit(limit))
+            return await self.pending_stories(page)
+        return await self.published_stories(page)
 
-    async def published_stories(self, *, cursor: str | None, limit: int) -> Page[StoryPublicOut]:
-        before = _after(cursor)
-        rows = await store.list_published_stories(self.db.pool, before=before, limit=limit + 1)
-        page, next_cursor = keyset_page(rows, limit, lambda r: TimeKey(r["published_at"], r["id"]))
-        return Page(items=[views.story_public(r) for r in page], next_cursor=next_cursor)
+    async def published_stories(self, page: PageRequest) -> Page[StoryPublicOut]:
+        before = _after(page.cursor)
+        rows = await store.list_published_stories(self.db.pool, before=before, limit=page.limit + 1)
+        kept, next_cursor = keyset_page(
+            rows, page.limit, lambda r: TimeKey(r["published_at"], r["id"])
+        )
+        return Page(items=[views.story_public(r) for r in kept], next_cursor=next_cursor)
 
-    async def pending_stories(self, *, cursor: str | None, limit: int) -> Page[StoryOut]:
-        after = _after(cursor)
-        rows = await store.list_pending_stories(self.db.pool, after=after, limit=limit + 1)
-        page, next_cursor = keyset_page(rows, limit, _by_created)
-        return Page(items=[views.story(r) for r in page], next_cursor=next_cursor)
+    async def pending_stories(self, page: PageRequest) -> Page[StoryOut]:
+        after = _after(page.cursor)
+        rows = await store.list_pending_stories(self.db.pool, after=after, limit=page.limit + 1)
+        kept, next_cursor = keyset_page(rows, page.limit, _by_created)
+        return Page(items=[views.story(r) for r in kept], next_cursor=next_cursor)
 
     # ----------------------------------------------------------------------- rpc
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from community_shared.auth import Identity
-from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from community_shared.web import ANYONE, STUDENTS, answers
+from community_shared.pagination import DEFAULT_LIMIT, Limit
+from community_shared.web import ANYONE, STUDENTS, PageQuery, answers
 from litestar import Controller, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
@@ -88,10 +88,6 @@ class LeaderboardController(Controller):
 
     @get("/activity", summary="Recent community activity, newest first", **answers(ANYONE))
     async def activity(
-        self,
-        leaderboard: NamedDependency[LeaderboardService],
-        identity: NamedDependency[Identity],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
+        self, leaderboard: NamedDependency[LeaderboardService], page: PageQuery
     ) -> ActivityPage:
-        return await leaderboard.activity(limit=limit, cursor=cursor)
+        return await leaderboard.activity(page)

@@ -28,7 +28,7 @@ from community_shared.access import require_student
 from community_shared.auth import Identity
 from community_shared.errors import InvalidInput
 from community_shared.events import Envelope
-from community_shared.pagination import parse_limit
+from community_shared.pagination import PageRequest, parse_limit
 from community_shared.settings import Settings
 
 from community_leaderboard import rules, store, tally
@@ -114,8 +114,8 @@ class LeaderboardService:
     async def stats(self) -> CommunityStats:
         return await self.views.stats()
 
-    async def activity(self, *, limit: int | None, cursor: str | None) -> ActivityPage:
-        return await self.views.activity(limit=parse_limit(limit), cursor=cursor)
+    async def activity(self, page: PageRequest) -> ActivityPage:
+        return await self.views.activity(page)
 
     # ------------------------------------------------------------------ privacy
 

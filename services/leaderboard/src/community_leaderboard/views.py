@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from community_shared.auth import Identity
 from community_shared.money import format_money
-from community_shared.pagination import TimeKey, decode_cursor, keyset_page
+from community_shared.pagination import PageRequest, TimeKey, decode_cursor, keyset_page
 
 from community_leaderboard import rules, store
 from community_leaderboard.announcements import UNNAMED
@@ -200,13 +200,13 @@ class Views:
             students_by_track={"agency": figures.agency, "saas": figures.saas},
         )
 
-    async def activity(self, *, limit: int, cursor: str | None) -> ActivityPage:
-        after = decode_cursor(cursor, TimeKey)
+    async def activity(self, page: PageRequest) -> ActivityPage:
+        after = decode_cursor(page.cursor, TimeKey)
         async with self.ctx.db.connection() as conn:
             rows = await store.recent_activity(
-                conn, limit=limit + 1, before=(after.at, after.id) if after else None
+                conn, limit=page.limit + 1, before=(after.at, after.id) if after else None
             )
-        page, next_cursor = keyset_page(rows, limit, lambda r: TimeKey(r.occurred_at, r.id))
+        kept, next_cursor = keyset_page(rows, page.limit, lambda r: TimeKey(r.occurred_at, r.id))
         items = [
             ActivityItem(
                 id=r.id,
@@ -223,7 +223,7 @@ class Views:
                 occurred_at=r.occurred_at,
                 ref=r.ref,
             )
-            for r in page
+            for r in kept
         ]
         return ActivityPage(items=items, next_cursor=next_cursor)
 

@@ -10,8 +10,7 @@ import uuid
 
 from community_shared.auth import Identity
 from community_shared.idempotency import IdempotencyKey
-from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from community_shared.web import ANYONE, SIGNED_IN, answers
+from community_shared.web import ANYONE, SIGNED_IN, PageQuery, answers
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
@@ -65,14 +64,10 @@ class NotificationsController(Controller):
 
     @get("/push-subscriptions", **answers(SIGNED_IN))
     async def my_subscriptions(
-        self,
-        identity: Caller,
-        notifications: Notifications,
-        cursor: Cursor = None,
-        limit: Limit = DEFAULT_LIMIT,
+        self, identity: Caller, notifications: Notifications, page: PageQuery
     ) -> SubscriptionPage:
         """The caller's push subscriptions, oldest first."""
-        return await notifications.my_subscriptions(identity, cursor=cursor, limit=limit)
+        return await notifications.my_subscriptions(identity, page)
 
     @delete("/push-subscriptions/{subscription_id:uuid}", **answers(SIGNED_IN, 404))
     async def delete_subscription(

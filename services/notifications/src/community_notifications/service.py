@@ -13,7 +13,7 @@ from community_shared.access import require_user
 from community_shared.auth import Identity
 from community_shared.errors import InvalidInput, NotFound
 from community_shared.idempotency import IdempotencyKey
-from community_shared.pagination import TimeKey, decode_cursor, keyset_page, parse_limit
+from community_shared.pagination import PageRequest, TimeKey, decode_cursor, keyset_page
 from community_shared.rows import from_row
 from community_shared.unit_of_work import Database
 from community_shared.web import Runtime
@@ -104,16 +104,13 @@ class NotificationsService:
             await uow.remember(idempotency, out, status_code=201 if created else 200)
         return out, created
 
-    async def my_subscriptions(
-        self, identity: Identity, *, cursor: str | None, limit: int | None
-    ) -> SubscriptionPage:
+    async def my_subscriptions(self, identity: Identity, page: PageRequest) -> SubscriptionPage:
         user_id = require_user(identity)
-        page_size = parse_limit(limit)
-        after = decode_cursor(cursor, TimeKey)
+        after = decode_cursor(page.cursor, TimeKey)
         async with self.db.connection() as conn:
-            rows = await store.list_subscriptions(conn, user_id, after, page_size + 1)
+            rows = await store.list_subscriptions(conn, user_id, after, page.limit + 1)
         kept, next_cursor = keyset_page(
-            rows, page_size, lambda r: TimeKey(r["created_at"], r["id"])
+            rows, page.limit, lambda r: TimeKey(r["created_at"], r["id"])
         )
         return SubscriptionPage(
             items=[from_row(SubscriptionOut, r) for r in kept], next_cursor=next_cursor

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
 from community_shared.web import (
     ANYONE,
     MEMBERS,
@@ -19,6 +18,7 @@ from community_shared.web import (
     SIGNED_IN,
     Caller,
     Idempotency,
+    PageQuery,
     PathId,
     answers,
 )
@@ -80,11 +80,11 @@ class PostsController(Controller):
         posts: Posts,
         filter: FeedFilterParam = "all",
         q: SearchParam = None,
-        cursor: Cursor = None,
-        limit: Limit = DEFAULT_LIMIT,
+        *,
+        page: PageQuery,
     ) -> PostPage:
         """The feed: pinned first, then newest. Guests see public posts only."""
-        return await posts.list_posts(identity, feed_filter=filter, q=q, cursor=cursor, limit=limit)
+        return await posts.list_posts(identity, page, feed_filter=filter, q=q)
 
     @get("/{post_id:uuid}", **answers(ANYONE, 404))
     async def get_post(
@@ -221,11 +221,11 @@ class ReportsController(Controller):
         identity: Caller,
         posts: Posts,
         status: ReportStatusParam = "open",
-        cursor: Cursor = None,
-        limit: Limit = DEFAULT_LIMIT,
+        *,
+        page: PageQuery,
     ) -> ReportPage:
         """The moderation queue: open reports oldest first, or resolved ones newest first."""
-        return await posts.list_reports(identity, status=status, cursor=cursor, limit=limit)
+        return await posts.list_reports(identity, page, status=status)
 
     @post("/{report_id:uuid}/resolve", status_code=200, **answers(MODERATORS, 404, 409))
     async def resolve(

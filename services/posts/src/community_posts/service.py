@@ -36,7 +36,7 @@ from community_shared.access import require_member, require_moderator, require_u
 from community_shared.auth import Identity
 from community_shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from community_shared.idempotency import IdempotencyKey
-from community_shared.pagination import TimeKey, decode_cursor, keyset_page, parse_limit
+from community_shared.pagination import PageRequest, TimeKey, decode_cursor, keyset_page
 from community_shared.ratelimit import Limit
 from community_shared.unit_of_work import Database, UnitOfWork
 
@@ -125,15 +125,14 @@ class PostsService:
     async def list_posts(
         self,
         viewer: Identity,
+        page: PageRequest,
         *,
         feed_filter: str,
         q: str | None,
-        cursor: str | None,
-        limit: int | None,
     ) -> PostPage:
-        page_size = parse_limit(limit)
+        page_size = page.limit
         query = rules.clean_query(q)
-        after = decode_cursor(cursor, store.FeedKey)
+        after = decode_cursor(page.cursor, store.FeedKey)
         author_id = require_user(viewer) if feed_filter == "mine" else None
         async with self.db.connection() as conn:
             rows = await store.list_posts(
@@ -146,17 +145,17 @@ class PostsService:
                 after=after,
                 limit=page_size + 1,
             )
-            page, next_cursor = keyset_page(
+            kept, next_cursor = keyset_page(
                 rows, page_size, lambda r: store.FeedKey(r["is_pinned"], r["created_at"], r["id"])
             )
             liked = (
-                await store.liked_post_ids(conn, viewer.user_id, [r["id"] for r in page])
+                await store.liked_post_ids(conn, viewer.user_id, [r["id"] for r in kept])
                 if viewer.user_id is not None
                 else set()
             )
-        goals = await self._goals(page)
+        goals = await self._goals(kept)
         return PostPage(
-            items=[views.post(row, goals, row["id"] in liked) for row in page],
+            items=[views.post(row, goals, row["id"] in liked) for row in kept],
             next_cursor=next_cursor,
         )
 
@@ -400,17 +399,15 @@ class PostsService:
             await uow.remember(idempotency, report)
         return report
 
-    async def list_reports(
-        self, viewer: Identity, *, status: str, cursor: str | None, limit: int | None
-    ) -> ReportPage:
+    async def list_reports(self, viewer: Identity, page: PageRequest, *, status: str) -> ReportPage:
         require_moderator(viewer)
-        page_size = parse_limit(limit)
-        after = decode_cursor(cursor, TimeKey)
+        page_size = page.limit
+        after = decode_cursor(page.cursor, TimeKey)
         async with self.db.connection() as conn:
             rows = await store.list_reports(conn, status=status, after=after, limit=page_size + 1)
         at = "created_at" if status == "open" else "resolved_at"
-        page, next_cursor = keyset_page(rows, page_size, lambda r: TimeKey(r[at], r["id"]))
-        return ReportPage(items=await self._reports(page), next_cursor=next_cursor)
+        kept, next_cursor = keyset_page(rows, page_size, lambda r: TimeKey(r[at], r["id"]))
+        return ReportPage(items=await self._reports(kept), next_cursor=next_cursor)
 
     async def resolve_report(
         self, viewer: Identity, report_id: uuid.UUID, action: rules.ResolveAction

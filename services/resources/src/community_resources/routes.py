@@ -15,8 +15,15 @@ import uuid
 from typing import Annotated, Literal
 
 from community_shared.errors import InvalidInput
-from community_shared.pagination import DEFAULT_LIMIT, Cursor, Limit
-from community_shared.web import ANYONE, MODERATORS, SIGNED_IN, Caller, Idempotency, answers
+from community_shared.web import (
+    ANYONE,
+    MODERATORS,
+    SIGNED_IN,
+    Caller,
+    Idempotency,
+    PageQuery,
+    answers,
+)
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
@@ -94,8 +101,8 @@ class ResourceController(Controller):
         featured: FromQuery[bool | None] = None,
         sort: FromQuery[Sort] = "newest",
         status: FromQuery[Literal["published", "draft"]] = "published",
-        cursor: Cursor = None,
-        limit: Limit = DEFAULT_LIMIT,
+        *,
+        page: PageQuery,
     ) -> ResourcePage:
         """Published resources, filtered and sorted; moderators list drafts with `status=draft`
         (403 for anyone else)."""
@@ -109,12 +116,7 @@ class ResourceController(Controller):
             featured=featured,
         )
         return await resources.list_resources(
-            identity,
-            filters=filters,
-            sort=sort,
-            drafts=status == "draft",
-            cursor=cursor,
-            limit=limit,
+            identity, page, filters=filters, sort=sort, drafts=status == "draft"
         )
 
     @get("/linked/{entity_type:str}/{entity_id:str}", **answers(ANYONE))

@@ -24,7 +24,7 @@ from community_shared.auth import Identity
 from community_shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from community_shared.events import utcnow
 from community_shared.idempotency import IdempotencyKey
-from community_shared.pagination import parse_limit
+from community_shared.pagination import PageRequest
 from community_shared.rows import from_row
 from community_shared.unit_of_work import Database, UnitOfWork
 from msgspec import UNSET
@@ -172,15 +172,14 @@ class ResourcesService:
     async def list_resources(
         self,
         identity: Identity,
+        page: PageRequest,
         *,
         filters: store.ListFilters,
         sort: str,
         drafts: bool,
-        cursor: str | None,
-        limit: int | None,
     ) -> ResourcePage:
         """A page of published resources (or of drafts, for moderators, newest first)."""
-        page_size = parse_limit(limit)
+        page_size = page.limit
         if drafts:
             require_moderator(identity)
         filters = dataclasses.replace(
@@ -191,7 +190,7 @@ class ResourcesService:
             else rules.clean_text(filters.q, "q", max_length=rules.MAX_QUERY),
         )
         key_sort = "drafts" if drafts else sort
-        after = decode_position(key_sort, cursor)
+        after = decode_position(key_sort, page.cursor)
         async with self.db.connection() as conn:
             rows = await store.list_resources(
                 conn,
@@ -202,11 +201,11 @@ class ResourcesService:
                 viewer_id=identity.user_id,
             )
             threshold = await popularity_threshold(conn)
-        page, more = rows[:page_size], len(rows) > page_size
+        kept, more = rows[:page_size], len(rows) > page_size
         now = utcnow()
         return ResourcePage(
-            items=[views.caller_view(row, now, threshold) for row in page],
-            next_cursor=encode_position(key_sort, page[-1]) if more else None,
+            items=[views.caller_view(row, now, threshold) for row in kept],
+            next_cursor=encode_position(key_sort, kept[-1]) if more else None,
         )
 
     # ----------------------------------------------------------------------- links

@@ -475,6 +475,7 @@ export interface operations {
     GoalsStoriesPublishedStories: {
         parameters: {
             query?: {
+                /** @description published stories, or the verification queue (instructors only) */
                 status?: "published" | "pending";
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;
@@ -640,6 +641,7 @@ export interface operations {
     GoalsReviewsListReviews: {
         parameters: {
             query?: {
+                /** @description which reviews: pending by default */
                 status?: "pending" | "approved" | "rejected";
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;

@@ -219,10 +219,10 @@ export interface operations {
     LeaderboardActivityActivity: {
         parameters: {
             query?: {
-                /** @description page size, 1..100 */
-                limit?: number;
                 /** @description the `next_cursor` of the previous page (opaque) */
                 cursor?: string | null;
+                /** @description page size, 1..100 */
+                limit?: number;
             };
             header?: never;
             path?: never;
