@@ -29,7 +29,7 @@ server that lost its store, a stream deleted by hand).
 (300 ms by default), the newest one always published; the envelopes it stands
 for are acknowledged after that publish.
 
-Longer than most modules (~550 lines) on purpose: the lease-driven loop, the
+Longer than most modules (~580 lines) on purpose: the lease-driven loop, the
 batch publisher and the re-creation of missing streams share one consumer's
 state and its exactly-once argument; split, that argument would be spread
 over several files.
