@@ -126,8 +126,17 @@ async def pending_outbox(database_url: str) -> int:
         await connection.close()
 
 
+@pytest.fixture
+async def components() -> AsyncIterator[list[Component]]:
+    """The processes a test starts, stopped when it ends (before the NATS cluster),
+    whether it passed or not: none is left running after the suite."""
+    running: list[Component] = []
+    yield running
+    await asyncio.gather(*(c.stop(grace=5) for c in running), return_exceptions=True)
+
+
 async def test_a_nats_server_then_an_instance_of_each_service_killed_mid_writes(
-    own: IsolatedDeployment, natsc: NatsCluster, tmp_path: Path
+    own: IsolatedDeployment, natsc: NatsCluster, tmp_path: Path, components: list[Component]
 ) -> None:
     on_cluster(own, natsc)
     pairs = {
@@ -135,6 +144,7 @@ async def test_a_nats_server_then_an_instance_of_each_service_killed_mid_writes(
         for name in (*sorted(WRITES), "leaderboard")
     }
     gateway = instance(own, "gateway", "community_gateway.app", tmp_path)
+    components.extend([gateway, *(c for p in pairs.values() for c in p)])
     began = time.monotonic()
     await asyncio.gather(*(started(c) for c in (gateway, *(c for p in pairs.values() for c in p))))
     ready = time.monotonic() - began
