@@ -532,14 +532,20 @@ test("push notifications: turned on by a click, then a push is shown by the serv
   await cdp.send("ServiceWorker.deliverPushMessage", {
     origin: new URL(env.demo).origin, registrationId, data: JSON.stringify(push),
   });
-  const shown = await page.waitForFunction(async () => {
+  // Polled from here: `waitForFunction` takes the promise an async predicate returns for
+  // a truthy answer, so it would resolve at once with "nothing shown yet" on a slow machine.
+  const notifications = () => page.evaluate(async () => {
     const notes = await (await navigator.serviceWorker.getRegistration()).getNotifications();
-    return notes.length
-      ? notes.map((n) => ({ title: n.title, body: n.body, tag: n.tag, url: n.data?.url }))
-      : false;
-  }, null, { timeout: UPDATE_MS, polling: 100 });
+    return notes.map((n) => ({ title: n.title, body: n.body, tag: n.tag, url: n.data?.url }));
+  });
+  const deadline = Date.now() + UPDATE_MS;
+  let shown = await notifications();
+  while (shown.length === 0 && Date.now() < deadline) {
+    await page.waitForTimeout(100);
+    shown = await notifications();
+  }
   const reviewLink = `./#review=${push.data.review_id}`;
-  assert.deepEqual(await shown.jsonValue(), [
+  assert.deepEqual(shown, [
     { title: "New item to review", body: "Ada Lovelace submitted $1200 of revenue", tag: "reviews:41", url: reviewLink },
   ]);
 

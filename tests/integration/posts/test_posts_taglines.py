@@ -156,13 +156,14 @@ async def test_a_slow_goals_service_costs_one_short_wait(nats_client: Any, infra
 async def test_a_page_of_authors_is_looked_up_in_parallel(nats_client: Any, infra: Any) -> None:
     settings = own_settings()
     authors = [uuid.uuid4() for _ in range(20)]
-    taglines = directory(settings, nats_client, timeout=0.5)
+    taglines = directory(settings, nats_client, timeout=3.0)
     async with goals_responder(
-        infra.nats_url, settings, {str(a): f"goal {a}" for a in authors}, delay=0.1
+        infra.nats_url, settings, {str(a): f"goal {a}" for a in authors}, delay=0.2
     ):
         started = time.perf_counter()
         found = await taglines.lookup([(a, "student") for a in authors])
-        assert time.perf_counter() - started < 0.4  # not 20 x 0.1 s
+        # One after the other would take 20 x 0.2 s; the bound leaves a busy machine room.
+        assert time.perf_counter() - started < 2.0
         assert found == {a: f"goal {a}" for a in authors}
 
 
@@ -172,8 +173,9 @@ async def test_no_goals_service_no_nats_or_nonsense_means_no_tagline(
     settings = own_settings()
     user = uuid.uuid4()
     started = time.perf_counter()
-    assert await directory(settings, nats_client).lookup([(user, "student")]) == {user: None}
-    assert time.perf_counter() - started < 0.15  # no responders: answered at once
+    patient = directory(settings, nats_client, timeout=3.0)
+    assert await patient.lookup([(user, "student")]) == {user: None}
+    assert time.perf_counter() - started < 1.5  # no responders: answered, not timed out
     assert await directory(settings, None).lookup([(user, "student")]) == {user: None}
     async with goals_responder(infra.nats_url, settings, {}, raw=b"not json"):
         assert await directory(settings, nats_client).lookup([(user, "student")]) == {user: None}
