@@ -93,6 +93,11 @@ class _Pending:
     ts: str
 
 
+def _label(channel: str) -> str:
+    """The metrics label of a channel: every user's inbox counts as `user`."""
+    return "user" if channel.startswith("user:") else channel
+
+
 class _Batch:
     """The publishes of one routed batch and their confirmations by JetStream."""
 
@@ -493,16 +498,11 @@ class Router:
                         self._held.set()
                         continue
                 try:
-                    await publisher.publish(
-                        sent,
-                        self.settings.subject(channel_subject(event.channel)),
-                        encode_channel_message(event, ts),
-                        f"{event_id}:{event.channel}:{event.type}",
-                    )
+                    await publisher.publish(sent, *self._message(event, event_id, ts))
                 except Exception as exc:
                     failure = str(exc) or type(exc).__name__
                     break
-                label = "user" if event.channel.startswith("user:") else event.channel
+                label = _label(event.channel)
                 published[label] = published.get(label, 0) + 1
             if failure is not None:
                 break
@@ -533,15 +533,19 @@ class Router:
         for label, count in published.items():
             metrics.CHANNEL_PUBLISHED.labels(label).inc(count)
 
+    def _message(self, event: ChannelEvent, event_id: object, ts: str) -> tuple[str, bytes, str]:
+        """A channel event's subject, payload and `Nats-Msg-Id` (the same id for a redelivery)."""
+        return (
+            self.settings.subject(channel_subject(event.channel)),
+            encode_channel_message(event, ts),
+            f"{event_id}:{event.channel}:{event.type}",
+        )
+
     async def _publish(self, pending: _Pending) -> None:
         event = pending.event
-        await self.js.publish(
-            self.settings.subject(channel_subject(event.channel)),
-            encode_channel_message(event, pending.ts),
-            headers={"Nats-Msg-Id": f"{pending.event_id}:{event.channel}:{event.type}"},
-        )
-        label = "user" if event.channel.startswith("user:") else event.channel
-        metrics.CHANNEL_PUBLISHED.labels(label).inc()
+        subject, payload, msg_id = self._message(event, pending.event_id, pending.ts)
+        await self.js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        metrics.CHANNEL_PUBLISHED.labels(_label(event.channel)).inc()
 
     async def _ensure_channel_streams(self) -> None:
         """A channel stream answered nobody: create the channel streams again."""
