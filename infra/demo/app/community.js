@@ -208,12 +208,17 @@ function renderResource(resource) {
       session.signedIn ? select : null, status));
 }
 
+let resourcesAsked = 0;
+
 export async function loadResources() {
+  const asked = ++resourcesAsked;
   const form = $("resource-filters");
   const params = new URLSearchParams({ sort: form.sort.value, limit: "10" });
   if (form.category.value) params.set("category", form.category.value);
   if (form.type.value) params.set("type", form.type.value);
   const page = await api("resources", `/resources?${params}`);
+  // The page's first load may answer after a filter's: the newest request's answer stays.
+  if (asked !== resourcesAsked) return;
   fill($("resources"), page.items.map(renderResource), "No resource matches.");
 }
 

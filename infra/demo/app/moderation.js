@@ -10,6 +10,9 @@ import { api } from "./session.js";
 
 const TITLE = document.title;
 const reviews = new Map();     // review id -> review (pending only)
+const known = new Set();       // every review id the page has shown: a proof is announced once
+let reviewLoads = 0;           // the newest load of the queue renders
+let reviewsLoaded = false;     // what the first load finds was there before the page: no alert
 const context = new Map();     // student id -> Promise of their profile and history
 let unseen = 0;
 let audio = null;
@@ -121,11 +124,25 @@ function renderReviews() {
   fill($("reviews"), items.map(renderReview), "All caught up.");
 }
 
+/**
+ * Loads the queue. After the first load, a proof the load finds that the page had not
+ * shown is announced like a live one: it arrived while the channel was being subscribed
+ * or while the page was offline, and its live event (if it comes) finds it already there.
+ */
 export async function loadReviews() {
+  const load = ++reviewLoads;
   const page = await api("goals", "/goals/reviews?status=pending&limit=100");
+  if (load !== reviewLoads) return;
+  const arrived = reviewsLoaded ? page.items.filter((review) => !known.has(review.id)) : [];
+  reviewsLoaded = true;
   reviews.clear();
-  for (const review of page.items) reviews.set(review.id, review);
+  for (const review of page.items) {
+    reviews.set(review.id, review);
+    known.add(review.id);
+  }
+  for (const review of arrived) review.fresh = true;
   renderReviews();
+  arrived.forEach(alertArrival);
 }
 
 function decided(review) {
@@ -172,7 +189,9 @@ export function applyReviews(type, data, live = true) {
     };
     reviews.set(review.id, review);
     context.delete(review.student.id);
-    if (live) alertArrival(review);
+    const news = !known.has(review.id);
+    known.add(review.id);
+    if (live && news) alertArrival(review);
   } else if (type === "review.resolved") {
     reviews.delete(data.review_id);
   }
