@@ -67,6 +67,7 @@ from community_gateway.channels import MalformedEvent, route
 from community_gateway.coalesce import Coalescer
 from community_gateway.config import GatewayConfig
 from community_gateway.lease import STREAM_NOT_FOUND, Lease
+from community_gateway.pull import Puller
 from community_gateway.store import ChannelStore
 
 log = logging.getLogger(__name__)
@@ -376,7 +377,7 @@ class Router:
                 await publisher.stop()
 
     async def _route_until_stopped(self) -> None:
-        subscription = None
+        puller: Puller | None = None
         reclaimed = False
         quiet_since = time.monotonic()
         while self._routing:
@@ -396,12 +397,11 @@ class Router:
                     publisher = BatchPublisher(self.js._nc)
                     await publisher.start()
                     self._publisher = publisher
-                if subscription is None:
-                    subscription = await self.js.pull_subscribe_bind(
-                        durable=self.durable, stream=self.events_stream
-                    )
+                if puller is None:
+                    puller = Puller(self.js._nc, self.js._prefix, self.events_stream, self.durable)
+                    await puller.start()
                 try:
-                    batch = await subscription.fetch(batch=self.config.router_batch, timeout=1.0)
+                    batch = await puller.pull(self.config.router_batch, wait=1.0)
                 except TimeoutError:
                     if time.monotonic() - quiet_since >= CONSUMER_CHECK_SECONDS:
                         quiet_since = time.monotonic()
@@ -415,9 +415,8 @@ class Router:
             except Exception as exc:
                 self._warn("router", exc)
                 await asyncio.sleep(0.5)
-        if subscription is not None:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
+        if puller is not None:
+            await puller.stop()
 
     async def _reclaim_abandoned(self) -> None:
         """Have what the previous holder took and never acknowledged redelivered now, in order.

@@ -423,12 +423,14 @@ class GatewayServer(ActionPerformer):
         channel = channel_of_subject(self.settings.unprefix(msg.subject))
         if channel is None:
             return
+        metrics.FANOUT_EVENTS.inc()
+        if channel not in self._by_channel:
+            return  # no connection here listens: not even decoded
         try:
             event = StoredEvent.decode(channel, msg.metadata.sequence.stream, msg.data)
         except ValueError as exc:
             log.warning("skipping undecodable channel message on %s: %s", msg.subject, exc)
             return
-        metrics.FANOUT_EVENTS.inc()
         if not self._arrived:
             asyncio.get_running_loop().call_soon(self._fan_out_arrived)
         self._arrived.append(event)
