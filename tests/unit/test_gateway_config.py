@@ -26,6 +26,7 @@ def test_overrides() -> None:
             "GATEWAY_CHANNEL_MAX_AGE_HOURS": "24",
             "GATEWAY_INBOX_MAX_AGE_DAYS": "7",
             "GATEWAY_PING_TIMEOUT": "",
+            "GATEWAY_ROUTER_BATCH": "50",
         }
     )
     assert config.queue_bound == 16
@@ -34,6 +35,7 @@ def test_overrides() -> None:
     assert config.channel_max_age_seconds == 24 * 3600
     assert config.inbox_max_age_seconds == 7 * 24 * 3600
     assert config.ping_timeout == 30.0
+    assert config.router_batch == 50
 
 
 @pytest.mark.parametrize(
@@ -43,6 +45,7 @@ def test_overrides() -> None:
         {"GATEWAY_QUEUE_BOUND": "0"},
         {"GATEWAY_OP_RATE": "-1"},
         {"GATEWAY_ROUTER_LEASE_SECONDS": "0"},
+        {"GATEWAY_ROUTER_BATCH": "0"},
     ],
 )
 def test_invalid_values_are_refused(env: dict[str, str]) -> None:

@@ -40,6 +40,7 @@ class GatewayConfig:
     | `GATEWAY_INBOX_MAX_AGE_DAYS` | 30 | notification inbox history (`user:<id>`) |
     | `GATEWAY_INBOX_MAX_MSGS` | 1000 | inbox bound per user |
     | `GATEWAY_ROUTER_LEASE_SECONDS` | 1.2 | router lease (s); takeover within 1.2 times it |
+    | `GATEWAY_ROUTER_BATCH` | 500 | envelopes the router pulls and routes at most at once |
     | `GATEWAY_OUTBOUND_BYTES` | 1048576 | a client's outbound backlog (queue, transport and |
     |  |  | kernel socket buffer) before merging, shedding, 4008 |
     | `GATEWAY_STALL_SECONDS` | 10 | a backlog that does not drain at all for this long: 4008 |
@@ -66,7 +67,7 @@ class GatewayConfig:
     inbox_max_age_seconds: float = 30 * 24 * 3600.0
     inbox_max_msgs: int = 1000
     router_lease_seconds: float = 1.2
-    router_batch: int = 100
+    router_batch: int = 500
     inbox_hold_seconds: float = 1.0
     outbound_bytes: int = 1024 * 1024
     stall_seconds: float = 10.0
@@ -90,6 +91,8 @@ class GatewayConfig:
             raise ValueError("ping_interval and ping_timeout must be positive")
         if self.router_lease_seconds <= 0:
             raise ValueError("router_lease_seconds must be positive")
+        if self.router_batch < 1:
+            raise ValueError("router_batch must be at least 1")
         if self.outbound_bytes < 1 or self.stall_seconds <= 0:
             raise ValueError("outbound_bytes and stall_seconds must be positive")
         if self.inbox_hold_seconds < 0:
@@ -132,6 +135,7 @@ class GatewayConfig:
         number("GATEWAY_INBOX_MAX_AGE_DAYS", "inbox_max_age_seconds", float, 24 * 3600)
         number("GATEWAY_INBOX_MAX_MSGS", "inbox_max_msgs", int)
         number("GATEWAY_ROUTER_LEASE_SECONDS", "router_lease_seconds", float)
+        number("GATEWAY_ROUTER_BATCH", "router_batch", int)
         number("GATEWAY_INBOX_HOLD_MS", "inbox_hold_seconds", float, 0.001)
         number("GATEWAY_OUTBOUND_BYTES", "outbound_bytes", int)
         number("GATEWAY_STALL_SECONDS", "stall_seconds", float)

@@ -81,6 +81,8 @@ WARN_EVERY_SECONDS = 5.0
 RECLAIM_LIMIT = 100_000
 PUBLISH_TIMEOUT_SECONDS = 5.0
 """How long the router waits for JetStream to confirm the publishes of a batch."""
+YIELD_EVERY = 100
+"""Within a batch, the router gives the event loop a turn after this many envelopes."""
 NO_RESPONDERS_STATUS = "503"
 NO_STREAM = "no stream holds the subject"
 
@@ -471,7 +473,10 @@ class Router:
         counts: dict[str, int] = {}
         published: dict[str, int] = {}
         failure: str | None = None
-        for message in batch:
+        for index, message in enumerate(batch):
+            if index and not index % YIELD_EVERY:
+                # Let the loop breathe: the publishes so far leave, clients get their frames.
+                await asyncio.sleep(0)
             try:
                 envelope = decode_envelope(message.data)
                 events = route(envelope)

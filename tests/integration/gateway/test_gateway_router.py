@@ -21,7 +21,7 @@ from community_shared.events import encode_envelope, make_event
 from tests.conftest import eventually
 from tests.integration.gateway.conftest import OwnDeployment, is_event, post_data
 
-CONFIG = GatewayConfig(router_lease_seconds=1.0, router_batch=100)
+CONFIG = GatewayConfig(router_lease_seconds=1.0)  # batches of up to 500 (the default)
 
 
 async def publish_posts(js: Any, prefix: str, count: int) -> list[str]:
@@ -48,7 +48,7 @@ async def test_a_burst_is_routed_in_order_and_every_envelope_acknowledged(
 ) -> None:
     await own_deployment.gateway(CONFIG)
     js = own_deployment.js
-    ids = await publish_posts(js, own_deployment.prefix, 450)  # several fetched batches
+    ids = await publish_posts(js, own_deployment.prefix, 1200)  # several pulled batches
     channels = own_deployment.stream(CHANNELS_STREAM)
 
     async def all_routed() -> bool:
@@ -82,7 +82,7 @@ async def test_a_client_gets_a_routed_burst_once_in_order_with_consecutive_seqs(
     js, prefix = own_deployment.js, own_deployment.prefix
     async with ws_connect(server) as ws:
         await ws.subscribe("feed")
-        ids = await publish_posts(js, prefix, 450)
+        ids = await publish_posts(js, prefix, 1200)
         frames = await ws.events("feed", len(ids), timeout=20)
         assert [frame["data"]["id"] for frame in frames] == ids
         seqs = [frame["seq"] for frame in frames]
