@@ -92,16 +92,17 @@ class Client:
 
     def push(self, item: Outgoing) -> bool:
         """Send or queue a frame without waiting; on overflow the connection is closed (4008)."""
-        if self._write_now(item):
+        if self._write_now([item], len(item.payload)):
             metrics.FRAMES_SENT.inc()
             return True
         return self._enqueue(item)
 
-    def _write_now(self, item: Outgoing) -> bool:
-        """Write the frame at once if this client keeps up; False if it must be queued.
+    def _write_now(self, items: Sequence[Outgoing], size: int) -> bool:
+        """Write the frames at once, in one write, if this client keeps up; False if they
+        must be queued.
 
         A client that keeps up (nothing queued, no writer at work, the socket
-        buffer below websockets' high-water mark) gets the frame written
+        buffer below websockets' high-water mark) gets its frames written
         directly, as `websockets.broadcast` would: no task switch per frame.
         Any other client's frames go through its queue and writer task, so the
         order is the same either way.
@@ -109,10 +110,10 @@ class Client:
         if not self._keeps_up():
             return False
         try:
-            self.link.write_now(item)
-        except Exception:  # the connection is going away: queue it, the reader will notice
+            self.link.write_all(items)
+        except Exception:  # the connection is going away: queue them, the reader will notice
             return False
-        self._handed += len(item.payload)
+        self._handed += size
         return True
 
     def _keeps_up(self) -> bool:
@@ -171,14 +172,8 @@ class Client:
             return 0
         if not items:
             return 0
-        if self._keeps_up():
-            try:
-                self.link.write_all(items)
-            except Exception:  # the connection is going away: queue them, the reader will notice
-                pass
-            else:
-                self._handed += size
-                return len(items)
+        if self._write_now(items, size):
+            return len(items)
         for item in items:
             if not self._enqueue(item):
                 break
@@ -269,7 +264,9 @@ class Client:
         await stop_tasks(self._writer)
 
 
-CLOSE_NO_PONG = 1011
+CLOSE_INTERNAL_ERROR = 1011
+"""A server error: the client reconnects with backoff and recovers with `since`."""
+CLOSE_NO_PONG = CLOSE_INTERNAL_ERROR
 """What websockets' own keepalive closes with when a ping goes unanswered."""
 
 

@@ -44,7 +44,7 @@ class Outgoing:
     """One frame ready to send (`payload` is the UTF-8 JSON text, encoded once).
 
     `wire` is the whole websocket frame, made by the first direct write
-    (`wsadapter.Link.write_now`) and reused for every other client the same
+    (`wsadapter.Link.write_all`) and reused for every other client the same
     frame goes to: an event is framed once, not once per subscriber.
     """
 

@@ -48,7 +48,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from community_gateway import metrics
-from community_gateway.client import Client, Timers
+from community_gateway.client import CLOSE_INTERNAL_ERROR, Client, Timers
 from community_gateway.config import MAX_FRAME_BYTES, GatewayConfig
 from community_gateway.cursors import ReadCursors
 from community_gateway.drain import close_offsets
@@ -381,7 +381,7 @@ class GatewayServer(ActionPerformer):
             pass
         except Exception:
             log.exception("connection handler failed")
-            client.close(1011, "internal error")
+            client.close(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             self._unregister(client)
             if self._presence is not None:
@@ -473,7 +473,7 @@ def _deliver(client: Client, events: list[StoredEvent]) -> int:
         return client.deliver(events)
     except Exception:
         log.exception("fan-out to a client failed")
-        client.close(1011, "internal error")
+        client.close(CLOSE_INTERNAL_ERROR, "internal error")
         return 0
 
 

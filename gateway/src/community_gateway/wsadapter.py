@@ -146,24 +146,13 @@ class Link:
             and ws.transport.get_write_buffer_size() < self._write_limit
         )
 
-    def write_now(self, item: Outgoing) -> None:
-        """Write one text frame to the transport without waiting (`broadcast`'s way).
+    def write_all(self, items: Sequence[Outgoing]) -> None:
+        """Write text frames to the transport without waiting (`broadcast`'s way), in order,
+        in one write (one system call).
 
-        The frame is made once (`item.wire`) and the same bytes go to every
+        Each frame is made once (`item.wire`) and the same bytes go to every
         client it is written to. Only when `can_write_now()`; raises if the
         connection is going away.
-        """
-        ws = self.ws
-        if not self._framed:
-            ws.protocol.send_text(item.payload)
-            ws.send_data()
-            return
-        ws.transport.write(_wire(item))
-
-    def write_all(self, items: Sequence[Outgoing]) -> None:
-        """Write several text frames at once, in order, in one write (one system call).
-
-        As `write_now`, for each; only when `can_write_now()`.
         """
         ws = self.ws
         if not self._framed:

@@ -42,9 +42,9 @@ async def test_every_adapter_method_works_on_a_real_connection() -> None:
             assert link.held() >= 0
             assert not link.is_closing()
             item = Outgoing(b'{"op":"pong"}')
-            link.write_now(item)
+            link.write_all([item])
             assert item.wire == text_frame(item.payload)  # made once, kept for the next client
-            link.write_now(item)
+            link.write_all([item])
             link.write_all([Outgoing(b'{"n":1}'), item, Outgoing(b'{"n":2}')])  # one write
             pong = link.ping()
             assert pong is not None
@@ -92,7 +92,7 @@ async def test_with_an_extension_negotiated_frames_go_through_websockets() -> No
 
     async def handler(ws: ServerConnection) -> None:
         item = Outgoing(b'{"op":"pong"}')
-        Link(ws).write_now(item)
+        Link(ws).write_all([item])
         made.append(item.wire)
         await ws.wait_closed()
 
