@@ -27,6 +27,7 @@ def test_overrides() -> None:
             "GATEWAY_INBOX_MAX_AGE_DAYS": "7",
             "GATEWAY_PING_TIMEOUT": "",
             "GATEWAY_ROUTER_BATCH": "50",
+            "GATEWAY_LISTEN_BACKLOG": "4096",
         }
     )
     assert config.queue_bound == 16
@@ -36,6 +37,7 @@ def test_overrides() -> None:
     assert config.inbox_max_age_seconds == 7 * 24 * 3600
     assert config.ping_timeout == 30.0
     assert config.router_batch == 50
+    assert config.listen_backlog == 4096
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,7 @@ def test_overrides() -> None:
         {"GATEWAY_OP_RATE": "-1"},
         {"GATEWAY_ROUTER_LEASE_SECONDS": "0"},
         {"GATEWAY_ROUTER_BATCH": "0"},
+        {"GATEWAY_LISTEN_BACKLOG": "0"},
     ],
 )
 def test_invalid_values_are_refused(env: dict[str, str]) -> None:

@@ -52,6 +52,8 @@ class GatewayConfig:
     | `GATEWAY_PRESENCE_MAX_MEMBERS` | 1000 | people listed in a snapshot (`online` counts all) |
     | `GATEWAY_DRAIN_SECONDS` | 10 | on stop, clients are closed (1012) spread over this window |
     | `GATEWAY_DRAIN_MIN_RATE` | 100 | ... but never fewer than this many closes per second |
+    | `GATEWAY_LISTEN_BACKLOG` | 1024 | connections the kernel queues before the gateway accepts |
+    |  |  | them (Linux caps it at `net.core.somaxconn`) |
     """
 
     queue_bound: int = 1000
@@ -77,6 +79,7 @@ class GatewayConfig:
     presence_max_members: int = 1000
     drain_seconds: float = 10.0
     drain_min_rate: float = 100.0
+    listen_backlog: int = 1024
 
     def __post_init__(self) -> None:
         if self.queue_bound < 1:
@@ -103,6 +106,8 @@ class GatewayConfig:
             raise ValueError("presence heartbeat must be positive and max members not negative")
         if self.drain_seconds < 0 or self.drain_min_rate < 0:
             raise ValueError("drain_seconds and drain_min_rate must not be negative")
+        if self.listen_backlog < 1:
+            raise ValueError("listen_backlog must be at least 1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -136,6 +141,7 @@ class GatewayConfig:
         number("GATEWAY_INBOX_MAX_MSGS", "inbox_max_msgs", int)
         number("GATEWAY_ROUTER_LEASE_SECONDS", "router_lease_seconds", float)
         number("GATEWAY_ROUTER_BATCH", "router_batch", int)
+        number("GATEWAY_LISTEN_BACKLOG", "listen_backlog", int)
         number("GATEWAY_INBOX_HOLD_MS", "inbox_hold_seconds", float, 0.001)
         number("GATEWAY_OUTBOUND_BYTES", "outbound_bytes", int)
         number("GATEWAY_STALL_SECONDS", "stall_seconds", float)

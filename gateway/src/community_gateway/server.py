@@ -165,6 +165,10 @@ class GatewayServer(ActionPerformer):
             compression=None,
             write_limit=WRITE_LIMIT,
             server_header=None,
+            # Connections not yet accepted that the kernel keeps: when a gateway stops,
+            # its clients reconnect to the others at once, and a SYN dropped from a
+            # full queue is retried only after a second, then three more...
+            backlog=self.config.listen_backlog,
         )
         log.info("gateway listening on %s:%s", self.settings.host, self.port)
         self._client_watch = asyncio.create_task(self._watch_clients())
