@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -47,11 +48,14 @@ def seed_sections(output: str) -> dict[str, str]:
 
 
 def free_port_offset(
-    ports: Sequence[int] = (*PORTS.values(), 8080), offsets: range = range(21_000, 40_000, 100)
+    ports: Sequence[int] = (*PORTS.values(), 8080), offsets: range = range(12_000, 24_000, 100)
 ) -> int:
     """An offset at which every one of `ports` (by default the components' and the
-    demo page's) is free."""
-    for offset in offsets:
+    demo page's) is free, all of them under 32768 (below the kernel's ephemeral ports).
+    The offsets are tried from a random one on, so that two test runs on one machine
+    starting together do not both take the first free range."""
+    start = random.randrange(len(offsets))
+    for offset in (*offsets[start:], *offsets[:start]):
         shifted = [p + offset for p in ports]
         try:
             for port in shifted:
